@@ -1,0 +1,35 @@
+"""cyberark-ops: just-in-time CyberArk credentials for Apache Airflow 3.
+
+Top-level names import lazily so that ``import cyberark_ops`` (done by Airflow's provider discovery
+in every process) stays cheap and pulls in neither Airflow nor requests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY: dict[str, str] = {}
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["__version__", "get_provider_info"]
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Airflow's provider discovery reads this; a malformed dict breaks the whole ``airflow`` CLI."""
+    from .provider_info import provider_info
+
+    return provider_info()
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'cyberark_ops' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value

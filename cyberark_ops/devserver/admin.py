@@ -1,0 +1,160 @@
+"""The admin API under ``/_dev/``: knobs, rotation, clock, token revocation and the audit log.
+
+Every call needs ``Authorization: Bearer <admin token>`` (the token printed at start); the admin
+API is a test and demo tool, so it refuses to act on a guessable or missing token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .errors import SeedError
+from .http import Handler, Request, Response, Router, json_response
+from .knobs import Fault
+
+if TYPE_CHECKING:
+    from .app import DevApp
+
+
+def admin_denied(app: DevApp, request: Request) -> Response | None:
+    """None when the request carries the admin token, else the 401 to send."""
+    header = request.headers.get("Authorization") or ""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), app.admin_token.encode()):
+        request.audit.identity = "admin"
+        return None
+    return json_response(401, {"error": "admin token missing or wrong (Authorization: Bearer <admin_token>)"})
+
+
+def admin_route(
+    app: DevApp, router: Router, method: str, pattern: str, endpoint: str
+) -> Callable[[Handler], Handler]:
+    """Registers an admin-only handler; bad input in the body becomes a 400 naming the field."""
+
+    def register(handler: Handler) -> Handler:
+        def guarded(request: Request) -> Response:
+            denied = admin_denied(app, request)
+            if denied is not None:
+                return denied
+            try:
+                return handler(request)
+            except SeedError as exc:
+                return json_response(400, {"error": str(exc), "field": exc.where})
+            except (TypeError, ValueError):
+                return json_response(400, {"error": "a field has the wrong type"})
+            except KeyError as exc:
+                return json_response(404, {"error": f"no such object: {exc.args[0]}"})
+
+        router.add(method, pattern, endpoint)(guarded)
+        return handler
+
+    return register
+
+
+def _body(request: Request) -> dict[str, Any]:
+    if not request.body:
+        return {}
+    try:
+        data = json.loads(request.body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise SeedError("body", "not valid JSON") from None
+    if not isinstance(data, dict):
+        raise SeedError("body", "must be a JSON object")
+    return data
+
+
+def build_router(app: DevApp) -> Router:
+    router = Router()
+
+    def admin(method: str, pattern: str, endpoint: str) -> Callable[[Handler], Handler]:
+        return admin_route(app, router, method, pattern, endpoint)
+
+    @router.add("GET", r"/_dev/health", "dev.health")
+    def health(request: Request) -> Response:
+        return json_response(200, {"status": "ok"})
+
+    @admin("GET", r"/_dev/audit", "dev.audit")
+    def audit(request: Request) -> Response:
+        query = request.query()
+        since = int(query.pop("since", "0") or 0)
+        events = app.audit.events(since, **query)
+        return json_response(200, {"events": events, "last_seq": app.audit.last_seq})
+
+    @admin("DELETE", r"/_dev/audit", "dev.audit_clear")
+    def audit_clear(request: Request) -> Response:
+        app.audit.clear()
+        return json_response(200, {"cleared": True, "last_seq": app.audit.last_seq})
+
+    @admin("GET", r"/_dev/knobs", "dev.knobs")
+    def knobs(request: Request) -> Response:
+        return json_response(200, {**app.knobs.to_dict(), "rotations": app.rotations()})
+
+    @admin("PUT", r"/_dev/latency", "dev.latency")
+    def latency(request: Request) -> Response:
+        body = _body(request)
+        app.knobs.set_latency(str(body.get("endpoint", "*")), float(body.get("seconds", 0)))
+        return json_response(200, app.knobs.to_dict())
+
+    @admin("POST", r"/_dev/faults", "dev.fault_add")
+    def fault_add(request: Request) -> Response:
+        fault = app.knobs.add_fault(Fault.from_dict(_body(request), "fault"))
+        return json_response(201, {"id": fault.id})
+
+    @admin("DELETE", r"/_dev/faults", "dev.fault_clear")
+    def fault_clear(request: Request) -> Response:
+        app.knobs.clear_faults()
+        return json_response(200, app.knobs.to_dict())
+
+    @admin("PUT", r"/_dev/rate-limit", "dev.rate_limit")
+    def rate_limit(request: Request) -> Response:
+        body = _body(request)
+        per_second = body.get("per_second")
+        app.knobs.set_rate_limit(None if per_second is None else float(per_second), body.get("burst"))
+        return json_response(200, app.knobs.to_dict())
+
+    @admin("PUT", r"/_dev/token-ttl", "dev.token_ttl")
+    def token_ttl(request: Request) -> Response:
+        seconds = _body(request).get("seconds")
+        if seconds is None:
+            raise SeedError("seconds", "required")
+        app.set_token_ttl(float(seconds))
+        return json_response(200, {"token_ttl": float(seconds)})
+
+    @admin("POST", r"/_dev/tokens/revoke", "dev.revoke_tokens")
+    def revoke(request: Request) -> Response:
+        return json_response(200, {"revoked": app.revoke_tokens()})
+
+    @admin("POST", r"/_dev/clock", "dev.clock")
+    def clock(request: Request) -> Response:
+        seconds = float(_body(request).get("advance", 0))
+        if seconds < 0:
+            raise SeedError("advance", "the clock only moves forward")
+        app.clock.advance(seconds)
+        app.tick()
+        return json_response(200, {"now": app.clock.now(), "offset": app.clock.offset})
+
+    @admin("POST", r"/_dev/rotate", "dev.rotate")
+    def rotate(request: Request) -> Response:
+        body = _body(request)
+        target = body.get("target")
+        if not isinstance(target, str):
+            raise SeedError("target", "required, e.g. 'conjur:prod/db/password' or 'vault:<account id>'")
+        request.audit.object = target
+        if body.get("every") is not None:
+            rotation = app.schedule_rotation(body)
+            return json_response(201, {"scheduled": rotation.id, "next_at": rotation.next_at})
+        value = body.get("value")
+        if value is not None and not isinstance(value, str):
+            raise SeedError("value", "must be a string")
+        result = app.rotate(target, value, float(body.get("change_window", 0.0)))
+        return json_response(200, result)
+
+    @admin("DELETE", r"/_dev/rotations", "dev.rotations_clear")
+    def rotations_clear(request: Request) -> Response:
+        app.cancel_rotations()
+        return json_response(200, {"rotations": []})
+
+    return router

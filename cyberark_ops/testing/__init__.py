@@ -1,0 +1,1 @@
+"""Test helpers for DAGs that use cyberark-ops: a real Airflow stack in a throwaway home."""

@@ -1,0 +1,74 @@
+"""Shared fixtures: a running dev server over real HTTPS and a requests session trusting its CA."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from cyberark_ops.devserver import DevServer
+
+
+class DevClient:
+    """A requests session pinned to one dev server.
+
+    ``trust_env`` is off: with it on, ``REQUESTS_CA_BUNDLE`` silently replaces the session's CA.
+    """
+
+    def __init__(self, server: DevServer) -> None:
+        self.server = server
+        self.info = server.info()
+        self.url = self.info["url"]
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.verify = self.info["ca_cert"]
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 10)
+        return self.session.request(method, self.url + path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.info['admin_token']}", **kwargs.pop("headers", {})}
+        return self.request(method, "/_dev" + path, headers=headers, **kwargs)
+
+    def with_client_cert(self) -> DevClient:
+        self.session.cert = (self.info["client_cert"], self.info["client_key"])
+        return self
+
+    def close(self) -> None:
+        self.session.close()
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., DevServer]]:
+    started: list[DevServer] = []
+
+    def start(seed: Any = None, **kwargs: Any) -> DevServer:
+        server = DevServer(seed, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def dev_server(make_server: Callable[..., DevServer]) -> DevServer:
+    """The dev server with the built-in demo seed."""
+    return make_server()
+
+
+@pytest.fixture
+def client(dev_server: DevServer) -> Iterator[DevClient]:
+    dev = DevClient(dev_server)
+    yield dev
+    dev.close()

@@ -11,12 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {
+    "CyberArkHook": "cyberark_ops.hooks.cyberark",
+    "Credential": "cyberark_ops.client.credential",
+}
 
 if TYPE_CHECKING:
-    pass
+    from .client.credential import Credential
+    from .hooks.cyberark import CyberArkHook
 
-__all__ = ["__version__", "get_provider_info"]
+__all__ = ["Credential", "CyberArkHook", "__version__", "get_provider_info"]
 
 
 def get_provider_info() -> dict[str, Any]:

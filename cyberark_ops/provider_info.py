@@ -1,4 +1,9 @@
-"""The provider metadata Airflow validates against its ``provider_info.schema.json``."""
+"""The provider metadata Airflow validates against its ``provider_info.schema.json``.
+
+Connection form fields are declared here (Airflow 3.2+ reads ``conn-fields`` and
+``ui-field-behaviour`` without importing the hook); 3.1 gets the same behaviour from the hook's
+``get_ui_field_behaviour``. Every field that can hold a secret has ``"format": "password"``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,60 @@ from typing import Any
 from . import __version__
 
 PACKAGE_NAME = "cyberark-ops"
+
+
+def _field(label: str, description: str, *, kind: str = "string", secret: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": [kind, "null"]}
+    if secret:
+        schema["format"] = "password"
+    return {"label": label, "description": description, "schema": schema}
+
+
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "api": {
+        "label": "CyberArk API",
+        "description": "conjur, ccp, pvwa or privileged-cloud",
+        "schema": {"type": ["string", "null"], "enum": ["conjur", "ccp", "pvwa", "privileged-cloud", None]},
+    },
+    "account": _field("Conjur account", "Conjur account name (SaaS: conjur)"),
+    "auth_method": _field(
+        "Auth method", "Conjur: api_key | jwt. PVWA: cyberark | ldap | radius | windows. Privilege Cloud: client credentials"
+    ),
+    "api_key": _field("Conjur API key", "The host's or user's API key (or use the Password field)", secret=True),
+    "api_key_file": _field("API key file", "Path to a file holding the Conjur API key, read at each authentication"),
+    "password_file": _field("Password file", "Path to a file holding the PVWA password or OAuth client secret"),
+    "jwt_service_id": _field("authn-jwt service id", "Conjur authn-jwt service (e.g. kubernetes)"),
+    "jwt_token_path": _field("JWT file", "Path to the workload JWT, e.g. a Kubernetes service account token"),
+    "jwt_token": _field("JWT", "A JWT given inline (prefer a file path: tokens rotate)", secret=True),
+    "app_id": _field("CCP AppID", "The application id registered in the Vault"),
+    "service_path": _field("CCP service path", "AIMWebService unless your CCP is installed elsewhere"),
+    "fail_on_password_change": _field(
+        "Fail during password change", "CCP FailRequestOnPasswordChange", kind="boolean"
+    ),
+    "identity_url": _field("Identity URL", "Privilege Cloud: https://<tenant>.id.cyberark.cloud"),
+    "ca_bundle": _field("CA bundle", "PEM file of the CAs to trust (default: the system store)"),
+    "client_cert": _field("Client certificate", "PEM client certificate for mutual TLS (CCP)"),
+    "client_key": _field("Client key", "PEM private key of the client certificate"),
+    "connect_timeout": _field("Connect timeout (s)", "Default 5", kind="number"),
+    "read_timeout": _field("Read timeout (s)", "Default 30", kind="number"),
+    "max_retries": _field("Retries", "Retries on connection errors, 429 and 5xx (default 3)", kind="integer"),
+    "deadline": _field("Deadline (s)", "Upper bound for one fetch including retries (default 60)", kind="number"),
+    "rate_limit_per_second": _field(
+        "Rate-limit budget (req/s)", "Client-side budget per connection and worker process", kind="number"
+    ),
+}
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["schema", "port"],
+    "relabeling": {"host": "Base URL", "login": "Login / client id", "password": "API key / password / secret"},
+    "placeholders": {
+        "host": "https://conjur.example.com",
+        "login": "host/airflow/worker",
+        "api": "conjur",
+        "account": "myorg",
+        "app_id": "AirflowProd",
+    },
+}
 
 
 def provider_info() -> dict[str, Any]:
@@ -23,6 +82,16 @@ def provider_info() -> dict[str, Any]:
                 "integration-name": "CyberArk",
                 "external-doc-url": "https://docs.cyberark.com/",
                 "tags": ["security"],
+            }
+        ],
+        "hooks": [{"integration-name": "CyberArk", "python-modules": ["cyberark_ops.hooks.cyberark"]}],
+        "connection-types": [
+            {
+                "connection-type": "cyberark",
+                "hook-class-name": "cyberark_ops.hooks.cyberark.CyberArkHook",
+                "hook-name": "CyberArk",
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
         ],
     }

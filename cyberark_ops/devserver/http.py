@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, unquote
 log = logging.getLogger("cyberark_ops.devserver")
 
 MAX_BODY_BYTES = 1024 * 1024
+DRAIN_LIMIT_BYTES = 16 * 1024 * 1024
 
 
 class Headers:
@@ -205,6 +206,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if length < 0:
             raise _BodyError(400, "Invalid Content-Length")
         if length > MAX_BODY_BYTES:
+            if length <= DRAIN_LIMIT_BYTES:
+                # Read and drop it, so the client sees the 413 rather than a reset mid-upload.
+                remaining = length
+                while remaining > 0:
+                    remaining -= len(self.rfile.read(min(remaining, 65536))) or remaining
             raise _BodyError(413, "Request body too large")
         return self.rfile.read(length)
 
@@ -245,6 +251,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, PROPFIND, ...) is routed too and gets 404/405, never a 501 page.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
 
 
 class _BodyError(Exception):
@@ -297,7 +309,13 @@ class ServerThread:
 
     def __init__(self, server: DevHTTPServer) -> None:
         self.server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="cyberark-devserver", daemon=True)
+        # A short poll interval makes stop() quick; tests start and stop many servers.
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="cyberark-devserver",
+            daemon=True,
+        )
 
     def start(self) -> None:
         self._thread.start()

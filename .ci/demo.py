@@ -1,0 +1,117 @@
+"""Runs the demo: dev server, throwaway Airflow home on SQLite, scheduler + LocalExecutor, one DAG."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote, quote_plus
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / ".airflow-demo"
+DAG_ID = "cyberark_sqlite_demo"
+
+
+def step(message: str) -> None:
+    print(f"== {message}", flush=True)
+
+
+def main() -> int:
+    from cyberark_ops.devserver import DevServer
+    from cyberark_ops.devserver.seed import demo_seed
+    from cyberark_ops.testing.airflow_stack import AirflowStack
+
+    shutil.rmtree(DEMO / "home", ignore_errors=True)
+    DEMO.mkdir(exist_ok=True)
+    seed = demo_seed()
+    host = next(h for h in seed["conjur"]["hosts"] if h["id"] == "airflow/worker")
+    secret_values = [str(v["value"]) for v in seed["conjur"]["variables"] if v.get("id") == "prod/db/password"]
+    started = time.monotonic()
+    step("starting the CyberArk dev server (demo seed)")
+    with DevServer(state_dir=DEMO / "devserver") as server:
+        info = server.info()
+        print(f"   {info['url']}  (Conjur account {info['conjur_account']}, CA {info['ca_cert']})")
+        key_file = DEMO / "airflow-worker.api-key"
+        key_file.write_text(host["api_key"])
+        key_file.chmod(0o600)
+        connection = {
+            "conn_type": "cyberark",
+            "host": info["url"],
+            "login": "host/airflow/worker",
+            "extra": {
+                "api": "conjur",
+                "account": info["conjur_account"],
+                "ca_bundle": info["ca_cert"],
+                "api_key_file": str(key_file),
+            },
+        }
+        stack = AirflowStack(
+            DEMO / "home",
+            ROOT / "example_dags",
+            {"AIRFLOW_CONN_CYBERARK_DEFAULT": json.dumps(connection)},
+        )
+        step(f"preparing a throwaway Airflow home on SQLite ({stack.home})")
+        stack.migrate()
+        step("starting api-server, scheduler (LocalExecutor) and dag-processor")
+        stack.start()
+        try:
+            stack.wait_for_dag(DAG_ID)
+            step(f"triggering {DAG_ID}")
+            run_id = stack.trigger(DAG_ID)
+            state = stack.wait_for_run(DAG_ID, run_id)
+            states = stack.task_states(DAG_ID, run_id)
+        finally:
+            stack.stop()
+        step(f"run {run_id}: {state}")
+        for task_id, task_state in states.items():
+            print(f"   task {task_id}: {task_state}")
+        rows = _xcom(stack.home / "airflow.db", DAG_ID, run_id, "load_and_query")
+        print(f"   rows returned by the query: {rows}")
+        calls = [e for e in server.app.audit.events() if not e["action"].startswith("dev.")]
+        step(f"vault calls seen by the dev server: {len(calls)}")
+        for event in calls:
+            print(
+                f"   {event['action']:<20} {event['status']}  identity={event['identity']}  "
+                f"object={event['object']}  reason={event['reason']}"
+            )
+        leaks = _find(secret_values, [*stack.task_log_files(DAG_ID), stack.home / "airflow.db"])
+        logs = stack.task_log_files(DAG_ID)
+        masked = [line for path in logs for line in path.read_text().splitlines() if "***" in line]
+        step("where the credential did not end up")
+        print(f"   searched {len(logs)} task log file(s) and the metadata DB (XCom, rendered fields, ...)")
+        print(f"   for {len(secret_values)} vault values in raw, URL-quoted and JSON forms: {len(leaks)} hit(s)")
+        for line in masked[:2]:
+            print(f"   task log: ...{json.loads(line).get('event', line)[:100]}")
+        for leak in leaks:
+            print(f"   LEAK: {leak}")
+    step(f"done in {time.monotonic() - started:.0f} s; Airflow home kept in {stack.home}")
+    return 0 if state == "success" and not leaks else 1
+
+
+def _xcom(db: Path, dag_id: str, run_id: str, task_id: str) -> object:
+    with sqlite3.connect(db) as conn:
+        row = conn.execute(
+            "select value from xcom where dag_id=? and run_id=? and task_id=? and key='return_value'",
+            (dag_id, run_id, task_id),
+        ).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def _find(values: list[str], paths: list[Path]) -> list[str]:
+    hits = []
+    for path in paths:
+        data = path.read_bytes()
+        for value in values:
+            for form in {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}:
+                if len(form) >= 5 and form.encode() in data:
+                    hits.append(f"{path.name}: a vault value (form {form[:2]}...)")
+    return hits
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""From an Airflow connection (or backend kwargs) to a configured CyberArk client.
+
+Airflow-free on purpose: the hook feeds it a Connection's fields and the secrets backend will
+feed it ``backend_kwargs``, so both read the same keys with the same validation and errors.
+Secrets (API key, password, client secret) come from the connection's password field, from a
+file named in the extras, or from the few extras whose names Airflow treats as sensitive
+(``api_key``, ``jwt_token``): Airflow redacts those by key in the UI, the API and logs, while any
+other extra would be shown in clear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+from .client import (
+    CCPClient,
+    CCPConfig,
+    ConfigurationError,
+    ConjurApiKeyAuth,
+    ConjurClient,
+    ConjurConfig,
+    ConjurJWTAuth,
+    EventCallback,
+    PlatformTokenAuth,
+    PVWAClient,
+    PVWAConfig,
+    PVWALogonAuth,
+)
+
+API_KINDS = ("conjur", "ccp", "pvwa", "privileged-cloud")
+CONJUR_AUTH = ("api_key", "jwt")
+PVWA_AUTH = ("cyberark", "ldap", "radius", "windows")
+
+Client = Union[ConjurClient, CCPClient, PVWAClient]  # noqa: UP007 - runtime alias on 3.10
+
+# Extras that hold transport settings, with the type each must have.
+_TRANSPORT_FIELDS: dict[str, type] = {
+    "ca_bundle": str,
+    "client_cert": str,
+    "client_key": str,
+    "connect_timeout": float,
+    "read_timeout": float,
+    "max_retries": int,
+    "deadline": float,
+    "backoff_base": float,
+    "backoff_max": float,
+}
+# Extras that may hold a secret: names on Airflow's sensitive list, redacted by key.
+SENSITIVE_EXTRAS = ("api_key", "jwt_token")
+# Secret-looking extras that Airflow would show in clear; refused with a pointer to the right field.
+_MISPLACED_SECRETS = ("password", "client_secret", "jwt", "secret")
+
+
+def _fail(field: str, problem: str) -> ConfigurationError:
+    return ConfigurationError(f"CyberArk connection: {field}: {problem}", field=field)
+
+
+def _as_bool(value: Any, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in (
+        "true",
+        "1",
+        "yes",
+        "on",
+        "false",
+        "0",
+        "no",
+        "off",
+        "",
+    ):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    raise _fail(field, "must be true or false")
+
+
+def _convert(value: Any, kind: type, field: str) -> Any:
+    if value is None or value == "":
+        return None
+    try:
+        if kind is int:
+            return int(value)
+        if kind is float:
+            return float(value)
+    except (TypeError, ValueError):
+        raise _fail(field, f"must be a number, got {type(value).__name__}") from None
+    if not isinstance(value, str):
+        raise _fail(field, "must be a string")
+    return value
+
+
+def _read_secret_file(path: str, field: str) -> Callable[[], str]:
+    """A reader, called at each authentication, so a rotated file is picked up."""
+    file = Path(path).expanduser()
+
+    def read() -> str:
+        try:
+            return file.read_text("utf-8").strip()
+        except OSError as exc:
+            raise _fail(field, f"cannot read {str(file)!r} ({exc.strerror})") from None
+
+    return read
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What a ``cyberark`` connection says, validated; ``build_client`` turns it into a client."""
+
+    api: str
+    base_url: str
+    login: str | None
+    secret: str | None
+    extras: Mapping[str, Any]
+
+    def __repr__(self) -> str:
+        return f"ConnectionSettings(api={self.api!r}, base_url={self.base_url!r}, login={self.login!r})"
+
+    @classmethod
+    def from_fields(
+        cls,
+        *,
+        host: str | None,
+        port: int | None = None,
+        schema: str | None = None,
+        login: str | None,
+        password: str | None,
+        extras: Mapping[str, Any],
+    ) -> ConnectionSettings:
+        misplaced = [key for key in _MISPLACED_SECRETS if extras.get(key)]
+        if misplaced:
+            raise _fail(
+                misplaced[0],
+                "this secret does not belong in extras; put it in the password field or in a file "
+                "named by password_file",
+            )
+        api = str(extras.get("api") or extras.get("api_kind") or "conjur").strip().lower()
+        if api not in API_KINDS:
+            raise _fail("api", f"{api!r} is not one of {', '.join(API_KINDS)}")
+        if not host:
+            raise _fail("host", "the CyberArk base URL is required, e.g. https://conjur.example.com")
+        base_url = host.strip()
+        if "://" not in base_url:
+            base_url = f"https://{base_url}"
+            if port:
+                base_url += f":{port}"
+        if schema and schema.strip("/"):
+            base_url = base_url.rstrip("/") + "/" + schema.strip("/")
+        return cls(
+            api=api, base_url=base_url, login=login or None, secret=password or None, extras=dict(extras)
+        )
+
+    def _transport_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"base_url": self.base_url}
+        for field, kind in _TRANSPORT_FIELDS.items():
+            value = _convert(self.extras.get(field), kind, field)
+            if value is not None:
+                kwargs[field] = value
+        if "verify" in self.extras:
+            kwargs["verify"] = _as_bool(self.extras["verify"], "verify")
+        if "allow_insecure_http" in self.extras:
+            kwargs["allow_insecure_http"] = _as_bool(
+                self.extras["allow_insecure_http"], "allow_insecure_http"
+            )
+        return kwargs
+
+    def _secret(self, file_field: str, what: str, extra_field: str | None = None) -> str:
+        path = self.extras.get(file_field)
+        if path:
+            value = _read_secret_file(str(path), file_field)()
+        elif extra_field and self.extras.get(extra_field):
+            value = str(self.extras[extra_field])
+        elif self.secret:
+            value = self.secret
+        else:
+            raise _fail("password", f"the {what} is required: set the password field or {file_field}")
+        return value
+
+    def _require_login(self, what: str) -> str:
+        if not self.login:
+            raise _fail("login", f"{what} is required")
+        return self.login
+
+    def build_client(
+        self, on_event: EventCallback | None = None, register_secret: Callable[[str], None] | None = None
+    ) -> Client:
+        """The client for this connection; ``register_secret`` sees every credential used to reach
+        CyberArk itself (API key, password, client secret, inline JWT), e.g. to mask it."""
+        register = register_secret or (lambda _value: None)
+
+        def secret(file_field: str, what: str, extra_field: str | None = None) -> str:
+            value = self._secret(file_field, what, extra_field)
+            register(value)
+            return value
+
+        kwargs = self._transport_kwargs()
+        if self.api == "conjur":
+            method = str(self.extras.get("auth_method") or "api_key").lower()
+            if method not in CONJUR_AUTH:
+                raise _fail("auth_method", f"{method!r} is not one of {', '.join(CONJUR_AUTH)} for Conjur")
+            if method == "jwt":
+                service_id = self.extras.get("jwt_service_id")
+                token_path = self.extras.get("jwt_token_path")
+                inline_jwt = self.extras.get("jwt_token")
+                if not service_id:
+                    raise _fail("jwt_service_id", "JWT auth needs the authn-jwt service id")
+                if bool(token_path) == bool(inline_jwt):
+                    raise _fail("jwt_token_path", "JWT auth needs exactly one of jwt_token_path and jwt_token")
+                conjur_auth: ConjurApiKeyAuth | ConjurJWTAuth = (
+                    ConjurJWTAuth(str(service_id), token_file=str(token_path), login=self.login)
+                    if token_path
+                    else ConjurJWTAuth(str(service_id), token_provider=lambda: str(inline_jwt), login=self.login)
+                )
+                if inline_jwt:
+                    register(str(inline_jwt))
+            else:
+                login = self._require_login("the Conjur login (host/<id> or a user)")
+                conjur_auth = ConjurApiKeyAuth(login, secret("api_key_file", "API key", "api_key"))
+            cloud = self.extras.get("cloud")
+            config = ConjurConfig(
+                account=self.extras.get("account") or None,
+                auth=conjur_auth,
+                cloud=None if cloud in (None, "") else _as_bool(cloud, "cloud"),
+                **kwargs,
+            )
+            return ConjurClient(config, on_event=on_event)
+        if self.api == "ccp":
+            app_id = self.extras.get("app_id")
+            if not app_id:
+                raise _fail("app_id", "the CCP application id (AppID) is required")
+            ccp_kwargs: dict[str, Any] = {}
+            if self.extras.get("service_path"):
+                ccp_kwargs["service_path"] = str(self.extras["service_path"])
+            if "fail_on_password_change" in self.extras:
+                ccp_kwargs["fail_on_password_change"] = _as_bool(
+                    self.extras["fail_on_password_change"], "fail_on_password_change"
+                )
+            timeout = _convert(self.extras.get("connection_timeout"), int, "connection_timeout")
+            if timeout is not None:
+                ccp_kwargs["connection_timeout"] = timeout
+            return CCPClient(CCPConfig(app_id=str(app_id), **ccp_kwargs, **kwargs), on_event=on_event)
+        if self.api == "privileged-cloud":
+            identity_url = self.extras.get("identity_url")
+            if not identity_url:
+                raise _fail(
+                    "identity_url", "the Identity tenant URL (https://<tenant>.id.cyberark.cloud) is required"
+                )
+            pvwa_auth: PlatformTokenAuth | PVWALogonAuth = PlatformTokenAuth(
+                str(identity_url),
+                self._require_login("the OAuth client id"),
+                secret("password_file", "client secret"),
+            )
+        else:
+            method = str(self.extras.get("auth_method") or "cyberark").lower()
+            if method not in PVWA_AUTH:
+                raise _fail("auth_method", f"{method!r} is not one of {', '.join(PVWA_AUTH)} for PVWA")
+            pvwa_auth = PVWALogonAuth(
+                self._require_login("the PVWA user name"), secret("password_file", "password"), method
+            )
+        return PVWAClient(PVWAConfig(auth=pvwa_auth, **kwargs), on_event=on_event)

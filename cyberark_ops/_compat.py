@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-try:  # 3.1+
-    from airflow.sdk import BaseHook
-except ImportError:  # pragma: no cover - 3.0
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
-
+from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
-try:
-    from airflow.sdk.observability.stats import Stats
-except ImportError:  # pragma: no cover - older task SDKs
-    try:
-        from airflow.observability.stats import Stats  # type: ignore[no-redef]
-    except ImportError:
-        from airflow.stats import Stats  # type: ignore[no-redef]
+
+def _first_attribute(name: str, *modules: str) -> Any:
+    for module in modules:
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"none of {', '.join(modules)} provides {name}")
+
+
+# Moved in task-sdk 1.2; the old path warns on 3.3.
+Stats: Any = _first_attribute(
+    "Stats", "airflow.sdk.observability.stats", "airflow.observability.stats", "airflow.stats"
+)
 
 
 def current_context() -> Any | None:

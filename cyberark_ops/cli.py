@@ -76,13 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     tls = dev.add_mutually_exclusive_group()
     tls.add_argument("--tls", dest="tls", action="store_true", default=True, help="serve HTTPS (default)")
     tls.add_argument("--no-tls", dest="tls", action="store_false", help="serve plain HTTP")
-    dev.add_argument(
-        "--state-dir", type=Path, help=f"certificates and audit log (default {default_state_dir()})"
-    )
+    dev.add_argument("--state-dir", type=Path, help=f"certificates and audit log (default {default_state_dir()})")
     dev.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
-    dev.add_argument(
-        "--admin-token", help="fixed admin token (default: random; env CYBERARK_DEVSERVER_ADMIN_TOKEN)"
-    )
+    dev.add_argument("--admin-token", help="fixed admin token (default: random; env CYBERARK_DEVSERVER_ADMIN_TOKEN)")
     dev.set_defaults(handler=_devserver)
     return parser
 

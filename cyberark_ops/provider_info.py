@@ -29,7 +29,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "account": _field("Conjur account", "Conjur account name (SaaS: conjur)"),
     "auth_method": _field(
-        "Auth method", "Conjur: api_key | jwt. PVWA: cyberark | ldap | radius | windows. Privilege Cloud: client credentials"
+        "Auth method",
+        "Conjur: api_key | jwt. PVWA: cyberark | ldap | radius | windows. Privilege Cloud: client credentials",
     ),
     "api_key": _field("Conjur API key", "The host's or user's API key (or use the Password field)", secret=True),
     "api_key_file": _field("API key file", "Path to a file holding the Conjur API key, read at each authentication"),
@@ -39,9 +40,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "jwt_token": _field("JWT", "A JWT given inline (prefer a file path: tokens rotate)", secret=True),
     "app_id": _field("CCP AppID", "The application id registered in the Vault"),
     "service_path": _field("CCP service path", "AIMWebService unless your CCP is installed elsewhere"),
-    "fail_on_password_change": _field(
-        "Fail during password change", "CCP FailRequestOnPasswordChange", kind="boolean"
-    ),
+    "fail_on_password_change": _field("Fail during password change", "CCP FailRequestOnPasswordChange", kind="boolean"),
     "identity_url": _field("Identity URL", "Privilege Cloud: https://<tenant>.id.cyberark.cloud"),
     "ca_bundle": _field("CA bundle", "PEM file of the CAs to trust (default: the system store)"),
     "client_cert": _field("Client certificate", "PEM client certificate for mutual TLS (CCP)"),

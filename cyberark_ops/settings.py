@@ -147,9 +147,7 @@ class ConnectionSettings:
                 base_url += f":{port}"
         if schema and schema.strip("/"):
             base_url = base_url.rstrip("/") + "/" + schema.strip("/")
-        return cls(
-            api=api, base_url=base_url, login=login or None, secret=password or None, extras=dict(extras)
-        )
+        return cls(api=api, base_url=base_url, login=login or None, secret=password or None, extras=dict(extras))
 
     def _transport_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"base_url": self.base_url}
@@ -160,9 +158,7 @@ class ConnectionSettings:
         if "verify" in self.extras:
             kwargs["verify"] = _as_bool(self.extras["verify"], "verify")
         if "allow_insecure_http" in self.extras:
-            kwargs["allow_insecure_http"] = _as_bool(
-                self.extras["allow_insecure_http"], "allow_insecure_http"
-            )
+            kwargs["allow_insecure_http"] = _as_bool(self.extras["allow_insecure_http"], "allow_insecure_http")
         return kwargs
 
     def _secret(self, file_field: str, what: str, extra_field: str | None = None) -> str:
@@ -237,15 +233,16 @@ class ConnectionSettings:
                     self.extras["fail_on_password_change"], "fail_on_password_change"
                 )
             timeout = _convert(self.extras.get("connection_timeout"), int, "connection_timeout")
+            if timeout is None and "read_timeout" in kwargs:
+                # CCP must give up on the Vault before we give up on CCP.
+                timeout = max(1, int(kwargs["read_timeout"] * 2 / 3))
             if timeout is not None:
                 ccp_kwargs["connection_timeout"] = timeout
             return CCPClient(CCPConfig(app_id=str(app_id), **ccp_kwargs, **kwargs), on_event=on_event)
         if self.api == "privileged-cloud":
             identity_url = self.extras.get("identity_url")
             if not identity_url:
-                raise _fail(
-                    "identity_url", "the Identity tenant URL (https://<tenant>.id.cyberark.cloud) is required"
-                )
+                raise _fail("identity_url", "the Identity tenant URL (https://<tenant>.id.cyberark.cloud) is required")
             pvwa_auth: PlatformTokenAuth | PVWALogonAuth = PlatformTokenAuth(
                 str(identity_url),
                 self._require_login("the OAuth client id"),

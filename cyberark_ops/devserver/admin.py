@@ -29,9 +29,7 @@ def admin_denied(app: DevApp, request: Request) -> Response | None:
     return json_response(401, {"error": "admin token missing or wrong (Authorization: Bearer <admin_token>)"})
 
 
-def admin_route(
-    app: DevApp, router: Router, method: str, pattern: str, endpoint: str
-) -> Callable[[Handler], Handler]:
+def admin_route(app: DevApp, router: Router, method: str, pattern: str, endpoint: str) -> Callable[[Handler], Handler]:
     """Registers an admin-only handler; bad input in the body becomes a 400 naming the field."""
 
     def register(handler: Handler) -> Handler:

@@ -68,9 +68,7 @@ class DevApp:
 
         unknown = set(seed) - {"conjur", "vault", "devserver"}
         if unknown:
-            raise SeedError(
-                "<seed>", f"unknown top-level key(s) {sorted(unknown)}; use conjur, vault, devserver"
-            )
+            raise SeedError("<seed>", f"unknown top-level key(s) {sorted(unknown)}; use conjur, vault, devserver")
         self.state_dir = state_dir
         self.clock = clock or Clock()
         self.admin_token = admin_token or secrets.token_urlsafe(24)
@@ -78,9 +76,7 @@ class DevApp:
         devserver = seed.get("devserver") or {}
         if not isinstance(devserver, dict):
             raise SeedError("devserver", "must be a mapping")
-        self.knobs = Knobs.from_seed(
-            {k: v for k, v in devserver.items() if k not in {"rotations", "token_ttl"}}
-        )
+        self.knobs = Knobs.from_seed({k: v for k, v in devserver.items() if k not in {"rotations", "token_ttl"}})
         self.conjur = ConjurModel.from_seed(seed.get("conjur") or {}, "conjur", state_dir=state_dir)
         self.vault = VaultModel.from_seed(seed.get("vault") or {}, "vault")
         if devserver.get("token_ttl") is not None:
@@ -238,9 +234,7 @@ class DevApp:
         except Exception as exc:  # noqa: BLE001 - the server must answer, whatever a handler does
             # Never echo the exception message: it could quote request data. Type and frames suffice.
             frames = "".join(traceback.format_tb(exc.__traceback__))
-            log.error(
-                "dev server handler %s failed: %s\n%s", request.audit.action, type(exc).__name__, frames
-            )
+            log.error("dev server handler %s failed: %s\n%s", request.audit.action, type(exc).__name__, frames)
             return text_response(500, "Internal Server Error")
 
     def close(self) -> None:
@@ -251,13 +245,9 @@ def _fault_response(fault: Any) -> Response:
     if fault.kind == "drop":
         return Response(0, headers={"X-Dev-Drop-Connection": "1"})
     if fault.kind == "malformed":
-        return Response(
-            200, b'{"truncated": ', "application/json; charset=utf-8", {"X-Dev-Fault": "malformed"}
-        )
+        return Response(200, b'{"truncated": ', "application/json; charset=utf-8", {"X-Dev-Fault": "malformed"})
     if fault.kind == "content_type":
-        return Response(
-            200, b"<html><body>Maintenance</body></html>", "text/html", {"X-Dev-Fault": "content_type"}
-        )
+        return Response(200, b"<html><body>Maintenance</body></html>", "text/html", {"X-Dev-Fault": "content_type"})
     response = text_response(fault.status, "Injected fault")
     response.headers["X-Dev-Fault"] = "status"
     if fault.retry_after is not None:

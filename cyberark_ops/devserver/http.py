@@ -71,8 +71,7 @@ class Request:
         if plus_is_space:
             return parse_qsl(self.raw_query, keep_blank_values=True)
         return [
-            (unquote(k), unquote(v))
-            for k, _, v in (part.partition("=") for part in self.raw_query.split("&") if part)
+            (unquote(k), unquote(v)) for k, _, v in (part.partition("=") for part in self.raw_query.split("&") if part)
         ]
 
     def query(self) -> dict[str, str]:
@@ -271,9 +270,7 @@ class DevHTTPServer(ThreadingHTTPServer):
     request_queue_size = 512
     allow_reuse_address = True
 
-    def __init__(
-        self, address: tuple[str, int], dispatch: Dispatcher, ssl_context: ssl.SSLContext | None
-    ) -> None:
+    def __init__(self, address: tuple[str, int], dispatch: Dispatcher, ssl_context: ssl.SSLContext | None) -> None:
         self.dispatch = dispatch
         self.ssl_context = ssl_context
         super().__init__(address, _RequestHandler)

@@ -119,8 +119,7 @@ def ensure_tls_files(state_dir: Path, extra_hosts: tuple[str, ...] = ()) -> TLSF
         client_key=state_dir / "client-key.pem",
     )
     if all(
-        p.exists()
-        for p in (files.ca_cert, files.server_cert, files.server_key, files.client_cert, files.client_key)
+        p.exists() for p in (files.ca_cert, files.server_cert, files.server_key, files.client_cert, files.client_key)
     ):
         return files
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from ..client import (
 )
 from ..settings import API_KINDS, Client, ConnectionSettings
 
+# A stdlib logger: Airflow routes it into the task log (and masks it there), and tests can capture it.
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -133,9 +134,7 @@ class CyberArkHook(BaseHook):
             client = self._build_client()
             if isinstance(client, PVWAClient):
                 client.close()
-                raise ConfigurationError(
-                    "PVWA sessions are per fetch; use get_secret / get_credential", field="api"
-                )
+                raise ConfigurationError("PVWA sessions are per fetch; use get_secret / get_credential", field="api")
             self._client = client
         return self._client
 
@@ -177,8 +176,8 @@ class CyberArkHook(BaseHook):
             for ref in batchable:
                 values[str(ref)] = _register(fetched[ref.variable_id], str(ref))
         result: dict[str, str] = {}
-        for key, ref in wanted:
-            result[key] = values[str(ref)] if str(ref) in values else self.get_secret(ref)
+        for key, item in wanted:
+            result[key] = values[str(item)] if str(item) in values else self.get_secret(item)
         return result
 
     def get_credential(self, ref: str | CredentialRef) -> Credential:
@@ -186,18 +185,18 @@ class CyberArkHook(BaseHook):
         resolved = self.resolve_ref(ref)
         reason = self.audit_reason()
         if isinstance(resolved, ConjurRef):
-            client = self.get_conn()
-            assert isinstance(client, ConjurClient)
+            conjur, conjur_ref = self.get_conn(), resolved
+            assert isinstance(conjur, ConjurClient)
             value = self._observe(
                 "get_credential",
                 str(resolved),
-                lambda: client.get_secret(resolved.variable_id, resolved.version, reason=reason),
+                lambda: conjur.get_secret(conjur_ref.variable_id, conjur_ref.version, reason=reason),
             )
             credential = Credential(secret=value, source=str(resolved))
         elif isinstance(resolved, CCPRef):
-            client = self.get_conn()
-            assert isinstance(client, CCPClient)
-            credential = self._observe("get_credential", str(resolved), lambda: client.get(resolved, reason=reason))
+            ccp, ccp_ref = self.get_conn(), resolved
+            assert isinstance(ccp, CCPClient)
+            credential = self._observe("get_credential", str(resolved), lambda: ccp.get(ccp_ref, reason=reason))
         else:
             pvwa_ref = resolved
 
@@ -297,7 +296,7 @@ class CyberArkHook(BaseHook):
             Stats.incr("cyberark.fetch.errors", tags={"api": self.api, "kind": kind})
             if isinstance(exc, RateLimited):
                 Stats.incr("cyberark.rate_limited", tags={"api": self.api})
-            self.log.warning(
+            log.warning(
                 "CyberArk fetch api=%s action=%s object=%s outcome=%s duration_ms=%.1f",
                 self.api,
                 action,
@@ -308,7 +307,7 @@ class CyberArkHook(BaseHook):
             raise
         elapsed = time.perf_counter() - started
         Stats.timing("cyberark.fetch.duration", elapsed * 1000, tags={"api": self.api, "action": action})
-        self.log.info(
+        log.info(
             "CyberArk fetch api=%s action=%s object=%s outcome=success duration_ms=%.1f",
             self.api,
             action,

@@ -127,9 +127,7 @@ class AirflowStack:
     def _check_alive(self) -> None:
         for name, proc in self._procs.items():
             if proc.poll() is not None:
-                raise AirflowStackError(
-                    f"airflow {name} exited with {proc.returncode}; see {self.process_log(name)}"
-                )
+                raise AirflowStackError(f"airflow {name} exited with {proc.returncode}; see {self.process_log(name)}")
 
     def process_log(self, name: str) -> Path:
         return self.home / "process-logs" / f"{name}.log"

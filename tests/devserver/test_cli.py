@@ -18,9 +18,7 @@ CLI = [sys.executable, "-m", "cyberark_ops.cli"]
 
 
 def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*CLI, "devserver", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    return subprocess.Popen([*CLI, "devserver", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _first_line(process: subprocess.Popen[str], timeout: float = 30) -> dict[str, str]:

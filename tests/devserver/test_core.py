@@ -135,9 +135,7 @@ def test_audit_log_is_served_and_written_as_json_lines(client: DevClient) -> Non
     assert [e["action"] for e in since] == ["dev.audit"]
     lines = Path(client.info["audit_log"]).read_text().splitlines()
     parsed = [json.loads(line) for line in lines]
-    assert {"seq", "time", "api", "action", "identity", "object", "reason", "status", "outcome"} <= set(
-        parsed[0]
-    )
+    assert {"seq", "time", "api", "action", "identity", "object", "reason", "status", "outcome"} <= set(parsed[0])
     assert client.admin("DELETE", "/audit").status_code == 200
     # Clearing keeps the sequence going, so "since" cursors held by tests stay valid.
     assert [e["action"] for e in client.server.app.audit.events()] == ["dev.audit_clear"]
@@ -183,9 +181,7 @@ def test_two_hundred_concurrent_clients(dev_server: DevServer) -> None:
         try:
             barrier.wait(timeout=60)
             for _ in range(3):
-                status = session.get(
-                    info["url"] + STATUS_PATH, verify=info["ca_cert"], timeout=60
-                ).status_code
+                status = session.get(info["url"] + STATUS_PATH, verify=info["ca_cert"], timeout=60).status_code
                 with lock:
                     results.append(status)
         except BaseException as exc:
@@ -210,9 +206,7 @@ def test_tls_is_verified_with_the_dev_ca_and_client_certs_are_optional(client: D
     assert client.with_client_cert().get(STATUS_PATH).status_code == 200
 
 
-def test_certificates_are_reused_across_restarts(
-    tmp_path: Path, make_server: Callable[..., DevServer]
-) -> None:
+def test_certificates_are_reused_across_restarts(tmp_path: Path, make_server: Callable[..., DevServer]) -> None:
     first = make_server(state_dir=tmp_path)
     ca = Path(first.info()["ca_cert"]).read_bytes()
     first.stop()

@@ -1,0 +1,246 @@
+"""One frozen, validated settings object per API.
+
+A config is checked once, when it is built, and every problem is reported as a
+``ConfigurationError`` whose ``field`` names the setting; clients can then trust it. Transport
+settings are shared through inheritance (``ConjurConfig`` *is a* ``TransportConfig``), so a
+config reads flat: ``ConjurConfig(base_url=..., account=..., auth=..., ca_bundle=...)``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .auth import ConjurAuth, PVWAAuth
+
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+CONJUR_CLOUD_HOST = re.compile(r"(\.secretsmgr|-secretsmanager)\.cyberark\.cloud$", re.IGNORECASE)
+CCP_FORBIDDEN = re.compile(r"[+&%;]")
+
+
+def _fail(field_name: str, problem: str) -> ConfigurationError:
+    return ConfigurationError(f"{field_name}: {problem}", field=field_name)
+
+
+def _require_text(value: object, field_name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(field_name, "must be a non-empty string")
+    if CONTROL_CHARS.search(value):
+        raise _fail(field_name, "must not contain control characters")
+    return value
+
+
+def _positive(value: object, field_name: str, *, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(field_name, "must be a number")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise _fail(field_name, "must be positive" if not allow_zero else "must not be negative")
+
+
+def validate_base_url(url: object, field_name: str, *, allow_insecure_http: bool) -> str:
+    """The URL without a trailing slash; refuses credentials, queries and plain http."""
+    if not isinstance(url, str) or not url:
+        raise _fail(field_name, "must be a URL such as https://conjur.example.com")
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        # Do not quote the URL: it carries credentials.
+        raise _fail(field_name, "must not contain user:password@; configure credentials through auth")
+    if CONTROL_CHARS.search(url) or " " in url:
+        raise _fail(field_name, "must not contain spaces or control characters")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise _fail(field_name, f"{url!r} is not an https:// URL with a host name")
+    if parts.scheme == "http" and not allow_insecure_http:
+        raise _fail(
+            field_name,
+            f"{url!r} uses plain http://, which would send credentials unencrypted; use https:// "
+            "(allow_insecure_http=True exists for local development only)",
+        )
+    if parts.query or parts.fragment:
+        raise _fail(field_name, f"{url!r} must not carry a query string or fragment")
+    return url.rstrip("/")
+
+
+def _existing_path(value: str | None, field_name: str, *, directory_ok: bool = False) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value:
+        raise _fail(field_name, "must be a file path")
+    if os.path.isfile(value) or (directory_ok and os.path.isdir(value)):
+        return
+    raise _fail(field_name, f"{value!r} does not exist or is not a readable file")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransportConfig:
+    """How to reach one CyberArk endpoint: URL, TLS, timeouts and the retry budget.
+
+    ``deadline`` bounds a whole call including retries and re-authentication, so a task never
+    hangs longer than that on the vault whatever the server does.
+    """
+
+    base_url: str
+    ca_bundle: str | None = None
+    """PEM file (or OpenSSL hashed directory) of the CAs to trust; None means the system store."""
+    verify: bool = True
+    client_cert: str | None = None
+    client_key: str | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_retries: int = 3
+    backoff_base: float = 0.5
+    backoff_max: float = 8.0
+    deadline: float = 60.0
+    allow_insecure_http: bool = False
+    pool_maxsize: int = 16
+    """Keep-alive connections kept per host; size it to the threads sharing one client."""
+    use_env_proxy: bool = True
+    """Honour HTTPS_PROXY / NO_PROXY. CA settings from the environment are never used."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "base_url",
+            validate_base_url(self.base_url, "base_url", allow_insecure_http=self.allow_insecure_http),
+        )
+        _existing_path(self.ca_bundle, "ca_bundle", directory_ok=True)
+        if not isinstance(self.verify, bool):
+            raise _fail("verify", "must be True or False; put a CA file path in ca_bundle")
+        if self.ca_bundle is not None and not self.verify:
+            raise _fail("verify", "is False but ca_bundle is set; drop one of them")
+        if self.client_key is not None and self.client_cert is None:
+            raise _fail("client_key", "is set without client_cert")
+        _existing_path(self.client_cert, "client_cert")
+        _existing_path(self.client_key, "client_key")
+        _positive(self.connect_timeout, "connect_timeout")
+        _positive(self.read_timeout, "read_timeout")
+        _positive(self.deadline, "deadline")
+        _positive(self.backoff_base, "backoff_base", allow_zero=True)
+        _positive(self.backoff_max, "backoff_max", allow_zero=True)
+        if self.backoff_max < self.backoff_base:
+            raise _fail("backoff_max", "must not be smaller than backoff_base")
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise _fail("max_retries", "must be an integer >= 0")
+        if isinstance(self.pool_maxsize, bool) or not isinstance(self.pool_maxsize, int) or self.pool_maxsize < 1:
+            raise _fail("pool_maxsize", "must be an integer >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConjurConfig(TransportConfig):
+    """Conjur OSS, Secrets Manager Self-Hosted or SaaS.
+
+    ``cloud=None`` detects SaaS from the host name (``*.secretsmgr.cyberark.cloud``), which then
+    serves the API under ``/api`` and always uses the account ``conjur``.
+    """
+
+    auth: ConjurAuth
+    account: str | None = None
+    cloud: bool | None = None
+    api_prefix: str = field(init=False, default="")
+    """``/api`` for SaaS unless base_url already ends with it; derived, not set by callers."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from .auth import ConjurAuth
+
+        if not isinstance(self.auth, ConjurAuth):
+            raise _fail("auth", "must be ConjurApiKeyAuth or ConjurJWTAuth")
+        parts = urlsplit(self.base_url)
+        cloud = self.cloud
+        if cloud is None:
+            cloud = bool(CONJUR_CLOUD_HOST.search(parts.hostname or ""))
+        object.__setattr__(self, "cloud", cloud)
+        account = self.account
+        if account is None:
+            if not cloud:
+                raise _fail("account", "is required for self-hosted Conjur (the account chosen at setup)")
+            account = "conjur"
+        _require_text(account, "account")
+        if "/" in account or ":" in account or " " in account:
+            raise _fail("account", f"{account!r} must not contain '/', ':' or spaces")
+        object.__setattr__(self, "account", account)
+        prefix = "/api" if cloud and not parts.path.rstrip("/").endswith("/api") else ""
+        object.__setattr__(self, "api_prefix", prefix)
+
+    @property
+    def conjur_account(self) -> str:
+        """The account after defaulting (never None once validated)."""
+        assert self.account is not None
+        return self.account
+
+
+@dataclass(frozen=True, kw_only=True)
+class CCPConfig(TransportConfig):
+    """Central Credential Provider (AIMWebService REST).
+
+    The caller is authenticated by the AppID's rules (client certificate, allowed machines, OS
+    user), so no secret lives in this config; ``client_cert``/``client_key`` carry the
+    certificate when the AppID requires one.
+    """
+
+    app_id: str
+    service_path: str = "AIMWebService"
+    connection_timeout: int | None = 20
+    """Seconds CCP may wait for the Vault (``ConnectionTimeout``); keep it below read_timeout."""
+    fail_on_password_change: bool = False
+    password_change_retries: int = 3
+    password_change_wait: float = 5.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_text(self.app_id, "app_id")
+        if CCP_FORBIDDEN.search(self.app_id) or " " in self.app_id:
+            raise _fail("app_id", "must not contain spaces or '+', '&', '%', ';' (CCP cannot carry them)")
+        _require_text(self.service_path, "service_path")
+        service_path = self.service_path.strip("/")
+        if not re.fullmatch(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*", service_path) or ".." in service_path:
+            raise _fail("service_path", f"{self.service_path!r} must be a plain path such as AIMWebService")
+        object.__setattr__(self, "service_path", service_path)
+        if self.connection_timeout is not None:
+            _positive(self.connection_timeout, "connection_timeout")
+            if self.connection_timeout >= self.read_timeout:
+                raise _fail(
+                    "connection_timeout",
+                    f"({self.connection_timeout}s) must be below read_timeout ({self.read_timeout}s), "
+                    "or the client gives up before CCP answers",
+                )
+        if not isinstance(self.fail_on_password_change, bool):
+            raise _fail("fail_on_password_change", "must be True or False")
+        if (
+            isinstance(self.password_change_retries, bool)
+            or not isinstance(self.password_change_retries, int)
+            or self.password_change_retries < 0
+        ):
+            raise _fail("password_change_retries", "must be an integer >= 0")
+        _positive(self.password_change_wait, "password_change_wait", allow_zero=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PVWAConfig(TransportConfig):
+    """PAM Self-Hosted PVWA or Privilege Cloud (``https://<sub>.privilegecloud.cyberark.cloud``)."""
+
+    auth: PVWAAuth
+    base_path: str = "/PasswordVault"
+    page_size: int = 100
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from .auth import PVWAAuth
+
+        if not isinstance(self.auth, PVWAAuth):
+            raise _fail("auth", "must be PVWALogonAuth or PlatformTokenAuth")
+        _require_text(self.base_path, "base_path")
+        base_path = "/" + self.base_path.strip("/")
+        if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", base_path) or ".." in base_path:
+            raise _fail("base_path", f"{self.base_path!r} must be a plain path such as /PasswordVault")
+        object.__setattr__(self, "base_path", base_path)
+        if isinstance(self.page_size, bool) or not isinstance(self.page_size, int) or not 1 <= self.page_size <= 1000:
+            raise _fail("page_size", "must be an integer between 1 and 1000")
+
+
+__all__ = ["CCPConfig", "ConjurConfig", "PVWAConfig", "TransportConfig"]

@@ -1,0 +1,239 @@
+"""Conjur / Secrets Manager (Self-Hosted, OSS, SaaS) client.
+
+Reads are designed around the call count: a warm ``get_secret`` is one keep-alive GET, and
+``get_secrets`` fetches any number of variables with one batch GET per ~6 KB of URL (plus one GET
+per id containing ``,``, which the batch endpoint cannot carry).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+from .auth import AuthContext, Authenticator, TokenCache
+from .config import ConjurConfig
+from .errors import ConfigurationError, InvalidResponse
+from .refs import validate_conjur_id
+from .transport import Call, EventCallback, Transport
+
+MAX_BATCH_URL = 6000
+"""Conservative URL length for one batch; proxies and servers commonly cap request lines at 8 KB."""
+LIST_PAGE_SIZE = 1000
+
+
+def request_id_for(reason: str | None) -> str | None:
+    """Conjur has no reason parameter; ``X-Request-Id`` (``[A-Za-z0-9-]{1,255}``) is audited instead."""
+    if not reason:
+        return None
+    cleaned = re.sub(r"[^A-Za-z0-9-]+", "-", reason).strip("-")[:255].strip("-")
+    return cleaned or None
+
+
+class ConjurClient:
+    """Reads Conjur variables with one identity. Thread-safe; share one per process and config."""
+
+    def __init__(
+        self,
+        config: ConjurConfig,
+        *,
+        on_event: EventCallback | None = None,
+        token_cache: TokenCache | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.account = config.conjur_account
+        self._prefix = config.api_prefix
+        self._transport = Transport(config, api="conjur", on_event=on_event, sleep=sleep)
+        self._auth = Authenticator(
+            config.auth, AuthContext(self._transport, prefix=self._prefix, account=self.account), token_cache
+        )
+
+    @property
+    def login(self) -> str:
+        return self.config.auth.login
+
+    def authenticate(self, *, force: bool = False) -> str | None:
+        """Makes sure a token is at hand (``force``: obtain a new one); returns the token's subject."""
+        token = self._auth.authenticate() if force else self._auth.token()
+        return token.subject
+
+    def whoami(self) -> dict[str, Any]:
+        call = Call("GET", f"{self._prefix}/whoami", action="whoami", target=f"as {self.login!r}")
+        response = self._transport.request(call, self._auth)
+        data = self._transport.json(response, call)
+        if not isinstance(data, dict):
+            raise self._transport.invalid_response(call, "a whoami answer that is not an object", response.status_code)
+        return data
+
+    # -- single variables -------------------------------------------------------------------------
+
+    def get_secret_bytes(self, variable_id: str, version: int | None = None, reason: str | None = None) -> bytes:
+        validate_conjur_id(variable_id)
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+            raise ConfigurationError("version: Conjur versions are integers starting at 1", field="version")
+        label = f"variable {variable_id!r}" + (f" version {version}" if version is not None else "")
+        call = Call(
+            "GET",
+            f"{self._prefix}/secrets/{quote(self.account, safe='')}/variable/{quote(variable_id, safe='')}",
+            action="retrieve",
+            target=label,
+            query=f"version={version}" if version is not None else "",
+            headers=self._reason_headers(reason),
+            hints=self._hints(f"variable {variable_id!r}"),
+        )
+        return self._transport.request(call, self._auth).content
+
+    def get_secret(self, variable_id: str, version: int | None = None, reason: str | None = None) -> str:
+        value = self.get_secret_bytes(variable_id, version, reason)
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self._binary_value(variable_id) from None
+
+    # -- batches ----------------------------------------------------------------------------------
+
+    def get_secrets_bytes(self, variable_ids: Iterable[str], reason: str | None = None) -> dict[str, bytes]:
+        ids = list(dict.fromkeys(variable_ids))
+        for variable_id in ids:
+            validate_conjur_id(variable_id, "variable_ids")
+        values: dict[str, bytes] = {}
+        for batch in self._batches([i for i in ids if "," not in i]):
+            values.update(self._fetch_batch(batch, reason))
+        for variable_id in (i for i in ids if "," in i):
+            values[variable_id] = self.get_secret_bytes(variable_id, reason=reason)
+        return {variable_id: values[variable_id] for variable_id in ids}
+
+    def get_secrets(self, variable_ids: Iterable[str], reason: str | None = None) -> dict[str, str]:
+        decoded: dict[str, str] = {}
+        for variable_id, value in self.get_secrets_bytes(variable_ids, reason).items():
+            try:
+                decoded[variable_id] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise self._binary_value(variable_id) from None
+        return decoded
+
+    def _full_id(self, variable_id: str) -> str:
+        return f"{self.account}:variable:{variable_id}"
+
+    def _batches(self, ids: list[str]) -> Iterator[list[str]]:
+        budget = MAX_BATCH_URL - len(self.config.base_url) - len(self._prefix) - len("/secrets?variable_ids=")
+        batch: list[str] = []
+        used = 0
+        for variable_id in ids:
+            size = len(quote(self._full_id(variable_id), safe="")) + 1
+            if batch and used + size > budget:
+                yield batch
+                batch, used = [], 0
+            batch.append(variable_id)
+            used += size
+        if batch:
+            yield batch
+
+    def _fetch_batch(self, ids: list[str], reason: str | None) -> dict[str, bytes]:
+        shown = ", ".join(repr(i) for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        call = Call(
+            "GET",
+            f"{self._prefix}/secrets",
+            action="batch_retrieve",
+            target=f"variables {shown}",
+            query="variable_ids=" + ",".join(quote(self._full_id(i), safe="") for i in ids),
+            # Exactly "base64": the batch endpoint compares the whole header value, and requests
+            # would otherwise send "gzip, deflate".
+            headers={"Accept-Encoding": "base64", **self._reason_headers(reason)},
+            hints={
+                403: f"{self.login!r} lacks execute on at least one of these variables (Conjur "
+                f"checks privileges "
+                "before existence in a batch); fetch them singly to find which.",
+                404: f"At least one variable does not exist, has no value or is not visible to {self.login!r}.",
+            },
+        )
+        response = self._transport.request(call, self._auth)
+        data = self._transport.json(response, call)
+        if not isinstance(data, dict):
+            raise self._transport.invalid_response(call, "a batch answer that is not an object", response.status_code)
+        encoded = "base64" in response.headers.get("Content-Encoding", "").lower()
+        values: dict[str, bytes] = {}
+        for variable_id in ids:
+            value = data.get(self._full_id(variable_id))
+            if not isinstance(value, str):
+                raise self._transport.invalid_response(
+                    call, f"a batch answer without a value for {variable_id!r}", response.status_code
+                )
+            if encoded:
+                try:
+                    values[variable_id] = base64.decodebytes(value.encode("ascii"))
+                except (binascii.Error, UnicodeEncodeError):
+                    raise self._transport.invalid_response(
+                        call, f"a value for {variable_id!r} that is not base64", response.status_code
+                    ) from None
+            else:
+                values[variable_id] = value.encode("utf-8")
+        return values
+
+    # -- listing ----------------------------------------------------------------------------------
+
+    def list_variables(self, search: str | None = None) -> list[dict[str, Any]]:
+        """Variables visible to this identity (resource objects: id, permissions, annotations...)."""
+        resources: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            query = f"limit={LIST_PAGE_SIZE}&offset={offset}"
+            if search:
+                query = f"search={quote(search, safe='')}&{query}"
+            call = Call(
+                "GET",
+                f"{self._prefix}/resources/{quote(self.account, safe='')}/variable",
+                action="list_resources",
+                target="variables" + (f" matching {search!r}" if search else ""),
+                query=query,
+            )
+            response = self._transport.request(call, self._auth)
+            page = self._transport.json(response, call)
+            if not isinstance(page, list):
+                raise self._transport.invalid_response(call, "a listing that is not an array", response.status_code)
+            resources.extend(item for item in page if isinstance(item, dict))
+            if len(page) < LIST_PAGE_SIZE:
+                return resources
+            offset += LIST_PAGE_SIZE
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _reason_headers(self, reason: str | None) -> dict[str, str]:
+        request_id = request_id_for(reason)
+        return {"X-Request-Id": request_id} if request_id else {}
+
+    def _hints(self, what: str) -> dict[int, str]:
+        return {
+            403: f"{self.login!r} can see {what} but lacks execute on it: permit execute to this identity.",
+            404: f"{what} does not exist, has no value (at this version), or is not visible to "
+            f"{self.login!r}; "
+            "check the id and permit read + execute.",
+        }
+
+    def _binary_value(self, variable_id: str) -> InvalidResponse:
+        return InvalidResponse(
+            f"Conjur variable {variable_id!r} holds binary data that is not UTF-8 text; "
+            "use get_secret_bytes / get_secrets_bytes for it",
+            api="conjur",
+            action="retrieve",
+        )
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> ConjurClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ConjurClient(base_url={self.config.base_url!r}, account={self.account!r}, login={self.login!r})"
+
+
+__all__ = ["ConjurClient", "request_id_for"]

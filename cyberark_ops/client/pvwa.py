@@ -1,0 +1,241 @@
+"""PVWA (PAM Self-Hosted) and Privilege Cloud client.
+
+A PVWA logon creates a session object on the Vault, so the client is a context manager that logs
+off on exit — also when the body raised, and without letting a logoff failure hide the original
+error. Privilege Cloud's Identity token (``PlatformTokenAuth``) has no session to end; it is cached
+process-wide like a Conjur token.
+
+CyberArk documents Password/Retrieve as meant for people, not automation (it can trigger dual
+control, exclusive check-out and one-time-password rotation); prefer CCP or Conjur where they
+exist.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+from .auth import AuthContext, Authenticator, TokenCache
+from .config import PVWAConfig
+from .credential import Credential
+from .errors import AmbiguousQuery, CyberArkError, NotFound
+from .refs import PVWARef
+from .transport import Call, EventCallback, Transport
+
+log = logging.getLogger("cyberark_ops.client")
+
+MAX_PAGES = 100
+_RESERVED_PROPERTIES = {"Port", "Database"}
+
+
+def _port(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+class PVWAClient:
+    """Searches accounts and retrieves passwords through the PVWA REST API (Gen 2)."""
+
+    def __init__(
+        self,
+        config: PVWAConfig,
+        *,
+        on_event: EventCallback | None = None,
+        token_cache: TokenCache | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self._base = config.base_path
+        self._transport = Transport(config, api="pvwa", on_event=on_event, sleep=sleep)
+        self._auth = Authenticator(config.auth, AuthContext(self._transport, prefix=self._base), token_cache)
+
+    @property
+    def login(self) -> str:
+        return self.config.auth.login
+
+    # -- session ---------------------------------------------------------------------------------
+
+    def logon(self) -> None:
+        """Opens the session now (calls also log on lazily); checks the credentials."""
+        self._auth.token()
+
+    def logoff(self) -> None:
+        """Ends the PVWA session if one is open. Raises on failure; ``__exit__`` only logs."""
+        self._auth.logoff()
+
+    def __enter__(self) -> PVWAClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            self._auth.logoff()
+        except CyberArkError as error:
+            # Never mask the body's exception (or a success) with a logoff problem.
+            log.warning(
+                "PVWA logoff for %r failed (%s); the session expires on its own",
+                self.login,
+                type(error).__name__,
+            )
+        finally:
+            self._transport.close()
+
+    # -- accounts --------------------------------------------------------------------------------
+
+    def search(self, query: str | None = None, safe: str | None = None) -> list[dict[str, Any]]:
+        """Accounts matching the keywords in ``query`` (and in ``safe`` when given), all pages."""
+        accounts: list[dict[str, Any]] = []
+        offset = 0
+        for _ in range(MAX_PAGES):
+            params = []
+            if query:
+                params.append(f"search={quote(query, safe='')}")
+            if safe:
+                params.append(f"filter={quote(f'safeName eq {safe}', safe='')}")
+            params.append(f"limit={self.config.page_size}&offset={offset}")
+            what = " and ".join(
+                part for part in (f"matching {query!r}" if query else "", f"in safe {safe!r}" if safe else "") if part
+            )
+            call = Call(
+                "GET",
+                f"{self._base}/API/Accounts",
+                action="search_accounts",
+                target=f"accounts {what}".rstrip(),
+                query="&".join(params),
+                hints={403: f"{self.login!r} lacks 'List accounts' on the safe."},
+            )
+            response = self._transport.request(call, self._auth)
+            data = self._transport.json(response, call)
+            page = data.get("value") if isinstance(data, dict) else None
+            if not isinstance(page, list):
+                raise self._transport.invalid_response(call, "a search answer without 'value'", response.status_code)
+            accounts.extend(item for item in page if isinstance(item, dict))
+            if not data.get("nextLink") or len(page) < self.config.page_size:
+                break
+            offset += len(page)
+        return accounts
+
+    def find_account(self, safe: str, name: str) -> dict[str, Any]:
+        """The account with exactly this name in this safe (search is keyword-based and fuzzy)."""
+        PVWARef(safe=safe, name=name)  # validates
+        candidates = self.search(name, safe=safe)
+        in_safe = [a for a in candidates if str(a.get("safeName", safe)).casefold() == safe.casefold()]
+        # Exact first; the Vault treats names case-insensitively, so fall back to that.
+        matches = [a for a in in_safe if a.get("name") == name] or [
+            a for a in in_safe if str(a.get("name", "")).casefold() == name.casefold()
+        ]
+        if not matches:
+            raise NotFound(
+                f"PVWA find_account: no account named {name!r} in safe {safe!r} ({len(candidates)} search "
+                f"candidate(s)); check the name and that {self.login!r} has 'List accounts' on the safe",
+                api="pvwa",
+                action="find_account",
+                path=f"{self._base}/API/Accounts",
+            )
+        if len(matches) > 1:
+            ids = ", ".join(str(a.get("id")) for a in matches)
+            raise AmbiguousQuery(
+                f"PVWA find_account: {len(matches)} accounts named {name!r} in safe {safe!r} (ids {ids}); "
+                "refer to one by id (pvwa:id=<id>)",
+                field="name",
+                api="pvwa",
+                action="find_account",
+                path=f"{self._base}/API/Accounts",
+            )
+        return matches[0]
+
+    def get_account(self, account_id: str) -> dict[str, Any]:
+        PVWARef(account_id=account_id)  # validates
+        call = Call(
+            "GET",
+            f"{self._base}/API/Accounts/{quote(account_id, safe='')}",
+            action="get_account",
+            target=f"account {account_id!r}",
+            hints={404: f"No account with id {account_id!r}, or {self.login!r} cannot list it."},
+        )
+        response = self._transport.request(call, self._auth)
+        data = self._transport.json(response, call)
+        if not isinstance(data, dict):
+            raise self._transport.invalid_response(call, "an account that is not an object", response.status_code)
+        return data
+
+    def retrieve_password(self, account_id: str, reason: str | None = None) -> str:
+        PVWARef(account_id=account_id)  # validates
+        body: dict[str, Any] = {"reason": reason} if reason else {}
+        call = Call(
+            "POST",
+            f"{self._base}/API/Accounts/{quote(account_id, safe='')}/Password/Retrieve",
+            action="retrieve_password",
+            target=f"account {account_id!r}",
+            headers={"Content-Type": "application/json"},
+            body=json.dumps(body).encode(),
+            hints={
+                403: f"{self.login!r} lacks 'Retrieve accounts' (and 'Use accounts') on the account's safe.",
+                404: f"No account with id {account_id!r}, or {self.login!r} cannot see it.",
+                400: "PVWA rejected the retrieval; the safe's policy may require a reason or a ticket.",
+            },
+        )
+        response = self._transport.request(call, self._auth)
+        value = self._transport.json(response, call)  # a JSON string literal, with escapes
+        if not isinstance(value, str):
+            raise self._transport.invalid_response(call, "a password answer that is not a string", response.status_code)
+        return value
+
+    def get_credential(self, safe: str, name: str, reason: str | None = None) -> Credential:
+        account = self.find_account(safe, name)
+        return self._credential(account, reason, f"pvwa:{safe}/{name}")
+
+    def get_credential_by_id(self, account_id: str, reason: str | None = None) -> Credential:
+        return self._credential(self.get_account(account_id), reason, f"pvwa:id={account_id}")
+
+    def get(self, ref: PVWARef, *, reason: str | None = None) -> Credential:
+        if ref.account_id is not None:
+            credential = self.get_credential_by_id(ref.account_id, reason)
+        else:
+            assert ref.safe is not None and ref.name is not None
+            credential = self.get_credential(ref.safe, ref.name, reason)
+        return credential
+
+    def _credential(self, account: dict[str, Any], reason: str | None, source: str) -> Credential:
+        account_id = account.get("id")
+        if not isinstance(account_id, str) or not account_id:
+            raise NotFound(
+                f"PVWA {source}: the account record has no id",
+                api="pvwa",
+                action="get_credential",
+                path=self._base,
+            )
+        secret = self.retrieve_password(account_id, reason)
+        properties = account.get("platformAccountProperties")
+        properties = properties if isinstance(properties, dict) else {}
+        extra = {k: v for k, v in properties.items() if k not in _RESERVED_PROPERTIES}
+        for key in ("id", "name", "safeName", "platformId", "secretType"):
+            if account.get(key) is not None:
+                extra[key] = account[key]
+        return Credential(
+            secret=secret,
+            username=account.get("userName") or None,
+            address=account.get("address") or None,
+            port=_port(properties.get("Port")),
+            database=properties.get("Database") or None,
+            extra=extra,
+            source=source,
+        )
+
+    def __repr__(self) -> str:
+        return f"PVWAClient(base_url={self.config.base_url!r}, login={self.login!r})"
+
+
+__all__ = ["PVWAClient"]

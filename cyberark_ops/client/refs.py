@@ -1,0 +1,233 @@
+"""Typed references to credentials, and the parser for their string form.
+
+References are written by DAG authors (``conjur:prod/db/password``,
+``ccp:Safe=DB-Prod;Object=pg-prod``, ``pvwa:DB-Prod/pg-prod``), so they are validated here,
+before anything reaches a URL: no control characters, no empty or dot segments, nothing CCP
+cannot carry. A reference names a credential but is not one, so errors may quote it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TypeAlias, Union
+
+from .config import CONTROL_CHARS
+from .errors import ConfigurationError
+
+CCP_KEYS = ("Safe", "Folder", "Object", "UserName", "Address", "Database", "PolicyID", "Query", "QueryFormat")
+_CCP_KEY_LOOKUP = {key.lower(): key for key in CCP_KEYS}
+_CCP_FORBIDDEN = re.compile(r"[+&%;]")
+_VERSION_SUFFIX = re.compile(r"\?version=([0-9]+)$")
+
+
+def validate_conjur_id(variable_id: object, field: str = "variable_id") -> str:
+    """Refuses ids that could reach another path once encoded and decoded by a server."""
+    if not isinstance(variable_id, str) or not variable_id:
+        raise ConfigurationError(f"{field}: a Conjur variable id must be a non-empty string", field=field)
+    if CONTROL_CHARS.search(variable_id):
+        raise ConfigurationError(f"{field}: Conjur id {variable_id!r} contains control characters", field=field)
+    for segment in variable_id.split("/"):
+        if segment == "":
+            raise ConfigurationError(
+                f"{field}: Conjur id {variable_id!r} has an empty path segment (leading, trailing or double '/')",
+                field=field,
+            )
+        if segment in (".", ".."):
+            raise ConfigurationError(
+                f"{field}: Conjur id {variable_id!r} has a {segment!r} segment, which could address another path",
+                field=field,
+            )
+    return variable_id
+
+
+def validate_ccp_value(name: str, value: object, *, query: bool = False) -> str:
+    """A CCP query value: CCP cannot carry ``+ & % ;`` (``;`` is allowed inside ``Query``)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{name}: must be a non-empty string", field=name)
+    if CONTROL_CHARS.search(value):
+        raise ConfigurationError(f"{name}: {value!r} contains control characters", field=name)
+    forbidden = _CCP_FORBIDDEN.findall(value.replace(";", "") if query else value)
+    if forbidden:
+        raise ConfigurationError(
+            f"{name}: {value!r} contains {forbidden[0]!r}, which CCP cannot carry in a query value "
+            "(rename the object, or match it with Query / QueryFormat=Regexp)",
+            field=name,
+        )
+    if any(part in ("..", ".") for part in re.split(r"[\\/]", value)):
+        raise ConfigurationError(f"{name}: {value!r} contains a '..' path segment", field=name)
+    return value
+
+
+def _ref_error(reference: str, problem: str) -> ConfigurationError:
+    return ConfigurationError(f"reference {reference!r}: {problem}", field="reference")
+
+
+@dataclass(frozen=True)
+class ConjurRef:
+    variable_id: str
+    version: int | None = None
+
+    def __post_init__(self) -> None:
+        validate_conjur_id(self.variable_id)
+        if self.version is not None and (isinstance(self.version, bool) or self.version < 1):
+            raise ConfigurationError("version: Conjur versions start at 1", field="version")
+
+    def __str__(self) -> str:
+        suffix = f"?version={self.version}" if self.version is not None else ""
+        return f"conjur:{self.variable_id}{suffix}"
+
+
+@dataclass(frozen=True)
+class CCPRef:
+    """CCP search parameters, keyed by their canonical names (``Safe``, ``Object`` ...)."""
+
+    params: tuple[tuple[str, str], ...]
+
+    def __post_init__(self) -> None:
+        if not self.params:
+            raise ConfigurationError("reference: a CCP reference needs at least one of " + ", ".join(CCP_KEYS))
+        for key, value in self.params:
+            if key not in CCP_KEYS:
+                raise ConfigurationError(f"{key}: not a CCP parameter (use {', '.join(CCP_KEYS)})", field=key)
+            validate_ccp_value(key, value, query=key == "Query")
+
+    @classmethod
+    def of(cls, **params: str | None) -> CCPRef:
+        items = []
+        for name, value in params.items():
+            if value is None:
+                continue
+            key = _CCP_KEY_LOOKUP.get(name.replace("_", "").lower())
+            if key is None:
+                raise ConfigurationError(f"{name}: not a CCP parameter", field=name)
+            items.append((key, value))
+        return cls(tuple(items))
+
+    def get(self, key: str) -> str | None:
+        return dict(self.params).get(key)
+
+    def __str__(self) -> str:
+        return "ccp:" + ";".join(f"{key}={value}" for key, value in self.params)
+
+
+@dataclass(frozen=True)
+class PVWARef:
+    """An account by safe and name, or by its id (``25_3``)."""
+
+    safe: str | None = None
+    name: str | None = None
+    account_id: str | None = None
+    scheme: str = "pvwa"
+
+    def __post_init__(self) -> None:
+        if self.account_id is not None:
+            if self.safe is not None or self.name is not None:
+                raise ConfigurationError("reference: give either an account id or safe and name", field="reference")
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", self.account_id):
+                raise ConfigurationError(
+                    f"account_id: {self.account_id!r} is not a PVWA account id such as 25_3",
+                    field="account_id",
+                )
+            return
+        for field_name, value in (("safe", self.safe), ("name", self.name)):
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigurationError(f"{field_name}: required (or give an account id)", field=field_name)
+            if CONTROL_CHARS.search(value):
+                raise ConfigurationError(f"{field_name}: {value!r} contains control characters", field=field_name)
+
+    def __str__(self) -> str:
+        if self.account_id is not None:
+            return f"{self.scheme}:id={self.account_id}"
+        return f"{self.scheme}:{self.safe}/{self.name}"
+
+
+CredentialRef: TypeAlias = Union[ConjurRef, CCPRef, PVWARef]  # noqa: UP007 - a runtime alias on 3.10
+
+_PVWA_SCHEMES = ("pvwa", "privileged-cloud", "privilege-cloud")
+
+
+def parse_ref(reference: str) -> CredentialRef:
+    """Parses ``conjur:``, ``ccp:``, ``pvwa:`` and ``privileged-cloud:`` references."""
+    if not isinstance(reference, str):
+        raise ConfigurationError("reference: must be a string such as conjur:prod/db/password", field="reference")
+    if CONTROL_CHARS.search(reference):
+        raise _ref_error(reference, "contains control characters")
+    scheme, sep, rest = reference.partition(":")
+    scheme = scheme.strip().lower()
+    if not sep or not rest:
+        raise _ref_error(reference, "must start with conjur:, ccp:, pvwa: or privileged-cloud: followed by a target")
+    if scheme == "conjur":
+        return _parse_conjur(reference, rest)
+    if scheme == "ccp":
+        return _parse_ccp(reference, rest)
+    if scheme in _PVWA_SCHEMES:
+        return _parse_pvwa(reference, rest, "pvwa" if scheme == "pvwa" else "privileged-cloud")
+    raise _ref_error(reference, f"unknown scheme {scheme!r}; use conjur, ccp, pvwa or privileged-cloud")
+
+
+def _parse_conjur(reference: str, rest: str) -> ConjurRef:
+    version: int | None = None
+    match = _VERSION_SUFFIX.search(rest)
+    if match:
+        version = int(match.group(1))
+        rest = rest[: match.start()]
+    elif "?" in rest and re.search(r"\?[A-Za-z_]+=", rest):
+        raise _ref_error(reference, "the only option a Conjur reference takes is ?version=<n>")
+    try:
+        return ConjurRef(rest, version)
+    except ConfigurationError as exc:
+        raise _ref_error(reference, exc.message.split(": ", 1)[-1]) from None
+
+
+def _parse_ccp(reference: str, rest: str) -> CCPRef:
+    params: list[tuple[str, str]] = []
+    remaining = rest
+    while remaining:
+        item, _, after = remaining.partition(";")
+        name, eq, value = item.partition("=")
+        key = _CCP_KEY_LOOKUP.get(name.strip().lower())
+        if not eq or key is None:
+            raise _ref_error(reference, f"{item!r} is not Key=Value with a key among {', '.join(CCP_KEYS)}")
+        if key == "Query":
+            # Query carries its own ';'-separated conditions, so it takes the rest of the reference.
+            if after:
+                value = f"{value};{after}".rstrip(";")
+            after = ""
+        if any(existing == key for existing, _ in params):
+            raise _ref_error(reference, f"{key} is given twice")
+        if not value:
+            raise _ref_error(reference, f"{key} has an empty value")
+        params.append((key, value))
+        remaining = after
+    try:
+        return CCPRef(tuple(params))
+    except ConfigurationError as exc:
+        raise _ref_error(reference, exc.message) from None
+
+
+def _parse_pvwa(reference: str, rest: str, scheme: str) -> PVWARef:
+    if rest.lower().startswith("id="):
+        try:
+            return PVWARef(account_id=rest[3:], scheme=scheme)
+        except ConfigurationError as exc:
+            raise _ref_error(reference, exc.message) from None
+    safe, slash, name = rest.partition("/")
+    if not slash or not safe or not name:
+        raise _ref_error(reference, "must look like pvwa:<safe>/<account name> or pvwa:id=<account id>")
+    try:
+        return PVWARef(safe=safe, name=name, scheme=scheme)
+    except ConfigurationError as exc:
+        raise _ref_error(reference, exc.message) from None
+
+
+__all__ = [
+    "CCP_KEYS",
+    "CCPRef",
+    "ConjurRef",
+    "CredentialRef",
+    "PVWARef",
+    "parse_ref",
+    "validate_ccp_value",
+    "validate_conjur_id",
+]

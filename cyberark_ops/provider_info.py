@@ -45,6 +45,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "ca_bundle": _field("CA bundle", "PEM file of the CAs to trust (default: the system store)"),
     "client_cert": _field("Client certificate", "PEM client certificate for mutual TLS (CCP)"),
     "client_key": _field("Client key", "PEM private key of the client certificate"),
+    "client_key_password": _field("Client key passphrase", "Passphrase of an encrypted client key", secret=True),
     "connect_timeout": _field("Connect timeout (s)", "Default 5", kind="number"),
     "read_timeout": _field("Read timeout (s)", "Default 30", kind="number"),
     "max_retries": _field("Retries", "Retries on connection errors, 429 and 5xx (default 3)", kind="integer"),

@@ -49,7 +49,7 @@ _TRANSPORT_FIELDS: dict[str, type] = {
     "backoff_max": float,
 }
 # Extras that may hold a secret: names on Airflow's sensitive list, redacted by key.
-SENSITIVE_EXTRAS = ("api_key", "jwt_token")
+SENSITIVE_EXTRAS = ("api_key", "jwt_token", "client_key_password")
 # Secret-looking extras that Airflow would show in clear; refused with a pointer to the right field.
 _MISPLACED_SECRETS = ("password", "client_secret", "jwt", "secret")
 
@@ -155,6 +155,8 @@ class ConnectionSettings:
             value = _convert(self.extras.get(field), kind, field)
             if value is not None:
                 kwargs[field] = value
+        if self.extras.get("client_key_password"):
+            kwargs["client_key_password"] = str(self.extras["client_key_password"])
         if "verify" in self.extras:
             kwargs["verify"] = _as_bool(self.extras["verify"], "verify")
         if "allow_insecure_http" in self.extras:
@@ -184,6 +186,9 @@ class ConnectionSettings:
         """The client for this connection; ``register_secret`` sees every credential used to reach
         CyberArk itself (API key, password, client secret, inline JWT), e.g. to mask it."""
         register = register_secret or (lambda _value: None)
+        for name in SENSITIVE_EXTRAS:
+            if self.extras.get(name):
+                register(str(self.extras[name]))
 
         def secret(file_field: str, what: str, extra_field: str | None = None) -> str:
             value = self._secret(file_field, what, extra_field)

@@ -90,6 +90,8 @@ class TransportConfig:
     verify: bool = True
     client_cert: str | None = None
     client_key: str | None = None
+    client_key_password: str | None = field(default=None, repr=False)
+    """Passphrase of an encrypted client key; never shown in ``repr``."""
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_retries: int = 3
@@ -117,6 +119,8 @@ class TransportConfig:
             raise _fail("client_key", "is set without client_cert")
         _existing_path(self.client_cert, "client_cert")
         _existing_path(self.client_key, "client_key")
+        if self.client_key_password is not None and self.client_cert is None:
+            raise _fail("client_key_password", "is set without client_cert")
         _positive(self.connect_timeout, "connect_timeout")
         _positive(self.read_timeout, "read_timeout")
         _positive(self.deadline, "deadline")

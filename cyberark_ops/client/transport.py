@@ -190,9 +190,9 @@ class AuthFlow(Protocol):
     def auth_flow(self, call: Call) -> Generator[Call, requests.Response, None]: ...
 
 
-def _no_key_password() -> str:
-    # Without a callback OpenSSL would prompt on the terminal for an encrypted key.
-    return ""
+def _key_password(password: str | None) -> Callable[[], str]:
+    # Always a callback: without one OpenSSL would prompt on the terminal for an encrypted key.
+    return lambda: password or ""
 
 
 def _mtime(path: str | None) -> float:
@@ -208,6 +208,7 @@ def _ssl_context(
     ca_bundle: str | None,
     client_cert: str | None,
     client_key: str | None,
+    client_key_password: str | None,
     _versions: tuple[float, float, float],
 ) -> ssl.SSLContext:
     """Built once per settings and file versions: loading the system store alone costs ~18 ms."""
@@ -229,11 +230,11 @@ def _ssl_context(
             ) from None
     if client_cert is not None:
         try:
-            context.load_cert_chain(client_cert, client_key, password=_no_key_password)
+            context.load_cert_chain(client_cert, client_key, password=_key_password(client_key_password))
         except (OSError, ssl.SSLError):
             raise ConfigurationError(
                 f"client_cert: could not load the client certificate {client_cert!r} with key "
-                f"{client_key or client_cert!r} (PEM, matching pair, key not encrypted)",
+                f"{client_key or client_cert!r} (PEM, matching pair, key passphrase in client_key_password)",
                 field="client_cert",
             ) from None
     context.set_alpn_protocols(["http/1.1"])
@@ -242,7 +243,9 @@ def _ssl_context(
 
 def build_ssl_context(config: TransportConfig) -> ssl.SSLContext:
     versions = (_mtime(config.ca_bundle), _mtime(config.client_cert), _mtime(config.client_key))
-    return _ssl_context(config.verify, config.ca_bundle, config.client_cert, config.client_key, versions)
+    return _ssl_context(
+        config.verify, config.ca_bundle, config.client_cert, config.client_key, config.client_key_password, versions
+    )
 
 
 class _ContextAdapter(HTTPAdapter):

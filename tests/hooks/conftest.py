@@ -44,16 +44,14 @@ class Connections:
         return self.add(conn_id, api="conjur", account=self.info["conjur_account"], **params, **extra)
 
     def ccp(self, conn_id: str = "cyberark_ccp", **extra: Any) -> str:
-        return self.add(
-            conn_id,
-            login=None,
-            password=None,
-            api="ccp",
-            app_id="AirflowProd",
-            client_cert=self.info["client_cert"],
-            client_key=self.info["client_key"],
+        settings: dict[str, Any] = {
+            "api": "ccp",
+            "app_id": "AirflowProd",
+            "client_cert": self.info["client_cert"],
+            "client_key": self.info["client_key"],
             **extra,
-        )
+        }
+        return self.add(conn_id, login=None, password=None, **settings)
 
     def pvwa(self, conn_id: str = "cyberark_pvwa", **extra: Any) -> str:
         return self.add(conn_id, login=PVWA_USER, password=PVWA_PASSWORD, api="pvwa", **extra)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from airflow.sdk.log import redact
+from cryptography.hazmat.primitives import serialization
 
 from cyberark_ops import Credential, CyberArkHook
 from cyberark_ops.client import AuthenticationFailed, ConfigurationError, Forbidden, NotFound
@@ -144,3 +146,24 @@ def test_connection_secrets_are_masked_when_used(conns: Connections) -> None:
         hook.get_secret("prod/db/password")
     assert key not in str(raised.value)
     assert redact(f"key={key}") == "key=***"
+
+
+def test_ccp_with_an_encrypted_client_key(conns: Connections, tmp_path: Path) -> None:
+    passphrase = "key-passphrase-canary-55d1"
+    key = serialization.load_pem_private_key(Path(conns.info["client_key"]).read_bytes(), password=None)
+    encrypted = tmp_path / "client-key-encrypted.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase.encode()),
+        )
+    )
+    good = CyberArkHook(conns.ccp("ccp_enc", client_key=str(encrypted), client_key_password=passphrase))
+    assert good.get_secret("Safe=DB-Prod;Object=pg-prod") == "Pg-Pr0d-Dev!"
+    assert redact(passphrase) == "***"
+    bad = CyberArkHook(conns.ccp("ccp_bad", client_key=str(encrypted), client_key_password="wrong-passphrase"))
+    with pytest.raises(ConfigurationError, match="client_cert") as raised:
+        bad.get_secret("Safe=DB-Prod;Object=pg-prod")
+    assert "wrong-passphrase" not in str(raised.value)
+    assert passphrase not in repr(bad.settings)

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .config import CONTROL_CHARS, CCPConfig
-from .credential import Credential
+from .credential import Credential, parse_port
 from .errors import ConfigurationError, PasswordChangeInProgress
 from .refs import CCPRef
 from .transport import Call, EventCallback, Transport
@@ -25,14 +25,6 @@ _RESERVED_PROPERTIES = {"Content", "UserName", "Address", "Port", "Database"}
 
 def _truthy(value: object) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
-
-
-def _port(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 class CCPClient:
@@ -156,7 +148,7 @@ class CCPClient:
             secret=data["Content"],
             username=_str_or_none(data.get("UserName")),
             address=_str_or_none(data.get("Address")),
-            port=_port(data.get("Port")),
+            port=parse_port(data.get("Port")),
             database=_str_or_none(data.get("Database")),
             extra=extra,
             source=str(ref),

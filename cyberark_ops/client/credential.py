@@ -22,6 +22,15 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 
+def parse_port(value: object) -> int | None:
+    """Vault properties are strings (``"Port": "5432"``); a non-numeric port is dropped, not guessed."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
 def _refuse(what: str) -> NoReturn:
     raise TypeError(
         f"Credential objects cannot be {what}: the secret must stay in the process that fetched it. "

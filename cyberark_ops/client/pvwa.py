@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from .auth import AuthContext, Authenticator, TokenCache
 from .config import PVWAConfig
-from .credential import Credential
+from .credential import Credential, parse_port
 from .errors import AmbiguousQuery, CyberArkError, NotFound
 from .refs import PVWARef
 from .transport import Call, EventCallback, Transport
@@ -31,14 +31,6 @@ log = logging.getLogger("cyberark_ops.client")
 
 MAX_PAGES = 100
 _RESERVED_PROPERTIES = {"Port", "Database"}
-
-
-def _port(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 class PVWAClient:
@@ -228,7 +220,7 @@ class PVWAClient:
             secret=secret,
             username=account.get("userName") or None,
             address=account.get("address") or None,
-            port=_port(properties.get("Port")),
+            port=parse_port(properties.get("Port")),
             database=properties.get("Database") or None,
             extra=extra,
             source=source,

@@ -333,8 +333,11 @@ def build_router(app: DevApp) -> Router:
 
     # -- secrets -------------------------------------------------------------------------------
 
-    @route("GET", rf"/secrets/{_ACCT}/(?P<kind>{_SEGMENT})/(?P<identifier>.+)", "retrieve")
-    def retrieve(request: Request) -> Response:
+    def variable_target(
+        request: Request,
+    ) -> tuple[str | None, str | None, str, frozenset[str] | None] | Response:
+        """Caller check and the variable a ``/secrets/{account}/{kind}/{id}`` request names: account,
+        decoded identifier, the id as shown in messages, and the caller's privileges on it."""
         role = session(request)
         if isinstance(role, Response):
             return role
@@ -343,8 +346,16 @@ def build_router(app: DevApp) -> Router:
             return empty_response(404)
         shown = identifier if identifier is not None else request.params["identifier"]
         request.audit.object = _printable(shown, 1000)
-        full_id = f"{account or request.params['account']}:variable:{shown}"
         privileges = model.privileges(role, identifier) if identifier and account == model.account else None
+        return account, identifier, shown, privileges
+
+    @route("GET", rf"/secrets/{_ACCT}/(?P<kind>{_SEGMENT})/(?P<identifier>.+)", "retrieve")
+    def retrieve(request: Request) -> Response:
+        target = variable_target(request)
+        if isinstance(target, Response):
+            return target
+        account, identifier, shown, privileges = target
+        full_id = f"{account or request.params['account']}:variable:{shown}"
         if not privileges:
             return _secret_not_found(full_id)
         if "execute" not in privileges:
@@ -364,15 +375,10 @@ def build_router(app: DevApp) -> Router:
 
     @route("POST", rf"/secrets/{_ACCT}/(?P<kind>{_SEGMENT})/(?P<identifier>.+)", "store")
     def store(request: Request) -> Response:
-        role = session(request)
-        if isinstance(role, Response):
-            return role
-        account, kind, identifier = (_segment(request, n) for n in ("account", "kind", "identifier"))
-        if kind != "variable":
-            return empty_response(404)
-        shown = identifier if identifier is not None else request.params["identifier"]
-        request.audit.object = _printable(shown, 1000)
-        privileges = model.privileges(role, identifier) if identifier and account == model.account else None
+        target = variable_target(request)
+        if isinstance(target, Response):
+            return target
+        account, identifier, shown, privileges = target
         if not privileges:
             return _record_not_found(account or request.params["account"], "variable", shown)
         if "update" not in privileges:

@@ -10,6 +10,8 @@ import requests
 
 from cyberark_ops.devserver import DevServer
 
+pytest_plugins = ["cyberark_ops.devserver.pytest_plugin"]
+
 
 class DevClient:
     """A requests session pinned to one dev server.

@@ -1,0 +1,50 @@
+"""pytest fixtures for the dev server, as moto offers ``mock_aws``.
+
+Enable with ``pytest_plugins = ["cyberark_ops.devserver.pytest_plugin"]`` in a ``conftest.py``.
+Set a different seed for a module or package by overriding the ``cyberark_devserver_seed``
+fixture (a mapping, a path, or None for the built-in demo seed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .server import DevServer
+
+
+@pytest.fixture
+def cyberark_devserver_seed() -> dict[str, Any] | str | Path | None:
+    """The seed for ``cyberark_devserver``; None is the built-in demo seed."""
+    return None
+
+
+@pytest.fixture
+def cyberark_devserver(cyberark_devserver_seed: dict[str, Any] | str | Path | None) -> Iterator[DevServer]:
+    """A fresh dev server per test, over HTTPS on a free loopback port, stopped afterwards."""
+    with DevServer(cyberark_devserver_seed) as server:
+        yield server
+
+
+@pytest.fixture
+def cyberark_connection_env(cyberark_devserver: DevServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``AIRFLOW_CONN_CYBERARK_DEFAULT`` pointing at the dev server's Conjur API as the demo seed's
+    host ``host/airflow/worker``; returns the connection id."""
+    import json
+
+    from .seed import demo_seed
+
+    info = cyberark_devserver.info()
+    host = next(h for h in demo_seed()["conjur"]["hosts"] if h["id"] == "airflow/worker")
+    conn = {
+        "conn_type": "cyberark",
+        "host": info["url"],
+        "login": "host/airflow/worker",
+        "password": host["api_key"],
+        "extra": {"api": "conjur", "account": info["conjur_account"], "ca_bundle": info["ca_cert"]},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_CYBERARK_DEFAULT", json.dumps(conn))
+    return "cyberark_default"

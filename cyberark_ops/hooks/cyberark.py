@@ -26,7 +26,6 @@ from ..client import (
     CyberArkError,
     PVWAClient,
     PVWARef,
-    RateLimited,
     parse_ref,
 )
 from ..settings import API_KINDS, Client, ConnectionSettings
@@ -293,9 +292,9 @@ class CyberArkHook(BaseHook):
         except CyberArkError as exc:
             elapsed = time.perf_counter() - started
             kind = type(exc).__name__
+            # A RateLimited failure is not counted in cyberark.rate_limited again: the transport
+            # already counted every 429 it received, the last one included.
             Stats.incr("cyberark.fetch.errors", tags={"api": self.api, "kind": kind})
-            if isinstance(exc, RateLimited):
-                Stats.incr("cyberark.rate_limited", tags={"api": self.api})
             log.warning(
                 "CyberArk fetch api=%s action=%s object=%s outcome=%s duration_ms=%.1f",
                 self.api,

@@ -219,3 +219,27 @@ def test_auth_type_is_validated() -> None:
         PVWALogonAuth("u", "p", auth_type="Kerberos")
     assert raised.value.field == "auth_type"
     assert PVWALogonAuth("u", "p", auth_type="radius").auth_type == "RADIUS"
+
+
+@pytest.mark.parametrize("auth_type", ["RADIUS", "Windows"])
+def test_radius_and_windows_logons(make_vault: Any, auth_type: str) -> None:
+    seed = demo_seed()
+    seed["vault"]["pvwa_users"].append(
+        {
+            "username": f"{auth_type.lower()}_user",
+            "password": f"{auth_type}-Dev-Pass1",
+            "auth_type": auth_type,
+            "permissions": {"DB-Prod": ["list", "retrieve"]},
+        }
+    )
+    vault = make_vault(seed)
+    auth = PVWALogonAuth(f"{auth_type.lower()}_user", f"{auth_type}-Dev-Pass1", auth_type.lower())
+    with pvwa(vault, auth=auth) as client:
+        assert client.get_credential("DB-Prod", "pg-prod", reason="radius/windows check").secret == "Pg-Pr0d-Dev!"
+    (logon,) = vault.events(action="pvwa.logon")
+    assert logon["identity"] == f"{auth_type.lower()}_user"
+    assert logon["status"] == 200
+    # The same user through another auth type is refused, as the Vault does.
+    wrong = PVWALogonAuth(f"{auth_type.lower()}_user", f"{auth_type}-Dev-Pass1", "CyberArk")
+    with pytest.raises(AuthenticationFailed), pvwa(vault, auth=wrong) as client:
+        client.logon()

@@ -266,10 +266,40 @@ class CyberArkHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Read by Airflow 3.1; 3.2+ reads the same from ``conn-fields`` in the provider info."""
+        """Airflow 3.1's form of ``ui-field-behaviour`` (3.2+ reads the provider info instead)."""
         from ..provider_info import UI_FIELD_BEHAVIOUR
 
-        return UI_FIELD_BEHAVIOUR
+        return {
+            "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
+            "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
+            "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Airflow 3.1's form of ``conn-fields``, built from the same declarations.
+
+        3.2+ reads ``conn-fields`` and never calls this. Needs only ``wtforms`` (3.1's UI stands in
+        for it when absent); secret fields become password fields.
+        """
+        from wtforms import BooleanField, IntegerField, PasswordField, StringField
+
+        from ..provider_info import CONN_FIELDS
+
+        widgets: dict[str, Any] = {}
+        for name, spec in CONN_FIELDS.items():
+            schema = spec["schema"]
+            kinds = schema["type"]
+            if schema.get("format") == "password":
+                field_class: Any = PasswordField
+            elif "boolean" in kinds:
+                field_class = BooleanField
+            elif "integer" in kinds:
+                field_class = IntegerField
+            else:
+                field_class = StringField
+            widgets[name] = field_class(spec["label"], description=spec.get("description", ""))
+        return widgets
 
     # -- observability -----------------------------------------------------------------------------
 

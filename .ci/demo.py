@@ -24,31 +24,18 @@ def main() -> int:
     from cyberark_ops.devserver import DevServer
     from cyberark_ops.devserver.seed import demo_seed
     from cyberark_ops.testing.airflow_stack import AirflowStack
+    from cyberark_ops.testing.connections import demo_conjur_connection
 
     shutil.rmtree(DEMO / "home", ignore_errors=True)
     DEMO.mkdir(exist_ok=True)
     seed = demo_seed()
-    host = next(h for h in seed["conjur"]["hosts"] if h["id"] == "airflow/worker")
     secret_values = [str(v["value"]) for v in seed["conjur"]["variables"] if v.get("id") == "prod/db/password"]
     started = time.monotonic()
     step("starting the CyberArk dev server (demo seed)")
     with DevServer(state_dir=DEMO / "devserver") as server:
         info = server.info()
         print(f"   {info['url']}  (Conjur account {info['conjur_account']}, CA {info['ca_cert']})")
-        key_file = DEMO / "airflow-worker.api-key"
-        key_file.write_text(host["api_key"])
-        key_file.chmod(0o600)
-        connection = {
-            "conn_type": "cyberark",
-            "host": info["url"],
-            "login": "host/airflow/worker",
-            "extra": {
-                "api": "conjur",
-                "account": info["conjur_account"],
-                "ca_bundle": info["ca_cert"],
-                "api_key_file": str(key_file),
-            },
-        }
+        connection = demo_conjur_connection(info, seed, key_dir=DEMO)
         stack = AirflowStack(
             DEMO / "home",
             ROOT / "example_dags",

@@ -35,16 +35,9 @@ def cyberark_connection_env(cyberark_devserver: DevServer, monkeypatch: pytest.M
     host ``host/airflow/worker``; returns the connection id."""
     import json
 
+    from ..testing.connections import demo_conjur_connection
     from .seed import demo_seed
 
-    info = cyberark_devserver.info()
-    host = next(h for h in demo_seed()["conjur"]["hosts"] if h["id"] == "airflow/worker")
-    conn = {
-        "conn_type": "cyberark",
-        "host": info["url"],
-        "login": "host/airflow/worker",
-        "password": host["api_key"],
-        "extra": {"api": "conjur", "account": info["conjur_account"], "ca_bundle": info["ca_cert"]},
-    }
+    conn = demo_conjur_connection(cyberark_devserver.info(), demo_seed())
     monkeypatch.setenv("AIRFLOW_CONN_CYBERARK_DEFAULT", json.dumps(conn))
     return "cyberark_default"

@@ -31,6 +31,7 @@ import pytest
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.seed import demo_seed
 from cyberark_ops.testing.airflow_stack import AirflowStack
+from cyberark_ops.testing.connections import demo_conjur_connection
 from tests.airflow import vault_calls
 
 pytestmark = pytest.mark.airflow
@@ -120,20 +121,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     try:
         with DevServer(seed, state_dir=base / "devserver") as server:
             info = server.info()
-            key_file = base / "airflow-worker.api-key"
-            key_file.write_text(host["api_key"])
-            key_file.chmod(0o600)
-            conn = {
-                "conn_type": "cyberark",
-                "host": info["url"],
-                "login": "host/airflow/worker",
-                "extra": {
-                    "api": "conjur",
-                    "account": info["conjur_account"],
-                    "ca_bundle": info["ca_cert"],
-                    "api_key_file": str(key_file),
-                },
-            }
+            conn = demo_conjur_connection(info, seed, key_dir=base)
             stack = AirflowStack(
                 base / "home",
                 dags,

@@ -65,7 +65,9 @@ def main() -> int:
                 f"   {event['action']:<20} {event['status']}  identity={event['identity']}  "
                 f"object={event['object']}  reason={event['reason']}"
             )
-        leaks = _find(secret_values, [*stack.task_log_files(DAG_ID), stack.home / "airflow.db"])
+        # SQLite may still hold recent rows in its write-ahead log: search airflow.db-wal too.
+        db_files = sorted(stack.home.glob("airflow.db*"))
+        leaks = _find(secret_values, [*stack.task_log_files(DAG_ID), *db_files])
         logs = stack.task_log_files(DAG_ID)
         masked = [line for path in logs for line in path.read_text().splitlines() if "***" in line]
         step("where the credential did not end up")

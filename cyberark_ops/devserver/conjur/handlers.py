@@ -23,6 +23,7 @@ from .models import (
     ConjurModel,
     JwtRejected,
     Role,
+    TokenClaims,
     TokenRejected,
     iso_time,
     lenient_b64decode,
@@ -168,15 +169,20 @@ def build_router(app: DevApp) -> Router:
 
         return register
 
-    def session(request: Request) -> Role | Response:
-        """The caller of a token-protected route, or the rack-level error to send."""
+    def verified_token(request: Request) -> tuple[Role, TokenClaims] | Response:
+        """The caller of a token-protected route and its token's claims, or the rack-level error."""
         try:
-            role, _ = model.verify_token(request.headers.get("Authorization"), app.clock.now())
+            role, claims = model.verify_token(request.headers.get("Authorization"), app.clock.now())
         except TokenRejected as exc:
             request.audit.detail = exc.detail
             return _rack_error(exc)
         request.audit.identity = role.login
-        return role
+        return role, claims
+
+    def session(request: Request) -> Role | Response:
+        """The caller of a token-protected route, or the rack-level error to send."""
+        verified = verified_token(request)
+        return verified if isinstance(verified, Response) else verified[0]
 
     def token_response(request: Request, role: Role) -> Response:
         token = json.dumps(model.issue_token(role, app.clock.now()), separators=(",", ":"))
@@ -204,12 +210,10 @@ def build_router(app: DevApp) -> Router:
 
     @route("GET", r"/whoami", "whoami")
     def whoami(request: Request) -> Response:
-        try:
-            role, claims = model.verify_token(request.headers.get("Authorization"), app.clock.now())
-        except TokenRejected as exc:
-            request.audit.detail = exc.detail
-            return _rack_error(exc)
-        request.audit.identity = role.login
+        verified = verified_token(request)
+        if isinstance(verified, Response):
+            return verified
+        _, claims = verified
         return json_response(
             200,
             {

@@ -33,7 +33,9 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "Conjur: api_key | jwt. PVWA: cyberark | ldap | radius | windows. Privilege Cloud: client credentials",
     ),
     "api_key": _field("Conjur API key", "The host's or user's API key (or use the Password field)", secret=True),
-    "api_key_file": _field("API key file", "Path to a file holding the Conjur API key, read at each authentication"),
+    "api_key_file": _field(
+        "API key file", "Path to a file holding the Conjur API key, read when a hook first connects"
+    ),
     "password_file": _field("Password file", "Path to a file holding the PVWA password or OAuth client secret"),
     "jwt_service_id": _field("authn-jwt service id", "Conjur authn-jwt service (e.g. kubernetes)"),
     "jwt_token_path": _field("JWT file", "Path to the workload JWT, e.g. a Kubernetes service account token"),

@@ -91,17 +91,13 @@ def _convert(value: Any, kind: type, field: str) -> Any:
     return value
 
 
-def _read_secret_file(path: str, field: str) -> Callable[[], str]:
-    """A reader, called at each authentication, so a rotated file is picked up."""
+def _read_secret_file(path: str, field: str) -> str:
+    """Read when a client is built (a hook's first fetch), so the next task sees a rotated file."""
     file = Path(path).expanduser()
-
-    def read() -> str:
-        try:
-            return file.read_text("utf-8").strip()
-        except OSError as exc:
-            raise _fail(field, f"cannot read {str(file)!r} ({exc.strerror})") from None
-
-    return read
+    try:
+        return file.read_text("utf-8").strip()
+    except OSError as exc:
+        raise _fail(field, f"cannot read {str(file)!r} ({exc.strerror})") from None
 
 
 @dataclass(frozen=True)
@@ -149,6 +145,14 @@ class ConnectionSettings:
             base_url = base_url.rstrip("/") + "/" + schema.strip("/")
         return cls(api=api, base_url=base_url, login=login or None, secret=password or None, extras=dict(extras))
 
+    @property
+    def rate_limit_per_second(self) -> float | None:
+        """The client-side request budget (``rate_limit_per_second``), validated like every extra."""
+        budget: float | None = _convert(self.extras.get("rate_limit_per_second"), float, "rate_limit_per_second")
+        if budget is not None and budget <= 0:
+            raise _fail("rate_limit_per_second", "must be positive")
+        return budget
+
     def _transport_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"base_url": self.base_url}
         for field, kind in _TRANSPORT_FIELDS.items():
@@ -166,7 +170,7 @@ class ConnectionSettings:
     def _secret(self, file_field: str, what: str, extra_field: str | None = None) -> str:
         path = self.extras.get(file_field)
         if path:
-            value = _read_secret_file(str(path), file_field)()
+            value = _read_secret_file(str(path), file_field)
         elif extra_field and self.extras.get(extra_field):
             value = str(self.extras[extra_field])
         elif self.secret:

@@ -145,6 +145,13 @@ class PVWARef:
 CredentialRef: TypeAlias = Union[ConjurRef, CCPRef, PVWARef]  # noqa: UP007 - a runtime alias on 3.10
 
 _PVWA_SCHEMES = ("pvwa", "privileged-cloud", "privilege-cloud")
+REF_SCHEMES = ("conjur", "ccp", *_PVWA_SCHEMES)
+
+
+def has_scheme(reference: str) -> bool:
+    """Whether ``reference`` names its API (``conjur:...``) rather than being a bare object name."""
+    scheme, sep, _ = reference.partition(":")
+    return bool(sep) and scheme.strip().lower() in REF_SCHEMES
 
 
 def parse_ref(reference: str) -> CredentialRef:

@@ -28,13 +28,13 @@ from ..client import (
     PVWARef,
     parse_ref,
 )
+from ..client.refs import has_scheme
 from ..settings import API_KINDS, Client, ConnectionSettings
 
 # A stdlib logger: Airflow routes it into the task log (and masks it there), and tests can capture it.
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_REF_SCHEMES = ("conjur:", "ccp:", "pvwa:", "privileged-cloud:", "privilege-cloud:")
 # Which reference types each connection API serves.
 _REF_FOR_API: dict[str, type] = {
     "conjur": ConjurRef,
@@ -130,10 +130,10 @@ class CyberArkHook(BaseHook):
         the fetch, even when the task fails.
         """
         if self._client is None:
-            client = self._build_client()
-            if isinstance(client, PVWAClient):
-                client.close()
+            if self.api in ("pvwa", "privileged-cloud"):
                 raise ConfigurationError("PVWA sessions are per fetch; use get_secret / get_credential", field="api")
+            client = self._build_client()
+            assert not isinstance(client, PVWAClient)
             self._client = client
         return self._client
 
@@ -213,7 +213,7 @@ class CyberArkHook(BaseHook):
         """A typed reference; a bare string means an object of this connection's API."""
         if isinstance(ref, str):
             text = ref.strip()
-            if not text.lower().startswith(_REF_SCHEMES):
+            if not has_scheme(text):
                 prefix = "pvwa" if self.api == "privileged-cloud" else self.api
                 text = f"{prefix}:{text}"
             resolved = parse_ref(text)
@@ -313,9 +313,9 @@ class CyberArkHook(BaseHook):
             Stats.incr("cyberark.token_renewals", tags={"api": api})
 
     def _observe(self, action: str, target: str, fetch: Callable[[], T]) -> T:
-        budget = self.settings.extras.get("rate_limit_per_second")
+        budget = self.settings.rate_limit_per_second
         if budget:
-            _RateBudget.for_connection(self.cyberark_conn_id, float(budget)).wait()
+            _RateBudget.for_connection(self.cyberark_conn_id, budget).wait()
         started = time.perf_counter()
         try:
             result = fetch()

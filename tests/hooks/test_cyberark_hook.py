@@ -167,3 +167,16 @@ def test_ccp_with_an_encrypted_client_key(conns: Connections, tmp_path: Path) ->
         bad.get_secret("Safe=DB-Prod;Object=pg-prod")
     assert "wrong-passphrase" not in str(raised.value)
     assert passphrase not in repr(bad.settings)
+
+
+def test_a_bad_rate_limit_budget_is_a_clear_configuration_error(conns: Connections) -> None:
+    hook = CyberArkHook(conns.conjur("budget", rate_limit_per_second="fast"))
+    with pytest.raises(ConfigurationError, match="rate_limit_per_second"):
+        hook.get_secret("prod/db/password")
+    assert conns.calls() == []
+
+
+def test_pvwa_connections_have_no_long_lived_client(conns: Connections) -> None:
+    with pytest.raises(ConfigurationError, match="per fetch"):
+        CyberArkHook(conns.pvwa()).get_conn()
+    assert conns.calls() == []

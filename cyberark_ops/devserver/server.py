@@ -101,14 +101,6 @@ class DevServer:
             self._tmp.cleanup()
             self._tmp = None
 
-    def serve_forever(self) -> None:
-        """Blocks in the calling thread (the CLI); ``stop`` from a signal handler ends it."""
-        try:
-            self._httpd.serve_forever()
-        finally:
-            self._httpd.server_close()
-            self.app.close()
-
     def __enter__(self) -> DevServer:
         return self.start()
 

@@ -9,7 +9,6 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote, quote_plus
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".airflow-demo"
@@ -72,7 +71,8 @@ def main() -> int:
         masked = [line for path in logs for line in path.read_text().splitlines() if "***" in line]
         step("where the credential did not end up")
         print(f"   searched {len(logs)} task log file(s) and the metadata DB (XCom, rendered fields, ...)")
-        print(f"   for {len(secret_values)} vault values in raw, URL-quoted and JSON forms: {len(leaks)} hit(s)")
+        forms = "raw, URL-quoted, JSON, repr and base64 forms"
+        print(f"   for {len(secret_values)} vault values in {forms}: {len(leaks)} hit(s)")
         for line in masked[:2]:
             print(f"   task log: ...{json.loads(line).get('event', line)[:100]}")
         for leak in leaks:
@@ -91,13 +91,15 @@ def _xcom(db: Path, dag_id: str, run_id: str, task_id: str) -> object:
 
 
 def _find(values: list[str], paths: list[Path]) -> list[str]:
+    from cyberark_ops.testing.leaks import leak_forms
+
     hits = []
     for path in paths:
         data = path.read_bytes()
         for value in values:
-            for form in {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}:
+            for name, form in leak_forms(value).items():
                 if len(form) >= 5 and form.encode() in data:
-                    hits.append(f"{path.name}: a vault value (form {form[:2]}...)")
+                    hits.append(f"{path.name}: a vault value ({name} form)")
     return hits
 
 

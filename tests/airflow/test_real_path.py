@@ -13,7 +13,6 @@ Not checked here: the scheduler's own stdout, where LocalExecutor copies task lo
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import shutil
@@ -24,7 +23,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -32,6 +30,7 @@ from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.seed import demo_seed
 from cyberark_ops.testing.airflow_stack import AirflowStack
 from cyberark_ops.testing.connections import demo_conjur_connection
+from cyberark_ops.testing.leaks import leak_forms
 from tests.airflow import vault_calls
 
 pytestmark = pytest.mark.airflow
@@ -45,17 +44,6 @@ STATSD_PREFIX = "cyberark_rp"
 
 def _variable(seed: dict[str, Any], variable_id: str) -> dict[str, Any]:
     return next(v for v in seed["conjur"]["variables"] if v.get("id") == variable_id)
-
-
-def encodings(value: str) -> dict[str, str]:
-    """The forms a leaked value takes in URIs, form bodies, JSON and binary-safe encodings."""
-    return {
-        "raw": value,
-        "quote": quote(value, safe=""),
-        "quote_plus": quote_plus(value),
-        "json": json.dumps(value)[1:-1],
-        "base64": base64.b64encode(value.encode()).decode(),
-    }
 
 
 class StatsdListener:
@@ -189,7 +177,7 @@ def test_the_password_is_in_no_task_log_and_nowhere_in_the_metadata_db(demo: Dem
     leaks = [
         f"{what} ({form}) in {place}"
         for what, value in (("the Conjur password", demo.password), ("the host API key", demo.api_key))
-        for form, encoded in encodings(value).items()
+        for form, encoded in leak_forms(value).items()
         for place, data in places.items()
         if encoded.encode() in data
     ]

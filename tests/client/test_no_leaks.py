@@ -8,7 +8,6 @@ server issued during the run.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import pickle
@@ -16,7 +15,6 @@ import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import pytest
 import requests
@@ -32,6 +30,7 @@ from cyberark_ops.client import (
     PVWALogonAuth,
     TokenCache,
 )
+from cyberark_ops.testing.leaks import leak_forms
 
 from .conftest import CONJUR_BATCH, Vault
 
@@ -119,17 +118,7 @@ SEED: dict[str, Any] = {
 
 def forms(value: str) -> set[str]:
     """The encodings in which a value typically escapes: raw, URL, base64, JSON, repr."""
-    raw = value.encode()
-    variants = {
-        value,
-        quote(value, safe=""),
-        quote_plus(value),
-        base64.b64encode(raw).decode(),
-        base64.urlsafe_b64encode(raw).decode().rstrip("="),
-        json.dumps(value)[1:-1],
-        repr(value)[1:-1],
-    }
-    return {v for v in variants if len(v) >= 12}
+    return {v for v in leak_forms(value).values() if len(v) >= 12}
 
 
 class Evidence:

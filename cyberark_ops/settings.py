@@ -10,10 +10,12 @@ other extra would be shown in clear.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from types import MappingProxyType
+from typing import Any, NoReturn, Union
 
 from .client import (
     CCPClient,
@@ -28,6 +30,7 @@ from .client import (
     PVWAClient,
     PVWAConfig,
     PVWALogonAuth,
+    TransportConfig,
 )
 
 API_KINDS = ("conjur", "ccp", "pvwa", "privileged-cloud")
@@ -76,16 +79,42 @@ def _as_bool(value: Any, field: str) -> bool:
     raise _fail(field, "must be true or false")
 
 
+RATE_LIMIT_RANGE = (0.01, 100_000.0)
+"""Requests per second a client-side budget may be set to: below 0.01 a fetch would wait minutes."""
+
+
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+_JSON_KINDS[type(None)] = "null"
+
+
+def parse_extras(text: str | None) -> dict[str, Any]:
+    """A connection's extra field, which must be a JSON object; Airflow's ``extra_dejson`` would
+    log a traceback and return ``{}`` (or a list), leaving an unrelated error for later."""
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise _fail("extra", "is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise _fail("extra", f"must be a JSON object, not {_JSON_KINDS.get(type(data), 'another value')}")
+    return data
+
+
 def _convert(value: Any, kind: type, field: str) -> Any:
     if value is None or value == "":
         return None
+    if kind in (int, float) and isinstance(value, bool):
+        raise _fail(field, "must be a number, got bool")
     try:
         if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
             return int(value)
         if kind is float:
             return float(value)
-    except (TypeError, ValueError):
-        raise _fail(field, f"must be a number, got {type(value).__name__}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise _fail(field, f"must be a finite number, got {type(value).__name__}") from None
     if not isinstance(value, str):
         raise _fail(field, "must be a string")
     return value
@@ -98,20 +127,33 @@ def _read_secret_file(path: str, field: str) -> str:
         return file.read_text("utf-8").strip()
     except OSError as exc:
         raise _fail(field, f"cannot read {str(file)!r} ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise _fail(field, f"{str(file)!r} is not UTF-8 text") from None
 
 
-@dataclass(frozen=True)
 class ConnectionSettings:
-    """What a ``cyberark`` connection says, validated; ``build_client`` turns it into a client."""
+    """What a ``cyberark`` connection says, validated; ``build_client`` turns it into a client.
 
-    api: str
-    base_url: str
-    login: str | None
-    secret: str | None
-    extras: Mapping[str, Any]
+    Not a dataclass, and it refuses pickling: it holds the credential for reaching CyberArk (and
+    extras that may hold one), which ``asdict``, ``pickle`` or a ``repr`` would otherwise copy.
+    """
+
+    __slots__ = ("api", "base_url", "extras", "login", "secret")
+
+    def __init__(
+        self, *, api: str, base_url: str, login: str | None, secret: str | None, extras: Mapping[str, Any]
+    ) -> None:
+        self.api = api
+        self.base_url = base_url
+        self.login = login
+        self.secret = secret
+        self.extras: Mapping[str, Any] = MappingProxyType(dict(extras))
 
     def __repr__(self) -> str:
         return f"ConnectionSettings(api={self.api!r}, base_url={self.base_url!r}, login={self.login!r})"
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("ConnectionSettings holds a credential and cannot be pickled; pass the conn id instead")
 
     @classmethod
     def from_fields(
@@ -124,6 +166,8 @@ class ConnectionSettings:
         password: str | None,
         extras: Mapping[str, Any],
     ) -> ConnectionSettings:
+        if not isinstance(extras, Mapping):
+            raise _fail("extra", f"must be a JSON object, not {type(extras).__name__}")
         misplaced = [key for key in _MISPLACED_SECRETS if extras.get(key)]
         if misplaced:
             raise _fail(
@@ -149,9 +193,16 @@ class ConnectionSettings:
     def rate_limit_per_second(self) -> float | None:
         """The client-side request budget (``rate_limit_per_second``), validated like every extra."""
         budget: float | None = _convert(self.extras.get("rate_limit_per_second"), float, "rate_limit_per_second")
-        if budget is not None and budget <= 0:
-            raise _fail("rate_limit_per_second", "must be positive")
+        low, high = RATE_LIMIT_RANGE
+        if budget is not None and not (math.isfinite(budget) and low <= budget <= high):
+            raise _fail("rate_limit_per_second", f"must be a number between {low:g} and {high:g}")
         return budget
+
+    @property
+    def deadline(self) -> float:
+        """The per-fetch deadline the client will use (validated again by its config)."""
+        value = _convert(self.extras.get("deadline"), float, "deadline")
+        return float(TransportConfig.deadline) if value is None or not math.isfinite(value) else value
 
     def _transport_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"base_url": self.base_url}

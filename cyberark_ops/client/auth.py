@@ -28,9 +28,11 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode
 
-from .config import CONTROL_CHARS, validate_base_url
+from .config import validate_base_url
 from .errors import AuthenticationFailed, ConfigurationError
 from .transport import Call
+from .validation import require_name as _require_name
+from .validation import require_secret as _require_secret
 
 if TYPE_CHECKING:
     import requests
@@ -149,23 +151,6 @@ class AuthContext:
         self.transport = transport
         self.prefix = prefix
         self.account = account
-
-
-def _require_secret(value: object, field_name: str) -> str:
-    # Messages name the field only: the value is a credential.
-    if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"{field_name}: must be a non-empty string", field=field_name)
-    if CONTROL_CHARS.search(value.strip()):
-        raise ConfigurationError(f"{field_name}: contains control characters", field=field_name)
-    return value
-
-
-def _require_name(value: object, field_name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigurationError(f"{field_name}: must be a non-empty string", field=field_name)
-    if CONTROL_CHARS.search(value):
-        raise ConfigurationError(f"{field_name}: must not contain control characters", field=field_name)
-    return value
 
 
 class AuthStrategy(ABC):

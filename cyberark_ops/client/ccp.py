@@ -8,17 +8,17 @@ altered query would fetch a different account.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from .config import CONTROL_CHARS, CCPConfig
+from .config import CCPConfig
 from .credential import Credential, parse_port
 from .errors import ConfigurationError, PasswordChangeInProgress
 from .refs import CCPRef
 from .transport import Call, EventCallback, Transport
+from .validation import CCP_FORBIDDEN, CONTROL_CHARS
 
 _RESERVED_PROPERTIES = {"Content", "UserName", "Address", "Port", "Database"}
 
@@ -179,7 +179,9 @@ def ccp_reason(reason: str | None) -> str | None:
     """The reason is free text (run ids carry ``+00:00``): characters CCP cannot carry become spaces."""
     if not reason:
         return None
-    cleaned = " ".join(CONTROL_CHARS.sub(" ", re.sub(r"[+&%;]", " ", reason)).split())[:500]
+    # A lone surrogate (from a decoded file name, say) must not fail the fetch in quote().
+    text = reason.encode("utf-8", "replace").decode("utf-8")
+    cleaned = " ".join(CONTROL_CHARS.sub(" ", CCP_FORBIDDEN.sub(" ", text)).split())[:500]
     return cleaned or None
 
 

@@ -8,6 +8,7 @@ config reads flat: ``ConjurConfig(base_url=..., account=..., auth=..., ca_bundle
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -15,32 +16,38 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
+from .validation import CCP_FORBIDDEN, CONTROL_CHARS
+from .validation import require_name as _require_text
 
 if TYPE_CHECKING:
     from .auth import ConjurAuth, PVWAAuth
 
-CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 CONJUR_CLOUD_HOST = re.compile(r"(\.secretsmgr|-secretsmanager)\.cyberark\.cloud$", re.IGNORECASE)
-CCP_FORBIDDEN = re.compile(r"[+&%;]")
 
 
 def _fail(field_name: str, problem: str) -> ConfigurationError:
     return ConfigurationError(f"{field_name}: {problem}", field=field_name)
 
 
-def _require_text(value: object, field_name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(field_name, "must be a non-empty string")
-    if CONTROL_CHARS.search(value):
-        raise _fail(field_name, "must not contain control characters")
-    return value
+MAX_SECONDS = 86_400.0
+"""No timeout, wait or deadline may exceed a day: a larger one is a typo, and NaN never expires."""
+MAX_RETRIES = 100
 
 
-def _positive(value: object, field_name: str, *, allow_zero: bool = False) -> None:
+def _positive(value: object, field_name: str, *, allow_zero: bool = False, high: float = MAX_SECONDS) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(field_name, "must be a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _fail(field_name, "must be a finite number")
     if value < 0 or (value == 0 and not allow_zero):
         raise _fail(field_name, "must be positive" if not allow_zero else "must not be negative")
+    if value > high:
+        raise _fail(field_name, f"must be at most {high:g}")
+
+
+def _bounded_int(value: object, field_name: str, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(field_name, f"must be an integer between {low} and {high}")
 
 
 def validate_base_url(url: object, field_name: str, *, allow_insecure_http: bool) -> str:
@@ -128,10 +135,8 @@ class TransportConfig:
         _positive(self.backoff_max, "backoff_max", allow_zero=True)
         if self.backoff_max < self.backoff_base:
             raise _fail("backoff_max", "must not be smaller than backoff_base")
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise _fail("max_retries", "must be an integer >= 0")
-        if isinstance(self.pool_maxsize, bool) or not isinstance(self.pool_maxsize, int) or self.pool_maxsize < 1:
-            raise _fail("pool_maxsize", "must be an integer >= 1")
+        _bounded_int(self.max_retries, "max_retries", 0, MAX_RETRIES)
+        _bounded_int(self.pool_maxsize, "pool_maxsize", 1, 1024)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -215,12 +220,7 @@ class CCPConfig(TransportConfig):
                 )
         if not isinstance(self.fail_on_password_change, bool):
             raise _fail("fail_on_password_change", "must be True or False")
-        if (
-            isinstance(self.password_change_retries, bool)
-            or not isinstance(self.password_change_retries, int)
-            or self.password_change_retries < 0
-        ):
-            raise _fail("password_change_retries", "must be an integer >= 0")
+        _bounded_int(self.password_change_retries, "password_change_retries", 0, MAX_RETRIES)
         _positive(self.password_change_wait, "password_change_wait", allow_zero=True)
 
 
@@ -243,8 +243,7 @@ class PVWAConfig(TransportConfig):
         if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", base_path) or ".." in base_path:
             raise _fail("base_path", f"{self.base_path!r} must be a plain path such as /PasswordVault")
         object.__setattr__(self, "base_path", base_path)
-        if isinstance(self.page_size, bool) or not isinstance(self.page_size, int) or not 1 <= self.page_size <= 1000:
-            raise _fail("page_size", "must be an integer between 1 and 1000")
+        _bounded_int(self.page_size, "page_size", 1, 1000)
 
 
 __all__ = ["CCPConfig", "ConjurConfig", "PVWAConfig", "TransportConfig"]

@@ -34,6 +34,25 @@ def request_id_for(reason: str | None) -> str | None:
     return cleaned or None
 
 
+_PAGE_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def _check_value_response(transport: Transport, call: Call, response: Any) -> None:
+    """Refuses what a proxy or login portal sends in Conjur's place (an HTML page with 200).
+
+    Conjur answers with ``send_data``: ``application/octet-stream`` or the variable's
+    ``conjur/mime_type`` annotation, always as an attachment, so an annotated ``text/html``
+    variable still passes while a bare HTML page does not.
+    """
+    content_type = response.headers.get("Content-Type")
+    attachment = response.headers.get("Content-Disposition", "").lower().startswith("attachment")
+    if content_type is None and not attachment:
+        raise transport.invalid_response(call, "a value without a Content-Type", response.status_code)
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media in _PAGE_TYPES and not attachment:
+        raise transport.invalid_response(call, f"an HTML page ({media}) instead of a value", response.status_code)
+
+
 class ConjurClient:
     """Reads Conjur variables with one identity. Thread-safe; share one per process and config."""
 
@@ -86,7 +105,9 @@ class ConjurClient:
             headers=self._reason_headers(reason),
             hints=self._hints(f"variable {variable_id!r}"),
         )
-        return self._transport.request(call, self._auth).content
+        response = self._transport.request(call, self._auth)
+        _check_value_response(self._transport, call, response)
+        return response.content
 
     def get_secret(self, variable_id: str, version: int | None = None, reason: str | None = None) -> str:
         value = self.get_secret_bytes(variable_id, version, reason)

@@ -12,12 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import TypeAlias, Union
 
-from .config import CONTROL_CHARS
 from .errors import ConfigurationError
+from .validation import CCP_FORBIDDEN, check_text, shown
 
 CCP_KEYS = ("Safe", "Folder", "Object", "UserName", "Address", "Database", "PolicyID", "Query", "QueryFormat")
 _CCP_KEY_LOOKUP = {key.lower(): key for key in CCP_KEYS}
-_CCP_FORBIDDEN = re.compile(r"[+&%;]")
 _VERSION_SUFFIX = re.compile(r"\?version=([0-9]+)$")
 
 
@@ -25,17 +24,16 @@ def validate_conjur_id(variable_id: object, field: str = "variable_id") -> str:
     """Refuses ids that could reach another path once encoded and decoded by a server."""
     if not isinstance(variable_id, str) or not variable_id:
         raise ConfigurationError(f"{field}: a Conjur variable id must be a non-empty string", field=field)
-    if CONTROL_CHARS.search(variable_id):
-        raise ConfigurationError(f"{field}: Conjur id {variable_id!r} contains control characters", field=field)
+    check_text(variable_id, field, what="Conjur id")
     for segment in variable_id.split("/"):
         if segment == "":
             raise ConfigurationError(
-                f"{field}: Conjur id {variable_id!r} has an empty path segment (leading, trailing or double '/')",
+                f"{field}: Conjur id {shown(variable_id)} has an empty path segment (leading, trailing or double '/')",
                 field=field,
             )
         if segment in (".", ".."):
             raise ConfigurationError(
-                f"{field}: Conjur id {variable_id!r} has a {segment!r} segment, which could address another path",
+                f"{field}: Conjur id {shown(variable_id)} has a {segment!r} segment, which could address another path",
                 field=field,
             )
     return variable_id
@@ -45,22 +43,21 @@ def validate_ccp_value(name: str, value: object, *, query: bool = False) -> str:
     """A CCP query value: CCP cannot carry ``+ & % ;`` (``;`` is allowed inside ``Query``)."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"{name}: must be a non-empty string", field=name)
-    if CONTROL_CHARS.search(value):
-        raise ConfigurationError(f"{name}: {value!r} contains control characters", field=name)
-    forbidden = _CCP_FORBIDDEN.findall(value.replace(";", "") if query else value)
+    check_text(value, name)
+    forbidden = CCP_FORBIDDEN.findall(value.replace(";", "") if query else value)
     if forbidden:
         raise ConfigurationError(
-            f"{name}: {value!r} contains {forbidden[0]!r}, which CCP cannot carry in a query value "
+            f"{name}: {shown(value)} contains {forbidden[0]!r}, which CCP cannot carry in a query value "
             "(rename the object, or match it with Query / QueryFormat=Regexp)",
             field=name,
         )
     if any(part in ("..", ".") for part in re.split(r"[\\/]", value)):
-        raise ConfigurationError(f"{name}: {value!r} contains a '..' path segment", field=name)
+        raise ConfigurationError(f"{name}: {shown(value)} contains a '..' path segment", field=name)
     return value
 
 
 def _ref_error(reference: str, problem: str) -> ConfigurationError:
-    return ConfigurationError(f"reference {reference!r}: {problem}", field="reference")
+    return ConfigurationError(f"reference {shown(reference)}: {problem}", field="reference")
 
 
 @dataclass(frozen=True)
@@ -124,17 +121,16 @@ class PVWARef:
         if self.account_id is not None:
             if self.safe is not None or self.name is not None:
                 raise ConfigurationError("reference: give either an account id or safe and name", field="reference")
-            if not re.fullmatch(r"[A-Za-z0-9_-]+", self.account_id):
+            if not isinstance(self.account_id, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.account_id):
                 raise ConfigurationError(
-                    f"account_id: {self.account_id!r} is not a PVWA account id such as 25_3",
+                    f"account_id: {shown(str(self.account_id))} is not a PVWA account id such as 25_3",
                     field="account_id",
                 )
             return
         for field_name, value in (("safe", self.safe), ("name", self.name)):
             if not isinstance(value, str) or not value.strip():
                 raise ConfigurationError(f"{field_name}: required (or give an account id)", field=field_name)
-            if CONTROL_CHARS.search(value):
-                raise ConfigurationError(f"{field_name}: {value!r} contains control characters", field=field_name)
+            check_text(value, field_name)
 
     def __str__(self) -> str:
         if self.account_id is not None:
@@ -158,8 +154,7 @@ def parse_ref(reference: str) -> CredentialRef:
     """Parses ``conjur:``, ``ccp:``, ``pvwa:`` and ``privileged-cloud:`` references."""
     if not isinstance(reference, str):
         raise ConfigurationError("reference: must be a string such as conjur:prod/db/password", field="reference")
-    if CONTROL_CHARS.search(reference):
-        raise _ref_error(reference, "contains control characters")
+    check_text(reference, "reference", what="reference")
     scheme, sep, rest = reference.partition(":")
     scheme = scheme.strip().lower()
     if not sep or not rest:

@@ -147,6 +147,7 @@ class Call:
         "body",
         "headers",
         "hints",
+        "idempotent",
         "method",
         "path",
         "query",
@@ -167,6 +168,7 @@ class Call:
         base: str | None = None,
         hints: Mapping[int, str] | None = None,
         status_errors: Mapping[int, type[CyberArkError]] | None = None,
+        idempotent: bool = True,
     ) -> None:
         self.method = method
         self.path = path
@@ -178,6 +180,9 @@ class Call:
         self.base = base
         self.hints = dict(hints or {})
         self.status_errors = dict(status_errors or {})
+        self.idempotent = idempotent
+        """False for a request with side effects (a PVWA retrieve may check an account out or rotate
+        a one-time password): it is retried only when the server surely did nothing with it."""
 
     def __repr__(self) -> str:
         # Headers and body carry tokens and credentials: never part of the repr.
@@ -310,6 +315,11 @@ def _connection_problem(exc: BaseException) -> str:
     return "connection failed"
 
 
+def _never_sent(reason: str, problem: str) -> bool:
+    """Whether a failed attempt surely never reached the server's application (safe to resend)."""
+    return reason == "connect_timeout" or problem in ("connection refused", "host name could not be resolved")
+
+
 def _is_cert_verify_failure(exc: BaseException) -> bool:
     return any(isinstance(e, ssl.SSLCertVerificationError) for e in _exception_chain(exc))
 
@@ -319,7 +329,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if re.fullmatch(r"[0-9]{1,12}", value):
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -577,12 +587,13 @@ class Transport:
                     status,
                     duration * 1000,
                 )
-                if not self._retryable(response):
+                if not self._retryable(response) or (not call.idempotent and status != 429):
                     return response
                 reason = f"status_{status}"
                 problem = f"HTTP {status}"
+                # Honoured on 5xx too: a 503 with Retry-After is the server's own schedule.
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if status == 429:
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"))
                     self._emit(
                         "rate_limited",
                         {"api": self.api, "action": call.action, "retry_after": retry_after or 0.0},
@@ -593,6 +604,8 @@ class Transport:
                     {"api": self.api, "action": call.action, "status": reason, "duration": duration},
                 )
                 log.debug("%s %s %s %s -> %s", self.api, call.action, call.method, call.path, reason)
+                if not call.idempotent and not _never_sent(reason, problem):
+                    raise self._unavailable(call, origin, f"{problem}; not retried, as it may have taken effect", 1)
             if attempt >= self.config.max_retries:
                 if response is not None:
                     return response  # mapped to Unavailable / RateLimited by the caller

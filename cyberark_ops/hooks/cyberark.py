@@ -26,10 +26,11 @@ from ..client import (
     CyberArkError,
     PVWAClient,
     PVWARef,
+    RateLimited,
     parse_ref,
 )
 from ..client.refs import has_scheme
-from ..settings import API_KINDS, Client, ConnectionSettings
+from ..settings import API_KINDS, Client, ConnectionSettings, parse_extras
 
 # A stdlib logger: Airflow routes it into the task log (and masks it there), and tests can capture it.
 log = logging.getLogger(__name__)
@@ -64,10 +65,17 @@ class _RateBudget:
                 budget = cls._budgets[conn_id] = cls(per_second)
             return budget
 
-    def wait(self) -> None:
+    def wait(self, deadline: float) -> None:
+        """Waits for this fetch's slot; a slot beyond ``deadline`` seconds is not taken at all."""
         with self._slot_lock:
             now = time.monotonic()
             slot = max(now, self._next_slot)
+            if slot - now > deadline:
+                raise RateLimited(
+                    f"CyberArk rate_limit_per_second={self.per_second:g}: the next free slot is "
+                    f"{slot - now:.1f}s away, beyond the {deadline:g}s deadline; raise the budget or lower concurrency",
+                    retry_after=slot - now,
+                )
             self._next_slot = slot + 1.0 / self.per_second
         if slot > now:
             time.sleep(slot - now)
@@ -91,9 +99,22 @@ class CyberArkHook(BaseHook):
         self.reason = reason
         self._settings: ConnectionSettings | None = None
         self._client: ConjurClient | CCPClient | None = None
+        self._client_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"CyberArkHook(cyberark_conn_id={self.cyberark_conn_id!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy or pickle carries the conn id only: settings and client (with the API key) are
+        # rebuilt on first use.
+        state = self.__dict__.copy()
+        state.update(_settings=None, _client=None)
+        state.pop("_client_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._client_lock = threading.Lock()
 
     # -- connection and client ---------------------------------------------------------------------
 
@@ -112,7 +133,7 @@ class CyberArkHook(BaseHook):
                 schema=conn.schema,
                 login=conn.login,
                 password=conn.password,
-                extras=conn.extra_dejson,
+                extras=parse_extras(conn.extra),
             )
         return self._settings
 
@@ -129,18 +150,25 @@ class CyberArkHook(BaseHook):
         PVWA sessions are opened and closed per fetch instead, so that a session never outlives
         the fetch, even when the task fails.
         """
-        if self._client is None:
-            if self.api in ("pvwa", "privileged-cloud"):
-                raise ConfigurationError("PVWA sessions are per fetch; use get_secret / get_credential", field="api")
-            client = self._build_client()
-            assert not isinstance(client, PVWAClient)
-            self._client = client
-        return self._client
+        client = self._client
+        if client is not None:
+            return client
+        with self._client_lock:  # threads sharing one hook share one client
+            if self._client is None:
+                if self.api in ("pvwa", "privileged-cloud"):
+                    raise ConfigurationError(
+                        "PVWA sessions are per fetch; use get_secret / get_credential", field="api"
+                    )
+                built = self._build_client()
+                assert not isinstance(built, PVWAClient)
+                self._client = built
+            return self._client
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     # -- public fetch API --------------------------------------------------------------------------
 
@@ -212,7 +240,8 @@ class CyberArkHook(BaseHook):
     def resolve_ref(self, ref: str | CredentialRef) -> CredentialRef:
         """A typed reference; a bare string means an object of this connection's API."""
         if isinstance(ref, str):
-            text = ref.strip()
+            # Never stripped: a pasted "id\n" is refused by parse_ref, not silently fetched.
+            text = ref
             if not has_scheme(text):
                 prefix = "pvwa" if self.api == "privileged-cloud" else self.api
                 text = f"{prefix}:{text}"
@@ -315,7 +344,7 @@ class CyberArkHook(BaseHook):
     def _observe(self, action: str, target: str, fetch: Callable[[], T]) -> T:
         budget = self.settings.rate_limit_per_second
         if budget:
-            _RateBudget.for_connection(self.cyberark_conn_id, budget).wait()
+            _RateBudget.for_connection(self.cyberark_conn_id, budget).wait(self.settings.deadline)
         started = time.perf_counter()
         try:
             result = fetch()

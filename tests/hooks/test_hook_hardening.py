@@ -1,0 +1,146 @@
+"""Hook defects found by trying it as a hostile user would; each test failed before its fix."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import pickle
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cyberark_ops import CyberArkHook
+from cyberark_ops.client import ConfigurationError, RateLimited
+from cyberark_ops.client.conjur import ConjurClient
+from cyberark_ops.settings import ConnectionSettings
+from tests.client.conftest import HOST_API_KEY
+from tests.hooks.conftest import Connections
+
+
+def _raw_connection(conns: Connections, monkeypatch: pytest.MonkeyPatch, conn_id: str, extra: str) -> str:
+    conn = {"conn_type": "cyberark", "host": conns.info["url"], "login": "host/x", "password": "k", "extra": extra}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+    return conn_id
+
+
+@pytest.mark.parametrize("extra", ["[1, 2]", '"abc"', "42", "null"])
+def test_extras_that_are_json_but_not_an_object_are_named(
+    conns: Connections, monkeypatch: pytest.MonkeyPatch, extra: str
+) -> None:
+    hook = CyberArkHook(_raw_connection(conns, monkeypatch, "shape", extra))
+    with pytest.raises(ConfigurationError, match="extra: must be a JSON object") as raised:
+        hook.get_secret("prod/db/password")
+    assert raised.value.field == "extra"
+
+
+def test_unparseable_extras_are_named(conns: Connections, monkeypatch: pytest.MonkeyPatch) -> None:
+    hook = CyberArkHook(_raw_connection(conns, monkeypatch, "broken", '{"account": "demo",'))
+    with pytest.raises(ConfigurationError, match="extra: is not valid JSON"):
+        hook.get_secret("prod/db/password")
+
+
+@pytest.mark.parametrize("value", ["NaN", "inf", "-inf", 1e12, True, "1e999"])
+def test_non_finite_numbers_in_extras_are_refused(conns: Connections, value: object) -> None:
+    hook = CyberArkHook(conns.conjur("numbers", deadline=value))
+    with pytest.raises(ConfigurationError) as raised:
+        hook.get_secret("prod/db/password")
+    assert raised.value.field == "deadline"
+    assert conns.calls() == []
+
+
+@pytest.mark.parametrize("value", [1e-9, 0, -1, "NaN", "inf", 1e9])
+def test_rate_budgets_out_of_range_are_refused(conns: Connections, value: object) -> None:
+    hook = CyberArkHook(conns.conjur("budget", rate_limit_per_second=value))
+    with pytest.raises(ConfigurationError, match="rate_limit_per_second"):
+        hook.get_secret("prod/db/password")
+
+
+def test_the_rate_budget_wait_is_bounded_by_the_deadline(conns: Connections) -> None:
+    hook = CyberArkHook(conns.conjur("slow_budget", rate_limit_per_second=0.01, deadline=5))
+    assert hook.get_secret("prod/db/password")
+    started = time.monotonic()
+    with pytest.raises(RateLimited, match="rate_limit_per_second") as raised:
+        hook.get_secret("prod/db/username")
+    assert time.monotonic() - started < 1
+    assert raised.value.retry_after is not None and raised.value.retry_after > 5
+
+
+def test_a_binary_api_key_file_is_a_configuration_error(conns: Connections, tmp_path: Path) -> None:
+    key_file = tmp_path / "key.bin"
+    key_file.write_bytes(b"\xff\xfe\x00binary")
+    hook = CyberArkHook(conns.conjur("binary", password=None, api_key_file=str(key_file)))
+    with pytest.raises(ConfigurationError, match="api_key_file") as raised:
+        hook.get_secret("prod/db/password")
+    assert raised.value.field == "api_key_file"
+
+
+@pytest.mark.parametrize("path", ["prod/db/password\n", "prod/db/password\r\n", " prod/db/password"])
+def test_ids_with_crlf_or_whitespace_are_refused_not_stripped(conns: Connections, path: str) -> None:
+    hook = CyberArkHook(conns.conjur())
+    with pytest.raises(ConfigurationError):
+        hook.get_secret(path)
+    assert [e for e in conns.calls() if e["action"] == "conjur.retrieve"] == []
+
+
+def test_a_huge_id_gives_a_short_error_and_a_short_log_line(
+    conns: Connections, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = CyberArkHook(conns.conjur())
+    with pytest.raises(ConfigurationError) as raised:
+        hook.get_secret("a" * 100_000)
+    assert len(str(raised.value)) < 400
+    assert all(len(record.getMessage()) < 1000 for record in caplog.records)
+
+
+def test_threads_sharing_one_hook_build_one_client(conns: Connections, monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[object] = []
+    original = ConjurClient.__init__
+
+    def counting_init(self: ConjurClient, *args: object, **kwargs: object) -> None:
+        time.sleep(0.05)  # widen the race window
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        built.append(self)
+
+    monkeypatch.setattr(ConjurClient, "__init__", counting_init)
+    hook = CyberArkHook(conns.conjur())
+    barrier = threading.Barrier(8)
+    results: list[str] = []
+
+    def fetch() -> None:
+        barrier.wait()
+        results.append(hook.get_secret("prod/db/password"))
+
+    threads = [threading.Thread(target=fetch) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 8
+    assert len(built) == 1
+    hook.close()
+
+
+def test_pickled_or_copied_hooks_carry_no_api_key(conns: Connections) -> None:
+    hook = CyberArkHook(conns.conjur())
+    assert hook.api == "conjur"
+    hook.get_secret("prod/db/password")
+    data = pickle.dumps(hook)
+    assert HOST_API_KEY.encode() not in data
+    clone = pickle.loads(data)
+    assert clone.get_secret("prod/db/password") == hook.get_secret("prod/db/password")
+    assert HOST_API_KEY not in repr(copy.deepcopy(hook).__dict__)
+    hook.close()
+    clone.close()
+
+
+def test_connection_settings_refuse_pickle_and_asdict(conns: Connections) -> None:
+    settings = CyberArkHook(conns.conjur(api_key=HOST_API_KEY, password=None)).settings
+    assert isinstance(settings, ConnectionSettings)
+    assert HOST_API_KEY not in repr(settings)
+    with pytest.raises(TypeError):
+        pickle.dumps(settings)
+    with pytest.raises(TypeError):
+        dataclasses.asdict(settings)  # type: ignore[call-overload]

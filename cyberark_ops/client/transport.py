@@ -45,6 +45,7 @@ from .errors import (
     RateLimited,
     Unavailable,
 )
+from .pacing import pacer_for
 
 log = logging.getLogger("cyberark_ops.client")
 
@@ -532,8 +533,14 @@ class Transport:
         url = self._url(call)
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
         proxies = self._proxies_for(url)
+        pacer = pacer_for(origin)
         attempt = 0
         while True:
+            wait = pacer.reserve(deadline)
+            if wait is None:
+                raise self._rate_limited(call, None, attempt)
+            if wait > 0:
+                self._sleep(wait)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._deadline_error(call, origin)
@@ -594,6 +601,7 @@ class Transport:
                 # Honoured on 5xx too: a 503 with Retry-After is the server's own schedule.
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 if status == 429:
+                    pacer.rate_limited()
                     self._emit(
                         "rate_limited",
                         {"api": self.api, "action": call.action, "retry_after": retry_after or 0.0},
@@ -723,6 +731,8 @@ class Transport:
 
     def _rate_limited(self, call: Call, retry_after: float | None, attempts: int) -> RateLimited:
         wait = f"; it asked to wait {retry_after:g}s, beyond the deadline" if retry_after is not None else ""
+        if attempts == 0:
+            wait = "; at the pace its earlier 429 answers set, no slot is free before the deadline"
         return RateLimited(
             f"{self.api_name} {call.action} {call.target}: rate limited (HTTP 429) after {attempts} "
             f"attempt(s)"

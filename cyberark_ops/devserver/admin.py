@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import SeedError
 from .http import Handler, Request, Response, Router, json_response
-from .knobs import Fault
+from .knobs import MAX_CLOCK_STEP, MAX_TTL, Fault, finite_number
 
 if TYPE_CHECKING:
     from .app import DevApp
@@ -57,11 +57,27 @@ def _body(request: Request) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise SeedError("body", "not valid JSON") from None
     if not isinstance(data, dict):
         raise SeedError("body", "must be a JSON object")
     return data
+
+
+def _query_int(text: str, where: str) -> int:
+    # int() itself accepts " 1_0 " and raises on 5000 digits; a plain digit run is all a seq needs.
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise SeedError(where, "must be a non-negative integer")
+    return finite_number(int(text), where, low=0, high=2**63 - 1, integer=True)
+
+
+def _utf8(value: str, where: str) -> str:
+    """JSON can carry lone surrogates; stored, they would fail every later read of the value."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SeedError(where, "must be valid Unicode (no lone surrogates)") from None
+    return value
 
 
 def build_router(app: DevApp) -> Router:
@@ -77,7 +93,7 @@ def build_router(app: DevApp) -> Router:
     @admin("GET", r"/_dev/audit", "dev.audit")
     def audit(request: Request) -> Response:
         query = request.query()
-        since = int(query.pop("since", "0") or 0)
+        since = _query_int(query.pop("since", "0") or "0", "since")
         events = app.audit.events(since, **query)
         return json_response(200, {"events": events, "last_seq": app.audit.last_seq})
 
@@ -93,7 +109,7 @@ def build_router(app: DevApp) -> Router:
     @admin("PUT", r"/_dev/latency", "dev.latency")
     def latency(request: Request) -> Response:
         body = _body(request)
-        app.knobs.set_latency(str(body.get("endpoint", "*")), float(body.get("seconds", 0)))
+        app.knobs.set_latency(str(body.get("endpoint", "*")), body.get("seconds", 0), "seconds")
         return json_response(200, app.knobs.to_dict())
 
     @admin("POST", r"/_dev/faults", "dev.fault_add")
@@ -109,8 +125,8 @@ def build_router(app: DevApp) -> Router:
     @admin("PUT", r"/_dev/rate-limit", "dev.rate_limit")
     def rate_limit(request: Request) -> Response:
         body = _body(request)
-        per_second = body.get("per_second")
-        app.knobs.set_rate_limit(None if per_second is None else float(per_second), body.get("burst"))
+        # The body's own field names, not the seed's ``rate_limit.`` prefix.
+        app.knobs.set_rate_limit(body.get("per_second"), body.get("burst"), where="")
         return json_response(200, app.knobs.to_dict())
 
     @admin("PUT", r"/_dev/token-ttl", "dev.token_ttl")
@@ -118,8 +134,9 @@ def build_router(app: DevApp) -> Router:
         seconds = _body(request).get("seconds")
         if seconds is None:
             raise SeedError("seconds", "required")
-        app.set_token_ttl(float(seconds))
-        return json_response(200, {"token_ttl": float(seconds)})
+        ttl = finite_number(seconds, "seconds", low=1.0, high=MAX_TTL)
+        app.set_token_ttl(ttl)
+        return json_response(200, {"token_ttl": ttl})
 
     @admin("POST", r"/_dev/tokens/revoke", "dev.revoke_tokens")
     def revoke(request: Request) -> Response:
@@ -127,10 +144,14 @@ def build_router(app: DevApp) -> Router:
 
     @admin("POST", r"/_dev/clock", "dev.clock")
     def clock(request: Request) -> Response:
-        seconds = float(_body(request).get("advance", 0))
-        if seconds < 0:
+        advance = _body(request).get("advance", 0)
+        if isinstance(advance, (int, float)) and not isinstance(advance, bool) and advance < 0:
             raise SeedError("advance", "the clock only moves forward")
-        app.clock.advance(seconds)
+        seconds = finite_number(advance, "advance", low=0.0, high=MAX_CLOCK_STEP)
+        try:
+            app.clock.advance(seconds)
+        except ValueError as exc:
+            raise SeedError("advance", str(exc)) from None
         app.tick()
         return json_response(200, {"now": app.clock.now(), "offset": app.clock.offset})
 
@@ -142,12 +163,16 @@ def build_router(app: DevApp) -> Router:
             raise SeedError("target", "required, e.g. 'conjur:prod/db/password' or 'vault:<account id>'")
         request.audit.object = target
         if body.get("every") is not None:
-            rotation = app.schedule_rotation(body)
+            # The body's own field names, as for every other admin call.
+            rotation = app.schedule_rotation(body, where="")
             return json_response(201, {"scheduled": rotation.id, "next_at": rotation.next_at})
         value = body.get("value")
         if value is not None and not isinstance(value, str):
             raise SeedError("value", "must be a string")
-        result = app.rotate(target, value, float(body.get("change_window", 0.0)))
+        if value is not None:
+            _utf8(value, "value")
+        window = finite_number(body.get("change_window", 0.0), "change_window", low=0.0, high=MAX_TTL)
+        result = app.rotate(target, value, window)
         return json_response(200, result)
 
     @admin("DELETE", r"/_dev/rotations", "dev.rotations_clear")

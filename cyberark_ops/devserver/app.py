@@ -21,9 +21,13 @@ from .audit import AuditLog
 from .clock import Clock
 from .errors import SeedError
 from .http import Request, Response, Router, empty_response, text_response
-from .knobs import Knobs
+from .knobs import MAX_TTL, Knobs, finite_number
 
 log = logging.getLogger("cyberark_ops.devserver")
+
+MAX_CATCH_UP = 100
+"""Rotations replayed per schedule in one tick; a long clock jump skips the older ones instead of
+looping for minutes under the lock."""
 
 
 class ApiModel(Protocol):
@@ -80,7 +84,7 @@ class DevApp:
         self.conjur = ConjurModel.from_seed(seed.get("conjur") or {}, "conjur", state_dir=state_dir)
         self.vault = VaultModel.from_seed(seed.get("vault") or {}, "vault")
         if devserver.get("token_ttl") is not None:
-            self.set_token_ttl(float(devserver["token_ttl"]))
+            self.set_token_ttl(devserver["token_ttl"], "devserver.token_ttl")
         self._rotations: list[Rotation] = []
         self._next_rotation_id = 1
         self._lock = threading.RLock()
@@ -108,10 +112,11 @@ class DevApp:
 
     def schedule_rotation(self, spec: Any, now: float | None = None, where: str = "rotation") -> Rotation:
         if not isinstance(spec, dict) or "target" not in spec or "every" not in spec:
-            raise SeedError(where, "needs 'target' and 'every' (seconds)")
-        every = float(spec["every"])
-        if every <= 0:
-            raise SeedError(f"{where}.every", "must be positive")
+            raise SeedError(where or "body", "needs 'target' and 'every' (seconds)")
+        prefix = f"{where}." if where else ""
+        # At least a second: a tiny period never advances ``next_at`` and tick() would spin forever.
+        every = finite_number(spec["every"], f"{prefix}every", low=1.0, high=MAX_TTL)
+        window = finite_number(spec.get("change_window", 0.0), f"{prefix}change_window", low=0.0, high=MAX_TTL)
         self.model_for(str(spec["target"]))  # validates the target before scheduling
         now = self.clock.now() if now is None else now
         with self._lock:
@@ -119,7 +124,7 @@ class DevApp:
                 str(spec["target"]),
                 every,
                 now + every,
-                float(spec.get("change_window", 0.0)),
+                window,
                 self._next_rotation_id,
             )
             self._next_rotation_id += 1
@@ -134,9 +139,8 @@ class DevApp:
         with self._lock:
             self._rotations.clear()
 
-    def set_token_ttl(self, seconds: float) -> None:
-        if seconds <= 0:
-            raise SeedError("token_ttl", "must be positive")
+    def set_token_ttl(self, seconds: Any, where: str = "token_ttl") -> None:
+        seconds = finite_number(seconds, where, low=1.0, high=MAX_TTL)
         self.conjur.set_token_ttl(seconds)
         self.vault.set_token_ttl(seconds)
 
@@ -150,6 +154,9 @@ class DevApp:
         with self._lock:
             for rotation in self._rotations:
                 model, object_id = self.model_for(rotation.target)
+                behind = (now - rotation.next_at) // rotation.every
+                if behind > MAX_CATCH_UP:
+                    rotation.next_at += (behind - MAX_CATCH_UP) * rotation.every
                 # A window opens ``change_window`` seconds before the due time, like a CPM job.
                 while rotation.next_at <= now:
                     try:

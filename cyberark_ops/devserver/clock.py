@@ -7,8 +7,13 @@ admin API.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+
+YEAR = 365 * 24 * 3600.0
+MAX_OFFSET = 1000 * YEAR
+"""Far enough for any expiry test, yet keeps timestamps inside ``datetime``'s year 9999."""
 
 
 class Clock:
@@ -23,9 +28,11 @@ class Clock:
         return time.monotonic() + self._offset
 
     def advance(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("the dev server clock only moves forward")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError("the dev server clock only moves forward, by a finite amount")
         with self._lock:
+            if self._offset + seconds > MAX_OFFSET:
+                raise ValueError(f"the dev server clock may run at most {MAX_OFFSET:g} s ahead")
             self._offset += seconds
 
     @property

@@ -185,12 +185,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
             client_ip=self.client_address[0],
             peer_cert=peer_cert,
         )
-        response = self.server.dispatch(request)
-        if response.headers.get("X-Dev-Drop-Connection"):
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self._send(response)
+        try:
+            response = self.server.dispatch(request)
+            if response.headers.get("X-Dev-Drop-Connection"):
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
+            payload = self._render(response)
+        except Exception as exc:  # noqa: BLE001 - one bad request must never silence the server
+            # One line, no message or traceback: either could quote request data.
+            log.error("dev server failed on %s: %s", self.command, type(exc).__name__)
+            payload = self._render(text_response(500, "Internal Server Error"))
+        self._write(payload)
 
     def _read_body(self) -> bytes:
         if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
@@ -233,6 +239,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.rfile.readline(16)
 
     def _send(self, response: Response) -> None:
+        self._write(self._render(response))
+
+    def _render(self, response: Response) -> bytes:
         reason = self.responses.get(response.status, ("",))[0]
         lines = [f"HTTP/1.1 {response.status} {reason}"]
         headers = {"Server": self.server_version}
@@ -244,7 +253,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             headers["Connection"] = "close"
         lines.extend(f"{name}: {value}" for name, value in headers.items())
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        payload = head if self.command == "HEAD" else head + response.body
+        return head if self.command == "HEAD" else head + response.body
+
+    def _write(self, payload: bytes) -> None:
         # One write per response avoids Nagle / delayed-ACK stalls on keep-alive connections.
         self.wfile.write(payload)
         self.wfile.flush()

@@ -11,11 +11,49 @@ import math
 import random
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, overload
 
 from .errors import SeedError
 
 FAULT_KINDS = ("status", "drop", "malformed", "content_type")
+
+YEAR = 365 * 24 * 3600.0
+MAX_TTL = 10 * YEAR
+"""Upper bound for token lifetimes, rotation periods and change windows."""
+MAX_CLOCK_STEP = 100 * YEAR
+MAX_LATENCY = 60.0
+MAX_RATE = 1_000_000.0
+MIN_RATE = 0.001
+"""Below this the Retry-After arithmetic overflows; 0 still switches the limit off."""
+MAX_FAULT_COUNT = 1_000_000_000
+MAX_RETRY_AFTER = 86_400
+
+
+@overload
+def finite_number(value: Any, where: str, *, low: float, high: float, integer: Literal[True]) -> int: ...
+@overload
+def finite_number(value: Any, where: str, *, low: float, high: float, integer: Literal[False] = False) -> float: ...
+def finite_number(value: Any, where: str, *, low: float, high: float, integer: bool = False) -> float:
+    """The one gate for numbers from admin bodies and seeds.
+
+    JSON lets through NaN, Infinity, 1e308 and 400-digit integers, and Python counts True as 1;
+    any of those reaching the clock, a sleep or a timestamp used to kill or stall the server.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SeedError(where, "must be a number")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SeedError(where, "must be a finite number")
+        if integer and not value.is_integer():
+            raise SeedError(where, "must be a whole number")
+    if not low <= value <= high:
+        raise SeedError(where, f"must be between {low:g} and {high:g}")
+    return int(value) if integer else float(value)
+
+
+def _optional_int(data: dict[str, Any], name: str, where: str, low: int, high: int) -> int | None:
+    value = data.get(name)
+    return None if value is None else finite_number(value, f"{where}.{name}", low=low, high=high, integer=True)
 
 
 @dataclass
@@ -42,17 +80,13 @@ class Fault:
         fault = cls(
             endpoint=str(data.get("endpoint", "*")),
             kind=str(data.get("kind", "status")),
-            status=int(data.get("status", 503)),
-            rate=float(data.get("rate", 1.0)),
-            count=None if data.get("count") is None else int(data["count"]),
-            retry_after=None if data.get("retry_after") is None else int(data["retry_after"]),
+            status=finite_number(data.get("status", 503), f"{where}.status", low=100, high=599, integer=True),
+            rate=finite_number(data.get("rate", 1.0), f"{where}.rate", low=0.0, high=1.0),
+            count=_optional_int(data, "count", where, 1, MAX_FAULT_COUNT),
+            retry_after=_optional_int(data, "retry_after", where, 0, MAX_RETRY_AFTER),
         )
         if fault.kind not in FAULT_KINDS:
             raise SeedError(f"{where}.kind", f"must be one of {', '.join(FAULT_KINDS)}")
-        if not 100 <= fault.status <= 599:
-            raise SeedError(f"{where}.status", "must be an HTTP status code")
-        if not 0.0 <= fault.rate <= 1.0:
-            raise SeedError(f"{where}.rate", "must be between 0 and 1")
         return fault
 
 
@@ -85,9 +119,8 @@ class Knobs:
                 "rate_limit": self.rate_limit.to_dict() if self.rate_limit else None,
             }
 
-    def set_latency(self, endpoint: str, seconds: float) -> None:
-        if seconds < 0:
-            raise SeedError("latency", "must not be negative")
+    def set_latency(self, endpoint: str, seconds: Any, where: str = "latency") -> None:
+        seconds = finite_number(seconds, where, low=0.0, high=MAX_LATENCY)
         with self._lock:
             if seconds == 0:
                 self.latency.pop(endpoint, None)
@@ -123,7 +156,14 @@ class Knobs:
                 return fault
             return None
 
-    def set_rate_limit(self, per_second: float | None, burst: float | None = None) -> None:
+    def set_rate_limit(self, per_second: Any, burst: Any = None, where: str = "rate_limit") -> None:
+        prefix = f"{where}." if where else ""
+        if per_second is not None:
+            per_second = finite_number(per_second, f"{prefix}per_second", low=0.0, high=MAX_RATE)
+            if 0 < per_second < MIN_RATE:
+                raise SeedError(f"{prefix}per_second", f"must be 0 (off) or at least {MIN_RATE:g}")
+        if burst is not None:
+            burst = finite_number(burst, f"{prefix}burst", low=0.0, high=MAX_RATE)
         with self._lock:
             if per_second is None or per_second <= 0:
                 self.rate_limit = None
@@ -158,13 +198,13 @@ class Knobs:
         if not isinstance(latency, dict):
             raise SeedError(f"{where}.latency", "must map endpoint globs to seconds")
         for glob, seconds in latency.items():
-            knobs.set_latency(str(glob), float(seconds))
+            knobs.set_latency(str(glob), seconds, f"{where}.latency.{glob}")
         for index, fault in enumerate(data.get("faults") or []):
             knobs.add_fault(Fault.from_dict(fault, f"{where}.faults[{index}]"))
         rate = data.get("rate_limit")
         if rate is not None:
             if isinstance(rate, dict):
-                knobs.set_rate_limit(float(rate.get("per_second", 0)), rate.get("burst"))
+                knobs.set_rate_limit(rate.get("per_second", 0), rate.get("burst"), f"{where}.rate_limit")
             else:
-                knobs.set_rate_limit(float(rate))
+                knobs.set_rate_limit(rate, where=f"{where}.rate_limit")
         return knobs

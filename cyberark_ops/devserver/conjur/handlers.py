@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from ..admin import admin_denied
+from ..errors import SeedError
 from ..http import Handler, Request, Response, Router, empty_response, json_response, text_response
+from ..knobs import MAX_TTL, finite_number
 from .models import (
     RESOURCE_KINDS,
     ConjurModel,
@@ -539,11 +541,13 @@ def build_router(app: DevApp) -> Router:
         ttl = body.get("ttl", 300)
         if not isinstance(claims, dict):
             return json_response(400, {"error": "claims must be a JSON object", "field": "claims"})
-        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)):
-            return json_response(400, {"error": "ttl must be a number of seconds", "field": "ttl"})
+        try:
+            seconds = finite_number(ttl, "ttl", low=1.0, high=MAX_TTL)
+        except SeedError as exc:
+            return json_response(400, {"error": str(exc), "field": exc.where})
         subject = claims.get("sub")
         request.audit.object = _printable(subject) if isinstance(subject, str) else None
-        return json_response(200, {"jwt": model.mint_jwt(claims, float(ttl), app.clock.now())})
+        return json_response(200, {"jwt": model.mint_jwt(claims, seconds, app.clock.now())})
 
     return router
 

@@ -17,8 +17,9 @@ from urllib.parse import quote
 
 from .auth import AuthContext, Authenticator, TokenCache
 from .config import ConjurConfig
+from .credential import Credential
 from .errors import ConfigurationError, InvalidResponse
-from .refs import validate_conjur_id
+from .refs import ConjurRef, validate_conjur_id
 from .transport import Call, EventCallback, Transport
 
 MAX_BATCH_URL = 6000
@@ -115,6 +116,10 @@ class ConjurClient:
             return value.decode("utf-8")
         except UnicodeDecodeError:
             raise self._binary_value(variable_id) from None
+
+    def get(self, ref: ConjurRef, *, reason: str | None = None) -> Credential:
+        """The uniform entry point every client has: a Conjur variable is a credential with a secret only."""
+        return Credential(secret=self.get_secret(ref.variable_id, ref.version, reason), source=str(ref))
 
     # -- batches ----------------------------------------------------------------------------------
 

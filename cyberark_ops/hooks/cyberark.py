@@ -211,29 +211,15 @@ class CyberArkHook(BaseHook):
         """A whole account: secret plus username, address, port, database and properties."""
         resolved = self.resolve_ref(ref)
         reason = self.audit_reason()
-        if isinstance(resolved, ConjurRef):
-            conjur, conjur_ref = self.get_conn(), resolved
-            assert isinstance(conjur, ConjurClient)
-            value = self._observe(
-                "get_credential",
-                str(resolved),
-                lambda: conjur.get_secret(conjur_ref.variable_id, conjur_ref.version, reason=reason),
-            )
-            credential = Credential(secret=value, source=str(resolved))
-        elif isinstance(resolved, CCPRef):
-            ccp, ccp_ref = self.get_conn(), resolved
-            assert isinstance(ccp, CCPClient)
-            credential = self._observe("get_credential", str(resolved), lambda: ccp.get(ccp_ref, reason=reason))
-        else:
-            pvwa_ref = resolved
 
-            def fetch() -> Credential:
-                pvwa = self._build_client()
-                assert isinstance(pvwa, PVWAClient)
-                with pvwa:
-                    return pvwa.get(pvwa_ref, reason=reason)
+        def fetch() -> Credential:
+            if self.api in ("pvwa", "privileged-cloud"):
+                # A PVWA session lives for one fetch only, even when the task fails.
+                with self._build_client() as session:
+                    return session.get(resolved, reason=reason)  # type: ignore[arg-type]
+            return self.get_conn().get(resolved, reason=reason)  # type: ignore[arg-type]
 
-            credential = self._observe("get_credential", str(resolved), fetch)
+        credential = self._observe("get_credential", str(resolved), fetch)
         _register(credential.secret, credential.source)
         return credential
 

@@ -196,3 +196,11 @@ def test_surrounding_whitespace_and_crlf_are_refused_not_stripped(reference: str
 def test_pvwa_account_ids_are_bounded() -> None:
     with pytest.raises(ConfigurationError):
         PVWARef(account_id="1" * 1000)
+
+
+def test_every_client_answers_get_with_a_credential(vault: Vault, token_cache: TokenCache) -> None:
+    with ConjurClient(vault.conjur_config(), token_cache=token_cache) as conjur:
+        credential = conjur.get(ConjurRef("prod/api/key", version=2), reason="dag=x")
+    assert credential.secret == "demo-api-key-v2"
+    assert credential.source == "conjur:prod/api/key?version=2"
+    assert "demo-api-key-v2" not in repr(credential)

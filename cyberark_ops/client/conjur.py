@@ -43,15 +43,18 @@ def _check_value_response(transport: Transport, call: Call, response: Any) -> No
 
     Conjur answers with ``send_data``: ``application/octet-stream`` or the variable's
     ``conjur/mime_type`` annotation, always as an attachment, so an annotated ``text/html``
-    variable still passes while a bare HTML page does not.
+    variable still passes while a bare HTML page, or a proxy's JSON error, does not.
     """
     content_type = response.headers.get("Content-Type")
     attachment = response.headers.get("Content-Disposition", "").lower().startswith("attachment")
     if content_type is None and not attachment:
         raise transport.invalid_response(call, "a value without a Content-Type", response.status_code)
     media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media in _PAGE_TYPES and not attachment:
+    if attachment or media == "application/octet-stream":
+        return
+    if media in _PAGE_TYPES:
         raise transport.invalid_response(call, f"an HTML page ({media}) instead of a value", response.status_code)
+    raise transport.invalid_response(call, f"a {media} body that Conjur did not send as a value", response.status_code)
 
 
 class ConjurClient:

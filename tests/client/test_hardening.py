@@ -82,6 +82,9 @@ def test_an_html_page_is_not_returned_as_a_conjur_value(vault: Vault, token_cach
     with pytest.raises(InvalidResponse) as raised:
         client.get_secret("prod/db/password")
     assert "HTML" in str(raised.value)
+    vault.fault("conjur.retrieve", kind="malformed", count=1)
+    with pytest.raises(InvalidResponse):
+        client.get_secret("prod/db/password")
     # Real Conjur's answers still pass: octet-stream and an annotated mime type.
     assert client.get_secret("prod/db/password") == "Demo-PG-Passw0rd!"
     assert client.get_secret("prod/app/config").startswith("{")

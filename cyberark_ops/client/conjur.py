@@ -21,6 +21,7 @@ from .credential import Credential
 from .errors import ConfigurationError, InvalidResponse
 from .refs import ConjurRef, validate_conjur_id
 from .transport import Call, EventCallback, Transport
+from .validation import shown
 
 MAX_BATCH_URL = 6000
 """Conservative URL length for one batch; proxies and servers commonly cap request lines at 8 KB."""
@@ -99,7 +100,7 @@ class ConjurClient:
         validate_conjur_id(variable_id)
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
             raise ConfigurationError("version: Conjur versions are integers starting at 1", field="version")
-        label = f"variable {variable_id!r}" + (f" version {version}" if version is not None else "")
+        label = f"variable {shown(variable_id)}" + (f" version {version}" if version is not None else "")
         call = Call(
             "GET",
             f"{self._prefix}/secrets/{quote(self.account, safe='')}/variable/{quote(variable_id, safe='')}",
@@ -107,7 +108,7 @@ class ConjurClient:
             target=label,
             query=f"version={version}" if version is not None else "",
             headers=self._reason_headers(reason),
-            hints=self._hints(f"variable {variable_id!r}"),
+            hints=self._hints(f"variable {shown(variable_id)}"),
         )
         response = self._transport.request(call, self._auth)
         _check_value_response(self._transport, call, response)
@@ -164,12 +165,12 @@ class ConjurClient:
             yield batch
 
     def _fetch_batch(self, ids: list[str], reason: str | None) -> dict[str, bytes]:
-        shown = ", ".join(repr(i) for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        listed = ", ".join(shown(i) for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
         call = Call(
             "GET",
             f"{self._prefix}/secrets",
             action="batch_retrieve",
-            target=f"variables {shown}",
+            target=f"variables {listed}",
             query="variable_ids=" + ",".join(quote(self._full_id(i), safe="") for i in ids),
             # Exactly "base64": the batch endpoint compares the whole header value, and requests
             # would otherwise send "gzip, deflate".
@@ -191,14 +192,14 @@ class ConjurClient:
             value = data.get(self._full_id(variable_id))
             if not isinstance(value, str):
                 raise self._transport.invalid_response(
-                    call, f"a batch answer without a value for {variable_id!r}", response.status_code
+                    call, f"a batch answer without a value for {shown(variable_id)}", response.status_code
                 )
             if encoded:
                 try:
                     values[variable_id] = base64.decodebytes(value.encode("ascii"))
                 except (binascii.Error, UnicodeEncodeError):
                     raise self._transport.invalid_response(
-                        call, f"a value for {variable_id!r} that is not base64", response.status_code
+                        call, f"a value for {shown(variable_id)} that is not base64", response.status_code
                     ) from None
             else:
                 values[variable_id] = value.encode("utf-8")
@@ -246,7 +247,7 @@ class ConjurClient:
 
     def _binary_value(self, variable_id: str) -> InvalidResponse:
         return InvalidResponse(
-            f"Conjur variable {variable_id!r} holds binary data that is not UTF-8 text; "
+            f"Conjur variable {shown(variable_id)} holds binary data that is not UTF-8 text; "
             "use get_secret_bytes / get_secrets_bytes for it",
             api="conjur",
             action="retrieve",

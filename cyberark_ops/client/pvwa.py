@@ -26,6 +26,7 @@ from .credential import Credential, parse_port
 from .errors import AmbiguousQuery, CyberArkError, NotFound
 from .refs import PVWARef
 from .transport import Call, EventCallback, Transport
+from .validation import shown
 
 log = logging.getLogger("cyberark_ops.client")
 
@@ -98,7 +99,9 @@ class PVWAClient:
                 params.append(f"filter={quote(f'safeName eq {safe}', safe='')}")
             params.append(f"limit={self.config.page_size}&offset={offset}")
             what = " and ".join(
-                part for part in (f"matching {query!r}" if query else "", f"in safe {safe!r}" if safe else "") if part
+                part
+                for part in (f"matching {shown(query)}" if query else "", f"in safe {shown(safe)}" if safe else "")
+                if part
             )
             call = Call(
                 "GET",
@@ -130,7 +133,7 @@ class PVWAClient:
         ]
         if not matches:
             raise NotFound(
-                f"PVWA find_account: no account named {name!r} in safe {safe!r} ({len(candidates)} search "
+                f"PVWA find_account: no account named {shown(name)} in safe {shown(safe)} ({len(candidates)} search "
                 f"candidate(s)); check the name and that {self.login!r} has 'List accounts' on the safe",
                 api="pvwa",
                 action="find_account",
@@ -139,7 +142,7 @@ class PVWAClient:
         if len(matches) > 1:
             ids = ", ".join(str(a.get("id")) for a in matches)
             raise AmbiguousQuery(
-                f"PVWA find_account: {len(matches)} accounts named {name!r} in safe {safe!r} (ids {ids}); "
+                f"PVWA find_account: {len(matches)} accounts named {shown(name)} in safe {shown(safe)} (ids {ids}); "
                 "refer to one by id (pvwa:id=<id>)",
                 field="name",
                 api="pvwa",

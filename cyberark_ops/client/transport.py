@@ -124,6 +124,8 @@ _STATUS_TABLE: dict[int, type[CyberArkError]] = {
     404: NotFound,
     406: InvalidResponse,
     422: ConfigurationError,
+    413: ConfigurationError,
+    414: ConfigurationError,
     429: RateLimited,
 }
 
@@ -188,6 +190,15 @@ class Call:
     def __repr__(self) -> str:
         # Headers and body carry tokens and credentials: never part of the repr.
         return f"Call({self.method} {self.path}, action={self.action!r})"
+
+
+PATH_SHOWN = 200
+
+
+def _request_line(call: Call) -> str:
+    """Method and path for a message, the path cut so that a long id cannot flood a log line."""
+    path = call.path if len(call.path) <= PATH_SHOWN else f"{call.path[:PATH_SHOWN]}...({len(call.path)} chars)"
+    return f"{call.method} {path}"
 
 
 class AuthFlow(Protocol):
@@ -685,7 +696,7 @@ class Transport:
             summary += f": {server_message.rstrip('.')}"
         if hint:
             summary += f". {hint[0].upper()}{hint[1:]}"
-        message = f"{summary.rstrip('.')}. ({call.method} {call.path})"
+        message = f"{summary.rstrip('.')}. ({_request_line(call)})"
         kwargs: dict[str, Any] = {
             "api": self.api,
             "action": call.action,
@@ -702,7 +713,7 @@ class Transport:
             f"{self.api_name} {call.action} {call.target}: the server answered with {what}; check "
             f"that base_url "
             f"points at {self.api_name} and that no proxy or load balancer rewrites answers "
-            f"({call.method} {call.path})",
+            f"({_request_line(call)})",
             api=self.api,
             action=call.action,
             path=call.path,
@@ -713,7 +724,7 @@ class Transport:
         return Unavailable(
             f"{self.api_name} {call.action} {call.target}: {problem} at {origin} after {attempts} "
             f"attempt(s); "
-            f"check that base_url is right and the server is up and reachable ({call.method} {call.path})",
+            f"check that base_url is right and the server is up and reachable ({_request_line(call)})",
             api=self.api,
             action=call.action,
             path=call.path,
@@ -723,7 +734,7 @@ class Transport:
         last = f" (last problem: {problem})" if problem else ""
         return Unavailable(
             f"{self.api_name} {call.action} {call.target}: gave up at the {self.config.deadline:g}s deadline "
-            f"talking to {origin}{last}; the server is slow or down ({call.method} {call.path})",
+            f"talking to {origin}{last}; the server is slow or down ({_request_line(call)})",
             api=self.api,
             action=call.action,
             path=call.path,
@@ -736,7 +747,7 @@ class Transport:
         return RateLimited(
             f"{self.api_name} {call.action} {call.target}: rate limited (HTTP 429) after {attempts} "
             f"attempt(s)"
-            f"{wait}. Lower concurrency, or raise the server's limit ({call.method} {call.path})",
+            f"{wait}. Lower concurrency, or raise the server's limit ({_request_line(call)})",
             retry_after=retry_after,
             api=self.api,
             action=call.action,

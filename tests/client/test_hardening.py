@@ -14,6 +14,7 @@ from cyberark_ops.client import (
     ConfigurationError,
     ConjurApiKeyAuth,
     ConjurClient,
+    CyberArkError,
     InvalidResponse,
     PVWAClient,
     TokenCache,
@@ -207,3 +208,11 @@ def test_every_client_answers_get_with_a_credential(vault: Vault, token_cache: T
     assert credential.secret == "demo-api-key-v2"
     assert credential.source == "conjur:prod/api/key?version=2"
     assert "demo-api-key-v2" not in repr(credential)
+
+
+def test_error_messages_cut_long_paths(vault: Vault, token_cache: TokenCache) -> None:
+    long_id = "x/" * 1000 + "end"
+    client = ConjurClient(vault.conjur_config(), token_cache=token_cache)
+    with pytest.raises(CyberArkError) as raised:
+        client.get_secret(long_id)
+    assert len(str(raised.value)) < 1000

@@ -134,10 +134,6 @@ class TokenCache:
         with self._lock:
             self._tokens.clear()
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._tokens)
-
 
 PROCESS_TOKEN_CACHE = TokenCache()
 

@@ -20,12 +20,7 @@ class AuditLog:
         self._seq = 0
         self._lock = threading.Lock()
         self._max = max_in_memory
-        self._path = path
         self._file = path.open("a", encoding="utf-8", buffering=1) if path else None
-
-    @property
-    def path(self) -> Path | None:
-        return self._path
 
     def record(self, event: dict[str, Any], now: float) -> None:
         with self._lock:

@@ -36,9 +36,6 @@ class Headers:
     def get(self, name: str, default: str | None = None) -> str | None:
         return self._items.get(name.lower(), default)
 
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._items
-
 
 @dataclass
 class AuditInfo:
@@ -80,9 +77,6 @@ class Request:
     def param(self, name: str) -> str:
         """A route parameter percent-decoded, keeping a literal ``+`` (paths are not forms)."""
         return unquote(self.params[name])
-
-    def json(self) -> Any:
-        return json.loads(self.body.decode("utf-8"))
 
 
 @dataclass

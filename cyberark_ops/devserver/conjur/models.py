@@ -464,10 +464,6 @@ class ConjurModel:
         with self._lock:
             self._token_ttl = min(max(float(seconds), 1.0), MAX_TOKEN_TTL)
 
-    @property
-    def token_ttl(self) -> float:
-        return self._token_ttl
-
     # -- roles and credentials -----------------------------------------------------------------
 
     def role_for_login(self, login: str) -> Role | None:
@@ -803,23 +799,6 @@ class ConjurModel:
     def _dev_jwt_public(self) -> tuple[str | None, rsa.RSAPublicKey]:
         key, kid = self._dev_jwt_key()
         return kid, key.public_key()
-
-    def jwks(self) -> dict[str, Any]:
-        """The dev issuer's public key as a JWKS, for configuring another verifier."""
-        key, kid = self._dev_jwt_key()
-        numbers = key.public_key().public_numbers()
-        return {
-            "keys": [
-                {
-                    "kty": "RSA",
-                    "use": "sig",
-                    "alg": "RS256",
-                    "kid": kid,
-                    "n": _b64url_nopad(_int_bytes(numbers.n)),
-                    "e": _b64url_nopad(_int_bytes(numbers.e)),
-                }
-            ]
-        }
 
     def mint_jwt(self, claims: dict[str, Any], ttl: float, now: float) -> str:
         """An RS256 JWT from the dev issuer: ``iss``, ``iat`` and ``exp = iat + ttl`` are filled in

@@ -10,7 +10,7 @@ import requests
 
 from cyberark_ops.devserver import DevServer
 
-pytest_plugins = ["cyberark_ops.devserver.pytest_plugin"]
+pytest_plugins = ["cyberark_ops.testing.pytest_plugin"]
 
 
 class DevClient:

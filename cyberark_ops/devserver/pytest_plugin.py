@@ -1,6 +1,7 @@
 """pytest fixtures for the dev server, as moto offers ``mock_aws``.
 
-Enable with ``pytest_plugins = ["cyberark_ops.devserver.pytest_plugin"]`` in a ``conftest.py``.
+Enable with ``pytest_plugins = ["cyberark_ops.devserver.pytest_plugin"]`` in a ``conftest.py``
+(or ``cyberark_ops.testing.pytest_plugin``, which adds the Airflow connection fixture).
 Set a different seed for a module or package by overriding the ``cyberark_devserver_seed``
 fixture (a mapping, a path, or None for the built-in demo seed).
 """
@@ -27,17 +28,3 @@ def cyberark_devserver(cyberark_devserver_seed: dict[str, Any] | str | Path | No
     """A fresh dev server per test, over HTTPS on a free loopback port, stopped afterwards."""
     with DevServer(cyberark_devserver_seed) as server:
         yield server
-
-
-@pytest.fixture
-def cyberark_connection_env(cyberark_devserver: DevServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    """``AIRFLOW_CONN_CYBERARK_DEFAULT`` pointing at the dev server's Conjur API as the demo seed's
-    host ``host/airflow/worker``; returns the connection id."""
-    import json
-
-    from ..testing.connections import demo_conjur_connection
-    from .seed import demo_seed
-
-    conn = demo_conjur_connection(cyberark_devserver.info(), demo_seed())
-    monkeypatch.setenv("AIRFLOW_CONN_CYBERARK_DEFAULT", json.dumps(conn))
-    return "cyberark_default"

@@ -1,4 +1,4 @@
-"""The fixtures users get from ``cyberark_ops.devserver.pytest_plugin``."""
+"""The fixtures users get from ``cyberark_ops.testing.pytest_plugin`` (the dev server's included)."""
 
 from __future__ import annotations
 

@@ -32,10 +32,11 @@ from .client import (
     PVWALogonAuth,
     TransportConfig,
 )
+from .client.auth import PVWA_AUTH_TYPES
 
 API_KINDS = ("conjur", "ccp", "pvwa", "privileged-cloud")
 CONJUR_AUTH = ("api_key", "jwt")
-PVWA_AUTH = ("cyberark", "ldap", "radius", "windows")
+PVWA_AUTH = tuple(PVWA_AUTH_TYPES)  # one list, kept by the auth strategy that sends it
 
 Client = Union[ConjurClient, CCPClient, PVWAClient]  # noqa: UP007 - runtime alias on 3.10
 

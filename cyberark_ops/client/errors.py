@@ -32,6 +32,8 @@ class CyberArkError(Exception):
         self.path = path
         self.status = status
         self.code = code
+        self.reported = False
+        """Set by the transport once it has emitted the ``error`` event, so nesting counts it once."""
 
     def __str__(self) -> str:
         return self.message

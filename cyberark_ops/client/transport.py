@@ -137,6 +137,13 @@ _STATUS_HINTS: dict[int, str] = {
 }
 
 
+# Hints for a call sent through an auth flow, used when the call brings none of its own.
+_AFTER_REAUTH_HINTS: dict[int, str] = {
+    401: "The server rejected a freshly obtained token too: check that the identity still exists, is not "
+    "revoked and may use this API.",
+}
+
+
 class Call:
     """One logical request: what to send, and how to describe it in errors and metrics.
 
@@ -450,18 +457,13 @@ class Transport:
                     response.status_code,
                 )
             if response.status_code >= 400:
-                if auth is not None and response.status_code == 401:
-                    call.hints.setdefault(
-                        401,
-                        "The server rejected a freshly obtained token too: check that the identity still "
-                        "exists, is not revoked and may use this API.",
-                    )
-                raise self._error_for(response, call, time.monotonic() - started)
+                fallback = _AFTER_REAUTH_HINTS if auth is not None else None
+                raise self._error_for(response, call, time.monotonic() - started, fallback)
             return response
         except CyberArkError as error:
             # A failed authentication surfaces through the call that needed it: report it once.
-            if not getattr(error, "_reported", False):
-                error._reported = True  # type: ignore[attr-defined]
+            if not error.reported:
+                error.reported = True
                 self._emit(
                     "error",
                     {
@@ -668,11 +670,17 @@ class Transport:
 
     # -- error construction: the single place statuses become exceptions -----------------------
 
-    def _error_for(self, response: requests.Response, call: Call, elapsed: float) -> CyberArkError:
+    def _error_for(
+        self,
+        response: requests.Response,
+        call: Call,
+        elapsed: float,
+        fallback_hints: Mapping[int, str] | None = None,
+    ) -> CyberArkError:
         status = response.status_code
         code, server_message = error_detail(response)
         error_class: type[CyberArkError]
-        hint = call.hints.get(status)
+        hint = call.hints.get(status) or (fallback_hints or {}).get(status)
         if code is not None and code in _CODE_TABLE:
             error_class, _, code_hint = _CODE_TABLE[code]
             hint = hint or code_hint

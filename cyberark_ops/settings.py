@@ -84,8 +84,14 @@ RATE_LIMIT_RANGE = (0.01, 100_000.0)
 """Requests per second a client-side budget may be set to: below 0.01 a fetch would wait minutes."""
 
 
-_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
-_JSON_KINDS[type(None)] = "null"
+_JSON_KINDS: dict[type, str] = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 
 
 def parse_extras(text: str | None) -> dict[str, Any]:

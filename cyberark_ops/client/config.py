@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
-from .validation import CCP_FORBIDDEN, CONTROL_CHARS
-from .validation import require_name as _require_text
+from .validation import CCP_FORBIDDEN, CONTROL_CHARS, require_name
 
 if TYPE_CHECKING:
     from .auth import ConjurAuth, PVWAAuth
@@ -169,7 +168,7 @@ class ConjurConfig(TransportConfig):
             if not cloud:
                 raise _fail("account", "is required for self-hosted Conjur (the account chosen at setup)")
             account = "conjur"
-        _require_text(account, "account")
+        require_name(account, "account")
         if "/" in account or ":" in account or " " in account:
             raise _fail("account", f"{account!r} must not contain '/', ':' or spaces")
         object.__setattr__(self, "account", account)
@@ -202,10 +201,10 @@ class CCPConfig(TransportConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _require_text(self.app_id, "app_id")
+        require_name(self.app_id, "app_id")
         if CCP_FORBIDDEN.search(self.app_id) or " " in self.app_id:
             raise _fail("app_id", "must not contain spaces or '+', '&', '%', ';' (CCP cannot carry them)")
-        _require_text(self.service_path, "service_path")
+        require_name(self.service_path, "service_path")
         service_path = self.service_path.strip("/")
         if not re.fullmatch(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*", service_path) or ".." in service_path:
             raise _fail("service_path", f"{self.service_path!r} must be a plain path such as AIMWebService")
@@ -238,7 +237,7 @@ class PVWAConfig(TransportConfig):
 
         if not isinstance(self.auth, PVWAAuth):
             raise _fail("auth", "must be PVWALogonAuth or PlatformTokenAuth")
-        _require_text(self.base_path, "base_path")
+        require_name(self.base_path, "base_path")
         base_path = "/" + self.base_path.strip("/")
         if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", base_path) or ".." in base_path:
             raise _fail("base_path", f"{self.base_path!r} must be a plain path such as /PasswordVault")

@@ -178,8 +178,6 @@ class PVWAClient:
             body=json.dumps(body).encode(),
             idempotent=False,
             hints={
-                503: "Not retried: a retrieve may check the account out or rotate a one-time password; "
-                "retry the task once PVWA is healthy.",
                 403: f"{self.login!r} lacks 'Retrieve accounts' (and 'Use accounts') on the account's safe.",
                 404: f"No account with id {account_id!r}, or {self.login!r} cannot see it.",
                 400: "PVWA rejected the retrieval; the safe's policy may require a reason or a ticket.",

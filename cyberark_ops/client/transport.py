@@ -318,13 +318,17 @@ def _exception_chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+REFUSED = "connection refused"
+UNRESOLVED = "host name could not be resolved"
+
+
 def _connection_problem(exc: BaseException) -> str:
     chain = _exception_chain(exc)
     names = {type(e).__name__ for e in chain}
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
-        return "connection refused"
+        return REFUSED
     if "NameResolutionError" in names or any(isinstance(e, OSError) and e.errno in (-2, -3) for e in chain):
-        return "host name could not be resolved"
+        return UNRESOLVED
     if any(isinstance(e, ssl.SSLError) for e in chain):
         return "TLS handshake failed (if the server requires a client certificate, check client_cert / key)"
     if "RemoteDisconnected" in names or any(isinstance(e, ConnectionResetError) for e in chain):
@@ -336,7 +340,7 @@ def _connection_problem(exc: BaseException) -> str:
 
 def _never_sent(reason: str, problem: str) -> bool:
     """Whether a failed attempt surely never reached the server's application (safe to resend)."""
-    return reason == "connect_timeout" or problem in ("connection refused", "host name could not be resolved")
+    return reason == "connect_timeout" or problem in (REFUSED, UNRESOLVED)
 
 
 def _is_cert_verify_failure(exc: BaseException) -> bool:
@@ -694,7 +698,12 @@ class Transport:
             error_class = CyberArkError
         if hint is None:
             if status >= 500:
-                hint = f"The server kept failing for {elapsed:.1f}s; retry later or check the server's health."
+                hint = (
+                    f"The server kept failing for {elapsed:.1f}s; retry later or check the server's health."
+                    if call.idempotent
+                    else "Not retried, as the request may have taken effect (a PVWA retrieve may check the "
+                    "account out or rotate a one-time password); retry the task once the server is healthy."
+                )
             else:
                 hint = _STATUS_HINTS.get(status, "")
         summary = f"{self.api_name} {call.action} {call.target}: HTTP {status} {response.reason or ''}".rstrip()

@@ -20,6 +20,15 @@ def clock() -> Clock:
     return Clock()
 
 
+def limited_after(clock: Clock, sends: int) -> Pacer:
+    """A pacer that saw ``sends`` requests within the current second, then one 429."""
+    pacer = Pacer(clock)
+    for _ in range(sends):
+        pacer.reserve(clock.now + 60)
+    pacer.rate_limited()
+    return pacer
+
+
 def test_unpaced_until_the_first_429(clock: Clock) -> None:
     pacer = Pacer(clock)
     assert [pacer.reserve(clock.now + 60) for _ in range(100)] == [0.0] * 100
@@ -27,10 +36,7 @@ def test_unpaced_until_the_first_429(clock: Clock) -> None:
 
 
 def test_a_429_paces_below_the_measured_rate(clock: Clock) -> None:
-    pacer = Pacer(clock)
-    for _ in range(50):
-        pacer.reserve(clock.now + 60)
-    pacer.rate_limited()
+    pacer = limited_after(clock, 50)
     assert pacer.rate == pytest.approx(35.0)
     first = pacer.reserve(clock.now + 60)
     second = pacer.reserve(clock.now + 60)
@@ -39,28 +45,21 @@ def test_a_429_paces_below_the_measured_rate(clock: Clock) -> None:
 
 
 def test_429s_of_one_episode_cut_once(clock: Clock) -> None:
-    pacer = Pacer(clock)
-    for _ in range(20):
-        pacer.reserve(clock.now + 60)
-    for _ in range(30):
+    pacer = limited_after(clock, 20)
+    for _ in range(29):
         pacer.rate_limited()
     assert pacer.rate == pytest.approx(14.0)
 
 
 def test_a_slot_beyond_the_deadline_is_refused(clock: Clock) -> None:
-    pacer = Pacer(clock)
-    pacer.reserve(clock.now + 60)
-    pacer.rate_limited()
+    pacer = limited_after(clock, 1)
     assert pacer.rate == pytest.approx(0.7)
     assert pacer.reserve(clock.now + 60) == 0.0
     assert pacer.reserve(clock.now + 1) is None
 
 
 def test_the_rate_recovers_and_pacing_ends_when_quiet(clock: Clock) -> None:
-    pacer = Pacer(clock)
-    for _ in range(10):
-        pacer.reserve(clock.now + 60)
-    pacer.rate_limited()
+    pacer = limited_after(clock, 10)
     cut = pacer.rate
     assert cut is not None
     clock.now += 10

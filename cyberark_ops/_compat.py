@@ -9,7 +9,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
 
-def _first_attribute(name: str, *modules: str) -> Any:
+def first_attribute(name: str, *modules: str) -> Any:
     for module in modules:
         try:
             return getattr(importlib.import_module(module), name)
@@ -19,9 +19,7 @@ def _first_attribute(name: str, *modules: str) -> Any:
 
 
 # Moved in task-sdk 1.2; the old path warns on 3.3.
-Stats: Any = _first_attribute(
-    "Stats", "airflow.sdk.observability.stats", "airflow.observability.stats", "airflow.stats"
-)
+Stats: Any = first_attribute("Stats", "airflow.sdk.observability.stats", "airflow.observability.stats", "airflow.stats")
 
 
 def current_context() -> Any | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
+from .apis import BUILTIN_APIS
 
 PACKAGE_NAME = "cyberark-ops"
 
@@ -24,8 +25,8 @@ def _field(label: str, description: str, *, kind: str = "string", secret: bool =
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "api": {
         "label": "CyberArk API",
-        "description": "conjur, ccp, pvwa or privileged-cloud",
-        "schema": {"type": ["string", "null"], "enum": ["conjur", "ccp", "pvwa", "privileged-cloud", None]},
+        "description": ", ".join(BUILTIN_APIS),
+        "schema": {"type": ["string", "null"], "enum": [*BUILTIN_APIS, None]},
     },
     "account": _field("Conjur account", "Conjur account name (SaaS: conjur)"),
     "auth_method": _field(

@@ -10,35 +10,17 @@ other extra would be shown in clear.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NoReturn, Union
+from typing import Any, NoReturn
 
-from .client import (
-    CCPClient,
-    CCPConfig,
-    ConfigurationError,
-    ConjurApiKeyAuth,
-    ConjurClient,
-    ConjurConfig,
-    ConjurJWTAuth,
-    EventCallback,
-    PlatformTokenAuth,
-    PVWAClient,
-    PVWAConfig,
-    PVWALogonAuth,
-    TransportConfig,
-)
-from .client.auth import PVWA_AUTH_TYPES
-
-API_KINDS = ("conjur", "ccp", "pvwa", "privileged-cloud")
-CONJUR_AUTH = ("api_key", "jwt")
-PVWA_AUTH = tuple(PVWA_AUTH_TYPES)  # one list, kept by the auth strategy that sends it
-
-Client = Union[ConjurClient, CCPClient, PVWAClient]  # noqa: UP007 - runtime alias on 3.10
+from .apis import ApiSpec, api_names, api_spec
+from .client import ConfigurationError, EventCallback, TransportConfig
 
 # Extras that hold transport settings, with the type each must have.
 _TRANSPORT_FIELDS: dict[str, type] = {
@@ -58,11 +40,11 @@ SENSITIVE_EXTRAS = ("api_key", "jwt_token", "client_key_password")
 _MISPLACED_SECRETS = ("password", "client_secret", "jwt", "secret")
 
 
-def _fail(field: str, problem: str) -> ConfigurationError:
+def settings_error(field: str, problem: str) -> ConfigurationError:
     return ConfigurationError(f"CyberArk connection: {field}: {problem}", field=field)
 
 
-def _as_bool(value: Any, field: str) -> bool:
+def as_bool(value: Any, field: str) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in (
@@ -77,7 +59,7 @@ def _as_bool(value: Any, field: str) -> bool:
         "",
     ):
         return value.strip().lower() in ("true", "1", "yes", "on")
-    raise _fail(field, "must be true or false")
+    raise settings_error(field, "must be true or false")
 
 
 RATE_LIMIT_RANGE = (0.01, 100_000.0)
@@ -102,17 +84,17 @@ def parse_extras(text: str | None) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):
-        raise _fail("extra", "is not valid JSON") from None
+        raise settings_error("extra", "is not valid JSON") from None
     if not isinstance(data, dict):
-        raise _fail("extra", f"must be a JSON object, not {_JSON_KINDS.get(type(data), 'another value')}")
+        raise settings_error("extra", f"must be a JSON object, not {_JSON_KINDS.get(type(data), 'another value')}")
     return data
 
 
-def _convert(value: Any, kind: type, field: str) -> Any:
+def convert(value: Any, kind: type, field: str) -> Any:
     if value is None or value == "":
         return None
     if kind in (int, float) and isinstance(value, bool):
-        raise _fail(field, "must be a number, got bool")
+        raise settings_error(field, "must be a number, got bool")
     try:
         if kind is int:
             if isinstance(value, float) and not value.is_integer():
@@ -121,9 +103,9 @@ def _convert(value: Any, kind: type, field: str) -> Any:
         if kind is float:
             return float(value)
     except (TypeError, ValueError, OverflowError):
-        raise _fail(field, f"must be a finite number, got {type(value).__name__}") from None
+        raise settings_error(field, f"must be a finite number, got {type(value).__name__}") from None
     if not isinstance(value, str):
-        raise _fail(field, "must be a string")
+        raise settings_error(field, "must be a string")
     return value
 
 
@@ -133,28 +115,44 @@ def _read_secret_file(path: str, field: str) -> str:
     try:
         return file.read_text("utf-8").strip()
     except OSError as exc:
-        raise _fail(field, f"cannot read {str(file)!r} ({exc.strerror})") from None
+        raise settings_error(field, f"cannot read {str(file)!r} ({exc.strerror})") from None
     except UnicodeDecodeError:
-        raise _fail(field, f"{str(file)!r} is not UTF-8 text") from None
+        raise settings_error(field, f"{str(file)!r} is not UTF-8 text") from None
 
 
 class ConnectionSettings:
-    """What a ``cyberark`` connection says, validated; ``build_client`` turns it into a client.
+    """What a ``cyberark`` connection (or a secrets backend's kwargs) says, validated once.
 
-    Not a dataclass, and it refuses pickling: it holds the credential for reaching CyberArk (and
-    extras that may hold one), which ``asdict``, ``pickle`` or a ``repr`` would otherwise copy.
+    ``build_client`` turns it into a client through the API table in ``apis``. Not a dataclass,
+    and it refuses pickling: it holds the credential for reaching CyberArk (and extras that may
+    hold one), which ``asdict``, ``pickle`` or a ``repr`` would otherwise copy.
     """
 
-    __slots__ = ("api", "base_url", "extras", "login", "secret")
+    __slots__ = ("api", "base_url", "deadline", "extras", "login", "rate_limit_per_second", "secret", "spec")
 
     def __init__(
         self, *, api: str, base_url: str, login: str | None, secret: str | None, extras: Mapping[str, Any]
     ) -> None:
+        spec = api_spec(api)
+        if spec is None:
+            raise settings_error("api", f"{api!r} is not one of {', '.join(api_names())}")
+        self.spec: ApiSpec = spec
         self.api = api
         self.base_url = base_url
         self.login = login
         self.secret = secret
         self.extras: Mapping[str, Any] = MappingProxyType(dict(extras))
+        if spec.auth_method(self.extras.get("auth_method")) is None:
+            method = str(self.extras.get("auth_method"))
+            raise settings_error(
+                "auth_method", f"{method.lower()!r} is not one of {', '.join(spec.auth_names)} for {spec.label}"
+            )
+        self.rate_limit_per_second = _rate_limit(self.extras.get("rate_limit_per_second"))
+        deadline = convert(self.extras.get("deadline"), float, "deadline")
+        self.deadline: float = (
+            float(TransportConfig.deadline) if deadline is None or not math.isfinite(deadline) else deadline
+        )
+        """The per-fetch deadline the client will use (validated again by its config)."""
 
     def __repr__(self) -> str:
         return f"ConnectionSettings(api={self.api!r}, base_url={self.base_url!r}, login={self.login!r})"
@@ -173,20 +171,19 @@ class ConnectionSettings:
         password: str | None,
         extras: Mapping[str, Any],
     ) -> ConnectionSettings:
+        """From an Airflow connection's fields."""
         if not isinstance(extras, Mapping):
-            raise _fail("extra", f"must be a JSON object, not {type(extras).__name__}")
+            raise settings_error("extra", f"must be a JSON object, not {type(extras).__name__}")
         misplaced = [key for key in _MISPLACED_SECRETS if extras.get(key)]
         if misplaced:
-            raise _fail(
+            raise settings_error(
                 misplaced[0],
                 "this secret does not belong in extras; put it in the password field or in a file "
                 "named by password_file",
             )
-        api = str(extras.get("api") or extras.get("api_kind") or "conjur").strip().lower()
-        if api not in API_KINDS:
-            raise _fail("api", f"{api!r} is not one of {', '.join(API_KINDS)}")
+        api = _api_name(extras.get("api") or extras.get("api_kind"))
         if not host:
-            raise _fail("host", "the CyberArk base URL is required, e.g. https://conjur.example.com")
+            raise settings_error("host", "the CyberArk base URL is required, e.g. https://conjur.example.com")
         base_url = host.strip()
         if "://" not in base_url:
             base_url = f"https://{base_url}"
@@ -196,130 +193,162 @@ class ConnectionSettings:
             base_url = base_url.rstrip("/") + "/" + schema.strip("/")
         return cls(api=api, base_url=base_url, login=login or None, secret=password or None, extras=dict(extras))
 
-    @property
-    def rate_limit_per_second(self) -> float | None:
-        """The client-side request budget (``rate_limit_per_second``), validated like every extra."""
-        budget: float | None = _convert(self.extras.get("rate_limit_per_second"), float, "rate_limit_per_second")
-        low, high = RATE_LIMIT_RANGE
-        if budget is not None and not (math.isfinite(budget) and low <= budget <= high):
-            raise _fail("rate_limit_per_second", f"must be a number between {low:g} and {high:g}")
-        return budget
+    @classmethod
+    def from_backend_kwargs(cls, kwargs: Mapping[str, Any], *, reserved: Iterable[str] = ()) -> ConnectionSettings:
+        """From a secrets backend's ``backend_kwargs``; keys in ``reserved`` belong to the backend.
 
-    @property
-    def deadline(self) -> float:
-        """The per-fetch deadline the client will use (validated again by its config)."""
-        value = _convert(self.extras.get("deadline"), float, "deadline")
-        return float(TransportConfig.deadline) if value is None or not math.isfinite(value) else value
+        The credential for reaching CyberArk must come from a file (``api_key_file``,
+        ``password_file``), an environment variable (``api_key_env``, ``password_env``) or a JWT
+        file (``jwt_token_path``): backend kwargs live in airflow.cfg or the environment, where
+        ``airflow config list`` and every process started by Airflow can read them.
+        """
+        if not isinstance(kwargs, Mapping):
+            raise backend_error("backend_kwargs", f"must be a JSON object, not {type(kwargs).__name__}")
+        skipped = set(reserved)
+        own = {key: value for key, value in kwargs.items() if key not in skipped}
+        inline = [key for key in _INLINE_SECRETS if own.get(key)]
+        if inline:
+            raise backend_error(
+                inline[0],
+                "a secret may not be written inline in backend_kwargs (airflow config list shows it); "
+                f"name a file ({_FILE_FOR.get(inline[0], 'password_file')}) or an environment variable "
+                f"({_ENV_FOR.get(inline[0], 'password_env')}) instead",
+            )
+        for key in own:
+            if not isinstance(key, str) or key not in BACKEND_FIELDS:
+                raise backend_error(str(key), _unknown_field(str(key), [*BACKEND_FIELDS, *skipped]))
+        url = own.get("url")
+        if not isinstance(url, str) or not url.strip():
+            raise backend_error("url", "the CyberArk base URL is required, e.g. https://conjur.example.com")
+        login = own.get("login")
+        if login is not None and not isinstance(login, str):
+            raise backend_error("login", "must be a string")
+        extras = {key: value for key, value in own.items() if key not in ("url", "login")}
+        try:
+            return cls(
+                api=_api_name(own.get("api")), base_url=url.strip(), login=login or None, secret=None, extras=extras
+            )
+        except ConfigurationError as exc:
+            raise backend_error(exc.field or "backend_kwargs", exc.message.split(": ", 2)[-1]) from None
 
-    def _transport_kwargs(self) -> dict[str, Any]:
+    # -- what builders read -------------------------------------------------------------------------
+
+    def transport_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"base_url": self.base_url}
         for field, kind in _TRANSPORT_FIELDS.items():
-            value = _convert(self.extras.get(field), kind, field)
+            value = convert(self.extras.get(field), kind, field)
             if value is not None:
                 kwargs[field] = value
         if self.extras.get("client_key_password"):
             kwargs["client_key_password"] = str(self.extras["client_key_password"])
         if "verify" in self.extras:
-            kwargs["verify"] = _as_bool(self.extras["verify"], "verify")
+            kwargs["verify"] = as_bool(self.extras["verify"], "verify")
         if "allow_insecure_http" in self.extras:
-            kwargs["allow_insecure_http"] = _as_bool(self.extras["allow_insecure_http"], "allow_insecure_http")
+            kwargs["allow_insecure_http"] = as_bool(self.extras["allow_insecure_http"], "allow_insecure_http")
         return kwargs
 
-    def _secret(self, file_field: str, what: str, extra_field: str | None = None) -> str:
+    def credential(
+        self, file_field: str, what: str, *, extra_field: str | None = None, env_field: str | None = None
+    ) -> str:
+        """The secret for reaching CyberArk: from a file, an environment variable, a sensitive
+        extra or the password field, in that order. Read when a client is built, so the next
+        task sees a rotated file."""
         path = self.extras.get(file_field)
+        variable = self.extras.get(env_field) if env_field else None
         if path:
-            value = _read_secret_file(str(path), file_field)
-        elif extra_field and self.extras.get(extra_field):
-            value = str(self.extras[extra_field])
-        elif self.secret:
-            value = self.secret
-        else:
-            raise _fail("password", f"the {what} is required: set the password field or {file_field}")
-        return value
+            return _read_secret_file(str(path), file_field)
+        if variable:
+            return _read_secret_env(str(variable), str(env_field))
+        if extra_field and self.extras.get(extra_field):
+            return str(self.extras[extra_field])
+        if self.secret:
+            return self.secret
+        sources = " or ".join(name for name in (file_field, env_field) if name)
+        raise settings_error("password", f"the {what} is required: set the password field or {sources}")
 
-    def _require_login(self, what: str) -> str:
+    def require_login(self, what: str) -> str:
         if not self.login:
-            raise _fail("login", f"{what} is required")
+            raise settings_error("login", f"{what} is required")
         return self.login
 
     def build_client(
         self, on_event: EventCallback | None = None, register_secret: Callable[[str], None] | None = None
-    ) -> Client:
-        """The client for this connection; ``register_secret`` sees every credential used to reach
-        CyberArk itself (API key, password, client secret, inline JWT), e.g. to mask it."""
+    ) -> Any:
+        """The client for this connection, from the (api, auth method) builder table.
+
+        ``register_secret`` sees every credential used to reach CyberArk itself (API key,
+        password, client secret, inline JWT), e.g. to mask it, before it is used.
+        """
         register = register_secret or (lambda _value: None)
         for name in SENSITIVE_EXTRAS:
             if self.extras.get(name):
                 register(str(self.extras[name]))
+        method = self.spec.auth_method(self.extras.get("auth_method"))
+        assert method is not None  # checked in __init__
+        return method.build(self, on_event=on_event, register=register)
 
-        def secret(file_field: str, what: str, extra_field: str | None = None) -> str:
-            value = self._secret(file_field, what, extra_field)
-            register(value)
-            return value
 
-        kwargs = self._transport_kwargs()
-        if self.api == "conjur":
-            method = str(self.extras.get("auth_method") or "api_key").lower()
-            if method not in CONJUR_AUTH:
-                raise _fail("auth_method", f"{method!r} is not one of {', '.join(CONJUR_AUTH)} for Conjur")
-            if method == "jwt":
-                service_id = self.extras.get("jwt_service_id")
-                token_path = self.extras.get("jwt_token_path")
-                inline_jwt = self.extras.get("jwt_token")
-                if not service_id:
-                    raise _fail("jwt_service_id", "JWT auth needs the authn-jwt service id")
-                if bool(token_path) == bool(inline_jwt):
-                    raise _fail("jwt_token_path", "JWT auth needs exactly one of jwt_token_path and jwt_token")
-                conjur_auth: ConjurApiKeyAuth | ConjurJWTAuth = (
-                    ConjurJWTAuth(str(service_id), token_file=str(token_path), login=self.login)
-                    if token_path
-                    else ConjurJWTAuth(str(service_id), token_provider=lambda: str(inline_jwt), login=self.login)
-                )
-                if inline_jwt:
-                    register(str(inline_jwt))
-            else:
-                login = self._require_login("the Conjur login (host/<id> or a user)")
-                conjur_auth = ConjurApiKeyAuth(login, secret("api_key_file", "API key", "api_key"))
-            cloud = self.extras.get("cloud")
-            config = ConjurConfig(
-                account=self.extras.get("account") or None,
-                auth=conjur_auth,
-                cloud=None if cloud in (None, "") else _as_bool(cloud, "cloud"),
-                **kwargs,
-            )
-            return ConjurClient(config, on_event=on_event)
-        if self.api == "ccp":
-            app_id = self.extras.get("app_id")
-            if not app_id:
-                raise _fail("app_id", "the CCP application id (AppID) is required")
-            ccp_kwargs: dict[str, Any] = {}
-            if self.extras.get("service_path"):
-                ccp_kwargs["service_path"] = str(self.extras["service_path"])
-            if "fail_on_password_change" in self.extras:
-                ccp_kwargs["fail_on_password_change"] = _as_bool(
-                    self.extras["fail_on_password_change"], "fail_on_password_change"
-                )
-            timeout = _convert(self.extras.get("connection_timeout"), int, "connection_timeout")
-            if timeout is None and "read_timeout" in kwargs:
-                # CCP must give up on the Vault before we give up on CCP.
-                timeout = max(1, int(kwargs["read_timeout"] * 2 / 3))
-            if timeout is not None:
-                ccp_kwargs["connection_timeout"] = timeout
-            return CCPClient(CCPConfig(app_id=str(app_id), **ccp_kwargs, **kwargs), on_event=on_event)
-        if self.api == "privileged-cloud":
-            identity_url = self.extras.get("identity_url")
-            if not identity_url:
-                raise _fail("identity_url", "the Identity tenant URL (https://<tenant>.id.cyberark.cloud) is required")
-            pvwa_auth: PlatformTokenAuth | PVWALogonAuth = PlatformTokenAuth(
-                str(identity_url),
-                self._require_login("the OAuth client id"),
-                secret("password_file", "client secret"),
-            )
-        else:
-            method = str(self.extras.get("auth_method") or "cyberark").lower()
-            if method not in PVWA_AUTH:
-                raise _fail("auth_method", f"{method!r} is not one of {', '.join(PVWA_AUTH)} for PVWA")
-            pvwa_auth = PVWALogonAuth(
-                self._require_login("the PVWA user name"), secret("password_file", "password"), method
-            )
-        return PVWAClient(PVWAConfig(auth=pvwa_auth, **kwargs), on_event=on_event)
+def _api_name(value: Any) -> str:
+    if value is None or value == "":
+        return "conjur"
+    name = value.strip().lower() if isinstance(value, str) else None
+    if name is None or api_spec(name) is None:
+        raise settings_error("api", f"{name or value!r} is not one of {', '.join(api_names())}")
+    return name
+
+
+def _rate_limit(value: Any) -> float | None:
+    """The client-side request budget (``rate_limit_per_second``), validated like every extra."""
+    budget: float | None = convert(value, float, "rate_limit_per_second")
+    low, high = RATE_LIMIT_RANGE
+    if budget is not None and not (math.isfinite(budget) and low <= budget <= high):
+        raise settings_error("rate_limit_per_second", f"must be a number between {low:g} and {high:g}")
+    return budget
+
+
+def _read_secret_env(variable: str, field: str) -> str:
+    value = os.environ.get(variable)
+    if not value:
+        raise settings_error(field, f"environment variable {variable!r} is not set or empty")
+    return value.strip()
+
+
+def backend_error(field: str, problem: str) -> ConfigurationError:
+    return ConfigurationError(f"CyberArk secrets backend: backend_kwargs: {field}: {problem}", field=field)
+
+
+def _unknown_field(name: str, known: Iterable[str]) -> str:
+    nearest = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"; did you mean {nearest[0]!r}?" if nearest else ""
+    return f"not a known setting{hint}"
+
+
+# Every setting a connection's extras (or backend kwargs) may carry, beyond the transport ones.
+_API_FIELDS = (
+    "api",
+    "api_kind",
+    "auth_method",
+    "account",
+    "cloud",
+    "api_key",
+    "api_key_file",
+    "api_key_env",
+    "password_file",
+    "password_env",
+    "jwt_service_id",
+    "jwt_token_path",
+    "jwt_token",
+    "app_id",
+    "service_path",
+    "fail_on_password_change",
+    "connection_timeout",
+    "identity_url",
+    "client_key_password",
+    "verify",
+    "allow_insecure_http",
+    "rate_limit_per_second",
+)
+BACKEND_FIELDS = ("url", "login", *_TRANSPORT_FIELDS, *_API_FIELDS)
+_INLINE_SECRETS = ("api_key", "jwt_token", "client_key_password", *_MISPLACED_SECRETS)
+_FILE_FOR = {"api_key": "api_key_file", "jwt_token": "jwt_token_path"}
+_ENV_FOR = {"api_key": "api_key_env"}

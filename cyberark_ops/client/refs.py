@@ -9,6 +9,7 @@ cannot carry. A reference names a credential but is not one, so errors may quote
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias, Union
 
@@ -143,11 +144,28 @@ CredentialRef: TypeAlias = Union[ConjurRef, CCPRef, PVWARef]  # noqa: UP007 - a 
 _PVWA_SCHEMES = ("pvwa", "privileged-cloud", "privilege-cloud")
 REF_SCHEMES = ("conjur", "ccp", *_PVWA_SCHEMES)
 
+RefParser = Callable[[str, str], object]
+"""``parser(reference, rest)``: ``rest`` is what follows ``<scheme>:``; raises ConfigurationError."""
+_EXTRA_SCHEMES: dict[str, RefParser] = {}
+
+
+def register_scheme(scheme: str, parser: RefParser) -> None:
+    """Lets an API added outside this module parse its own ``<scheme>:...`` references."""
+    name = scheme.strip().lower()
+    if name in REF_SCHEMES or not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+        raise ConfigurationError(f"scheme: {scheme!r} is taken or not a lowercase name", field="scheme")
+    _EXTRA_SCHEMES[name] = parser
+
+
+def unregister_scheme(scheme: str) -> None:
+    _EXTRA_SCHEMES.pop(scheme.strip().lower(), None)
+
 
 def has_scheme(reference: str) -> bool:
     """Whether ``reference`` names its API (``conjur:...``) rather than being a bare object name."""
     scheme, sep, _ = reference.partition(":")
-    return bool(sep) and scheme.strip().lower() in REF_SCHEMES
+    name = scheme.strip().lower()
+    return bool(sep) and (name in REF_SCHEMES or name in _EXTRA_SCHEMES)
 
 
 def parse_ref(reference: str) -> CredentialRef:
@@ -165,6 +183,9 @@ def parse_ref(reference: str) -> CredentialRef:
         return _parse_ccp(reference, rest)
     if scheme in _PVWA_SCHEMES:
         return _parse_pvwa(reference, rest, "pvwa" if scheme == "pvwa" else "privileged-cloud")
+    extra = _EXTRA_SCHEMES.get(scheme)
+    if extra is not None:
+        return extra(reference, rest)  # type: ignore[return-value]
     raise _ref_error(reference, f"unknown scheme {scheme!r}; use conjur, ccp, pvwa or privileged-cloud")
 
 
@@ -230,6 +251,8 @@ __all__ = [
     "CredentialRef",
     "PVWARef",
     "parse_ref",
+    "register_scheme",
+    "unregister_scheme",
     "validate_ccp_value",
     "validate_conjur_id",
 ]

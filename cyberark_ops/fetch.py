@@ -1,0 +1,277 @@
+"""The fetch core: from a reference to a masked, audited value, for every way into cyberark-ops.
+
+``CyberArkHook``, the secrets backend, the vaulted operators and ``@with_cyberark_secret`` all
+fetch through a ``Fetcher``; none of them resolves references, builds clients, paces requests,
+counts metrics, masks values or writes the audit reason on its own. It needs no Airflow
+``Connection``: it starts from ``ConnectionSettings``, which a connection or a backend's kwargs
+produce, so the secrets backend can use it without recursing into connection lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from ._compat import Stats, current_context, mask_secret, min_masked_length
+from .apis import ApiSpec
+from .client import ConfigurationError, Credential, CredentialRef, CyberArkError, RateLimited, parse_ref
+from .client.refs import has_scheme
+from .settings import ConnectionSettings
+
+log = logging.getLogger("cyberark_ops.hooks.cyberark")
+"""A stdlib logger (Airflow routes it into the task log and masks it there); named after the hook
+module, where users look for the one line per fetch."""
+T = TypeVar("T")
+
+_EVENT_METRICS = {
+    "retry": "cyberark.retries",
+    "rate_limited": "cyberark.rate_limited",
+    "token_renewal": "cyberark.token_renewals",
+}
+
+
+class RateBudget:
+    """Client-side requests-per-second budget shared by every fetcher of one source in a process,
+    so a burst of mapped tasks stays under a limit the user knows CyberArk enforces."""
+
+    _budgets: dict[str, RateBudget] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, per_second: float) -> None:
+        self.per_second = per_second
+        self._next_slot = 0.0
+        self._slot_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, name: str, per_second: float) -> RateBudget:
+        with cls._lock:
+            budget = cls._budgets.get(name)
+            if budget is None or budget.per_second != per_second:
+                budget = cls._budgets[name] = cls(per_second)
+            return budget
+
+    def wait(self, deadline: float) -> None:
+        """Waits for this fetch's slot; a slot beyond ``deadline`` seconds is not taken at all."""
+        with self._slot_lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            if slot - now > deadline:
+                raise RateLimited(
+                    f"CyberArk rate_limit_per_second={self.per_second:g}: the next free slot is "
+                    f"{slot - now:.1f}s away, beyond the {deadline:g}s deadline; raise the budget or lower concurrency",
+                    retry_after=slot - now,
+                )
+            self._next_slot = slot + 1.0 / self.per_second
+        if slot > now:
+            time.sleep(slot - now)
+
+
+def audit_reason(extra: str | None = None) -> str:
+    """``airflow dag=<dag> task=<task> run=<run>`` (+ ``extra``), the reason the vault audits."""
+    parts = ["airflow"]
+    context = current_context()
+    if context is not None:
+        ti = context.get("ti") or context.get("task_instance")
+        dag_id = getattr(ti, "dag_id", None)
+        task_id = getattr(ti, "task_id", None)
+        run_id = getattr(ti, "run_id", None) or context.get("run_id")
+        parts += [f"dag={dag_id}", f"task={task_id}", f"run={run_id}"]
+    if extra:
+        parts.append(extra)
+    return " ".join(parts)
+
+
+def mask(value: str) -> None:
+    """Registers a credential used to reach CyberArk (API key, password) with Airflow's masker."""
+    if value:
+        mask_secret(value)
+
+
+def register_fetched(value: str, source: str) -> str:
+    """Masks a fetched value before anyone can log it; warns when Airflow cannot mask it."""
+    if len(value) < min_masked_length():
+        log.warning(
+            "The value of %s is shorter than [logging] min_length_masked_secret; Airflow will not mask it.",
+            source,
+        )
+    mask(value)
+    return value
+
+
+class Fetcher:
+    """Fetches from the CyberArk API one ``ConnectionSettings`` points at.
+
+    :param name: what the settings came from (a conn id, or the backend), for messages and for
+        the process-wide rate budget.
+    :param reason: extra text for the audited reason; dag, task and run are always included.
+
+    Thread-safe: threads sharing one fetcher share one client (and its keep-alive connection).
+    APIs whose sessions must not outlive a fetch (PVWA) get a client per fetch instead.
+    """
+
+    def __init__(self, settings: ConnectionSettings, *, name: str, reason: str | None = None) -> None:
+        self.settings = settings
+        self.name = name
+        self.reason = reason
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Fetcher(name={self.name!r}, api={self.api!r})"
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("a Fetcher holds a credential and cannot be pickled; rebuild it from its settings")
+
+    @property
+    def api(self) -> str:
+        return self.settings.api
+
+    @property
+    def spec(self) -> ApiSpec:
+        return self.settings.spec
+
+    # -- the client ---------------------------------------------------------------------------------
+
+    def build_client(self) -> Any:
+        """A new client; every credential it will use to reach CyberArk is masked first."""
+        return self.settings.build_client(on_event=self._on_event, register_secret=mask)
+
+    def client(self) -> Any:
+        """The long-lived client (not for APIs whose sessions are per fetch)."""
+        client = self._client
+        if client is not None:
+            return client
+        with self._lock:
+            if self._client is None:
+                if self.spec.session_per_fetch:
+                    raise ConfigurationError(
+                        f"{self.spec.label} sessions are per fetch; use get_secret / get_credential", field="api"
+                    )
+                self._client = self.build_client()
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # -- references ---------------------------------------------------------------------------------
+
+    def resolve(self, ref: str | CredentialRef) -> CredentialRef:
+        """A typed reference; a bare string means an object of this source's API."""
+        if isinstance(ref, str):
+            # Never stripped: a pasted "id\n" is refused by parse_ref, not silently fetched.
+            resolved = parse_ref(ref if has_scheme(ref) else f"{self.spec.ref_scheme}:{ref}")
+        else:
+            resolved = ref
+        if not self.spec.accepts(resolved):
+            raise ConfigurationError(
+                f"reference {str(resolved)!r} is not for {self.api}: {self.name} reaches {self.api}, "
+                f"so use a {self.api}: reference or another connection",
+                field="reference",
+            )
+        return resolved
+
+    # -- fetching -----------------------------------------------------------------------------------
+
+    def get_credential(self, ref: str | CredentialRef, *, action: str = "get_credential") -> Credential:
+        """A whole account: secret plus username, address, port, database and properties."""
+        resolved = self.resolve(ref)
+        reason = self.audit_reason()
+
+        def fetch() -> Credential:
+            if self.spec.session_per_fetch:
+                # The session lives for this fetch only, even when the task fails.
+                with self.build_client() as session:
+                    credential: Credential = session.get(resolved, reason=reason)
+                    return credential
+            fetched: Credential = self.client().get(resolved, reason=reason)
+            return fetched
+
+        credential = self._observe(action, str(resolved), fetch)
+        register_fetched(credential.secret, str(resolved))
+        return credential
+
+    def get_secret(self, ref: str | CredentialRef) -> str:
+        """One secret value."""
+        return self.get_credential(ref, action="get_secret").secret
+
+    def get_secrets(self, refs: Iterable[str | CredentialRef]) -> dict[str, str]:
+        """Several secrets, keyed as given; batched where the API can (Conjur)."""
+        wanted = [(ref if isinstance(ref, str) else str(ref), self.resolve(ref)) for ref in refs]
+        batch = self.spec.batch_fetcher()
+        values: dict[str, str] = {}
+        if batch is not None and not self.spec.session_per_fetch:
+            client = self.client()
+            targets = [resolved for _, resolved in wanted]
+            unique = len({str(target) for target in targets})
+            reason = self.audit_reason()
+            fetched: Mapping[Any, str] = self._observe(
+                "get_secrets", f"{unique} {self.spec.label} variables", lambda: batch(client, targets, reason)
+            )
+            for resolved, value in fetched.items():
+                values[str(resolved)] = register_fetched(value, str(resolved))
+        return {key: values[str(item)] if str(item) in values else self.get_secret(item) for key, item in wanted}
+
+    def audit_reason(self) -> str:
+        return audit_reason(self.reason)
+
+    def test(self) -> tuple[bool, str]:
+        """Authenticates only: fetches no secret (each fetch lands in CyberArk's audit log, and a
+        made-up object floods it with not-found errors)."""
+        try:
+            client = self.build_client()
+            try:
+                return True, self.spec.run_check(client, self.settings)
+            finally:
+                client.close()
+        except CyberArkError as exc:
+            return False, str(exc)
+
+    # -- observability ------------------------------------------------------------------------------
+
+    def _on_event(self, name: str, tags: Mapping[str, str | float]) -> None:
+        metric = _EVENT_METRICS.get(name)
+        if metric is not None:
+            Stats.incr(metric, tags={"api": str(tags.get("api", self.api))})
+
+    def _observe(self, action: str, target: str, fetch: Callable[[], T]) -> T:
+        """Paces, times and logs one fetch: one INFO line on success, one WARNING on failure."""
+        budget = self.settings.rate_limit_per_second
+        if budget:
+            RateBudget.shared(self.name, budget).wait(self.settings.deadline)
+        started = time.perf_counter()
+        try:
+            result = fetch()
+        except CyberArkError as exc:
+            elapsed = time.perf_counter() - started
+            kind = type(exc).__name__
+            # A RateLimited failure is not counted in cyberark.rate_limited again: the transport
+            # already counted every 429 it received, the last one included.
+            Stats.incr("cyberark.fetch.errors", tags={"api": self.api, "kind": kind})
+            log.warning(
+                "CyberArk fetch api=%s action=%s object=%s outcome=%s duration_ms=%.1f",
+                self.api,
+                action,
+                target,
+                kind,
+                elapsed * 1000,
+            )
+            raise
+        elapsed = time.perf_counter() - started
+        Stats.timing("cyberark.fetch.duration", elapsed * 1000, tags={"api": self.api, "action": action})
+        log.info(
+            "CyberArk fetch api=%s action=%s object=%s outcome=success duration_ms=%.1f",
+            self.api,
+            action,
+            target,
+            elapsed * 1000,
+        )
+        return result
+
+
+__all__ = ["Fetcher", "RateBudget", "audit_reason", "mask", "register_fetched"]

@@ -107,15 +107,21 @@ class Fetcher:
     :param name: what the settings came from (a conn id, or the backend), for messages and for
         the process-wide rate budget.
     :param reason: extra text for the audited reason; dag, task and run are always included.
+    :param keep_sessions: keep one session for APIs that otherwise open one per fetch (PVWA).
 
     Thread-safe: threads sharing one fetcher share one client (and its keep-alive connection).
     APIs whose sessions must not outlive a fetch (PVWA) get a client per fetch instead.
     """
 
-    def __init__(self, settings: ConnectionSettings, *, name: str, reason: str | None = None) -> None:
+    def __init__(
+        self, settings: ConnectionSettings, *, name: str, reason: str | None = None, keep_sessions: bool = False
+    ) -> None:
         self.settings = settings
         self.name = name
         self.reason = reason
+        self.per_fetch_sessions = settings.spec.session_per_fetch and not keep_sessions
+        """Whether each fetch opens and closes its own session; ``keep_sessions`` trades that for one
+        logon per process (the secrets backend, which runs in every task process)."""
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -146,7 +152,7 @@ class Fetcher:
             return client
         with self._lock:
             if self._client is None:
-                if self.spec.session_per_fetch:
+                if self.per_fetch_sessions:
                     raise ConfigurationError(
                         f"{self.spec.label} sessions are per fetch; use get_secret / get_credential", field="api"
                     )
@@ -184,7 +190,7 @@ class Fetcher:
         reason = self.audit_reason()
 
         def fetch() -> Credential:
-            if self.spec.session_per_fetch:
+            if self.per_fetch_sessions:
                 # The session lives for this fetch only, even when the task fails.
                 with self.build_client() as session:
                     credential: Credential = session.get(resolved, reason=reason)
@@ -205,7 +211,7 @@ class Fetcher:
         wanted = [(ref if isinstance(ref, str) else str(ref), self.resolve(ref)) for ref in refs]
         batch = self.spec.batch_fetcher()
         values: dict[str, str] = {}
-        if batch is not None and not self.spec.session_per_fetch:
+        if batch is not None and not self.per_fetch_sessions:
             client = self.client()
             targets = [resolved for _, resolved in wanted]
             unique = len({str(target) for target in targets})

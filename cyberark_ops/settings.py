@@ -40,8 +40,11 @@ SENSITIVE_EXTRAS = ("api_key", "jwt_token", "client_key_password")
 _MISPLACED_SECRETS = ("password", "client_secret", "jwt", "secret")
 
 
+_CONNECTION_PREFIX = "CyberArk connection: "
+
+
 def settings_error(field: str, problem: str) -> ConfigurationError:
-    return ConfigurationError(f"CyberArk connection: {field}: {problem}", field=field)
+    return ConfigurationError(f"{_CONNECTION_PREFIX}{field}: {problem}", field=field)
 
 
 def as_bool(value: Any, field: str) -> bool:
@@ -128,11 +131,30 @@ class ConnectionSettings:
     hold one), which ``asdict``, ``pickle`` or a ``repr`` would otherwise copy.
     """
 
-    __slots__ = ("api", "base_url", "deadline", "extras", "login", "rate_limit_per_second", "secret", "spec")
+    __slots__ = (
+        "api",
+        "base_url",
+        "deadline",
+        "extras",
+        "for_backend",
+        "login",
+        "rate_limit_per_second",
+        "secret",
+        "spec",
+    )
 
     def __init__(
-        self, *, api: str, base_url: str, login: str | None, secret: str | None, extras: Mapping[str, Any]
+        self,
+        *,
+        api: str,
+        base_url: str,
+        login: str | None,
+        secret: str | None,
+        extras: Mapping[str, Any],
+        for_backend: bool = False,
     ) -> None:
+        self.for_backend = for_backend
+        """Errors then name ``backend_kwargs`` instead of a connection."""
         spec = api_spec(api)
         if spec is None:
             raise settings_error("api", f"{api!r} is not one of {', '.join(api_names())}")
@@ -226,10 +248,15 @@ class ConnectionSettings:
         extras = {key: value for key, value in own.items() if key not in ("url", "login")}
         try:
             return cls(
-                api=_api_name(own.get("api")), base_url=url.strip(), login=login or None, secret=None, extras=extras
+                api=_api_name(own.get("api")),
+                base_url=url.strip(),
+                login=login or None,
+                secret=None,
+                extras=extras,
+                for_backend=True,
             )
         except ConfigurationError as exc:
-            raise backend_error(exc.field or "backend_kwargs", exc.message.split(": ", 2)[-1]) from None
+            raise as_backend_error(exc) from None
 
     # -- what builders read -------------------------------------------------------------------------
 
@@ -264,6 +291,8 @@ class ConnectionSettings:
         if self.secret:
             return self.secret
         sources = " or ".join(name for name in (file_field, env_field) if name)
+        if self.for_backend:
+            raise backend_error(file_field, f"the {what} is required: set {sources}")
         raise settings_error("password", f"the {what} is required: set the password field or {sources}")
 
     def require_login(self, what: str) -> str:
@@ -285,7 +314,12 @@ class ConnectionSettings:
                 register(str(self.extras[name]))
         method = self.spec.auth_method(self.extras.get("auth_method"))
         assert method is not None  # checked in __init__
-        return method.build(self, on_event=on_event, register=register)
+        try:
+            return method.build(self, on_event=on_event, register=register)
+        except ConfigurationError as exc:
+            if self.for_backend:
+                raise as_backend_error(exc) from None
+            raise
 
 
 def _api_name(value: Any) -> str:
@@ -315,6 +349,13 @@ def _read_secret_env(variable: str, field: str) -> str:
 
 def backend_error(field: str, problem: str) -> ConfigurationError:
     return ConfigurationError(f"CyberArk secrets backend: backend_kwargs: {field}: {problem}", field=field)
+
+
+def as_backend_error(exc: ConfigurationError) -> ConfigurationError:
+    """The same problem, worded for ``backend_kwargs`` (settings errors name a connection)."""
+    field = exc.field or "backend_kwargs"
+    problem = exc.message.removeprefix(_CONNECTION_PREFIX).removeprefix(f"{field}: ")
+    return backend_error(field, problem)
 
 
 def _unknown_field(name: str, known: Iterable[str]) -> str:

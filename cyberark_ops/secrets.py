@@ -1,0 +1,351 @@
+"""``CyberArkSecretsBackend``: Airflow connections, variables and config served from CyberArk.
+
+Configured with ``[secrets] backend`` / ``backend_kwargs`` (or the worker-side
+``[workers] secrets_backend`` / ``secrets_backend_kwargs``), existing DAGs get their connections
+and variables from CyberArk with no code change. It fetches through the same fetch core as the
+hook (never through ``CyberArkHook``, whose connection lookup would come back here).
+
+Airflow treats any exception from a backend as "try the next one" and logs it at DEBUG only, so a
+vault outage would silently fall through to the metadata DB. This backend raises
+``AirflowSecretsBackendAccessDenied`` (the one signal Airflow does not swallow) for every vault
+failure unless ``fall_through_on_error`` is set, so the task fails naming the id and the path.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import math
+import re
+import string
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from ._compat import first_attribute
+from .client import ConfigurationError, Credential, CyberArkError, Forbidden, NotFound
+from .fetch import Fetcher
+from .settings import ConnectionSettings, as_backend_error, as_bool, backend_error
+
+try:  # task-sdk 1.2.2+ (Airflow 3.1.x with a recent task-sdk, 3.2+)
+    from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied
+except ImportError:  # pragma: no cover - older task-sdk: Airflow falls through on any error there
+
+    class AirflowSecretsBackendAccessDenied(PermissionError):  # type: ignore[no-redef]
+        """Stand-in where the task SDK has no authoritative-deny signal."""
+
+
+# The task SDK's base class (3.2+), else core's; both share one implementation.
+BaseSecretsBackend: Any = first_attribute("BaseSecretsBackend", "airflow.sdk.bases.secrets_backend", "airflow.secrets")
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE_TTL = 60.0
+DEFAULT_NEGATIVE_CACHE_TTL = 60.0
+"""Seconds; the dag-processor parses a file every 30 s by default, so a missing id costs one
+vault call per minute at most instead of one per parse."""
+MAX_CACHE_TTL = 86_400.0
+
+_KINDS = {
+    "connections": ("conn_id",),
+    "variables": ("variable",),
+    "config": ("key", "section"),
+}
+_CONNECTION_FORMATS = ("auto", "uri", "json", "account")
+# Characters that would change a reference's meaning once substituted into a template.
+_UNSAFE_ID = re.compile(r"[;=?{}\\\x00-\x1f\x7f]")
+
+BACKEND_OPTIONS = (
+    "connections_path",
+    "variables_path",
+    "config_path",
+    "env",
+    "connections_lookup_pattern",
+    "variables_lookup_pattern",
+    "config_lookup_pattern",
+    "cache_ttl_seconds",
+    "negative_cache_ttl_seconds",
+    "fall_through_on_error",
+    "connection_format",
+    "conn_type",
+    "reason",
+)
+"""Keys of ``backend_kwargs`` that configure the backend itself; the rest say how to reach CyberArk."""
+
+
+class VaultLookupFailed(AirflowSecretsBackendAccessDenied):
+    """A lookup the vault could not answer; raised instead of falling through to the next backend."""
+
+
+class _Cache:
+    """Process-wide: Airflow 3.1 builds a new backend object for every lookup, 3.3 one per process."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str, str], tuple[float, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> tuple[bool, str | None]:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return False, None
+            if entry[0] <= time.monotonic():
+                del self._entries[key]
+                return False, None
+            return True, entry[1]
+
+    def put(self, key: tuple[str, str, str], value: str | None, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        with self._lock:
+            self._entries[key] = (time.monotonic() + ttl, value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+CACHE = _Cache()
+_FETCHERS: dict[str, Fetcher] = {}
+_FETCHERS_LOCK = threading.Lock()
+
+
+def _fingerprint(kwargs: Mapping[str, Any]) -> str:
+    # backend_kwargs hold no inline secret (refused), so they can key a cache.
+    return json.dumps(kwargs, sort_keys=True, default=str)
+
+
+def _ttl(kwargs: Mapping[str, Any], name: str, default: float) -> float:
+    value = kwargs.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise backend_error(name, "must be a number of seconds")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise backend_error(name, "must be a number of seconds") from None
+    if not (math.isfinite(seconds) and 0 <= seconds <= MAX_CACHE_TTL):
+        raise backend_error(name, f"must be between 0 (off) and {MAX_CACHE_TTL:g} seconds")
+    return seconds
+
+
+def _pattern(kwargs: Mapping[str, Any], name: str) -> re.Pattern[str] | None:
+    value = kwargs.get(name)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise backend_error(name, "must be a regular expression string")
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise backend_error(name, f"is not a valid regular expression ({exc.msg} at position {exc.pos})") from None
+
+
+def _template(kwargs: Mapping[str, Any], kind: str, env: str | None) -> str | None:
+    name = f"{kind}_path"
+    value = kwargs.get(name)
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise backend_error(name, "must be a string such as airflow/{env}/" + kind + "/{" + _KINDS[kind][0] + "}")
+    allowed = {*_KINDS[kind], "env"}
+    try:
+        fields = [(field, spec, conv) for _, field, spec, conv in string.Formatter().parse(value) if field is not None]
+    except ValueError as exc:
+        raise backend_error(name, f"{value!r} is not a valid template ({exc})") from None
+    for field, spec, conv in fields:
+        if field not in allowed:
+            raise backend_error(name, f"{value!r} uses {{{field}}}; use {', '.join('{' + f + '}' for f in allowed)}")
+        if spec or conv:
+            raise backend_error(name, f"{value!r}: placeholders take no format spec or conversion")
+        if field == "env" and not env:
+            raise backend_error(name, f"{value!r} uses {{env}} but backend_kwargs set no env")
+    if _KINDS[kind][0] not in {field for field, _, _ in fields}:
+        raise backend_error(name, f"{value!r} must contain {{{_KINDS[kind][0]}}}")
+    return value
+
+
+class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
+    """Connections, variables and config from Conjur, CCP or PVWA / Privilege Cloud.
+
+    ``backend_kwargs`` hold the path templates (``connections_path``, ``variables_path``,
+    ``config_path`` with ``{conn_id}``, ``{variable}``, ``{key}`` / ``{section}`` and ``{env}``),
+    the lookup patterns, the cache TTLs and the failure policy; every other key says how to reach
+    CyberArk, as a ``cyberark`` connection's extras do (``url``, ``api``, ``login``, ``api_key_file``
+    or ``api_key_env``, ``ca_bundle`` ...). See ``docs/secrets-backend.md``.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+        env = kwargs.get("env")
+        if env is not None and (not isinstance(env, str) or _UNSAFE_ID.search(env) or "/" in env or not env):
+            raise backend_error("env", "must be a plain name such as dev, staging or prod")
+        self.env: str | None = env
+        self.templates = {kind: _template(kwargs, kind, env) for kind in _KINDS}
+        if not any(self.templates.values()):
+            raise backend_error("connections_path", "set at least one of connections_path, variables_path, config_path")
+        self.patterns = {kind: _pattern(kwargs, f"{kind}_lookup_pattern") for kind in _KINDS}
+        self.cache_ttl = _ttl(kwargs, "cache_ttl_seconds", DEFAULT_CACHE_TTL)
+        self.negative_cache_ttl = _ttl(kwargs, "negative_cache_ttl_seconds", DEFAULT_NEGATIVE_CACHE_TTL)
+        try:
+            self.fall_through_on_error = as_bool(kwargs.get("fall_through_on_error", False), "fall_through_on_error")
+        except ConfigurationError as exc:
+            raise as_backend_error(exc) from None
+        connection_format = str(kwargs.get("connection_format") or "auto").lower()
+        if connection_format not in _CONNECTION_FORMATS:
+            choices = ", ".join(_CONNECTION_FORMATS)
+            raise backend_error("connection_format", f"{connection_format!r} is not one of {choices}")
+        self.connection_format = connection_format
+        conn_type = kwargs.get("conn_type")
+        if conn_type is not None and not (isinstance(conn_type, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", conn_type)):
+            raise backend_error("conn_type", "must be an Airflow connection type such as postgres")
+        self.conn_type: str | None = conn_type
+        reason = kwargs.get("reason")
+        self.reason = f"secrets-backend {reason}" if reason else "secrets-backend"
+        # Validated now (a bad setting fails loudly at start-up); the client is built on first lookup.
+        self.settings = ConnectionSettings.from_backend_kwargs(kwargs, reserved=BACKEND_OPTIONS)
+        self._key = _fingerprint(kwargs)
+
+    def __repr__(self) -> str:
+        return f"CyberArkSecretsBackend(api={self.settings.api!r}, url={self.settings.base_url!r})"
+
+    # -- Airflow's interface --------------------------------------------------------------------------
+
+    def get_conn_value(self, conn_id: str, team_name: str | None = None) -> str | None:
+        """Connection JSON (or a URI, when that is what is stored)."""
+        return self._lookup("connections", conn_id, conn_id=conn_id)
+
+    def get_variable(self, key: str, team_name: str | None = None) -> str | None:
+        return self._lookup("variables", key, variable=key)
+
+    def get_config(self, key: str) -> str | None:
+        section, dot, option = key.partition(".")
+        return self._lookup("config", key, key=option if dot else key, section=section if dot else "")
+
+    # -- lookups --------------------------------------------------------------------------------------
+
+    def _lookup(self, kind: str, item: str, **values: str) -> str | None:
+        template = self.templates[kind]
+        pattern = self.patterns[kind]
+        if template is None or not isinstance(item, str) or (pattern is not None and not pattern.match(item)):
+            return None
+        if not item or _UNSAFE_ID.search(item) or any(_UNSAFE_ID.search(v) for v in values.values()):
+            log.debug("CyberArk secrets backend: %s id has characters no vault path can hold; not looked up", kind)
+            return None
+        cache_key = (self._key, kind, item)
+        found, cached = CACHE.get(cache_key)
+        if found:
+            return cached
+        if "{section}" in template and not values.get("section"):
+            raise self._failure(
+                kind, item, template, f"config_path uses {{section}} but {item!r} names no section (use section.key)"
+            )
+        path = template.format(env=self.env or "", **values)
+        try:
+            credential = self._fetcher().get_credential(path)
+        except NotFound:
+            CACHE.put(cache_key, None, self.negative_cache_ttl)
+            return None
+        except Forbidden as exc:
+            raise VaultLookupFailed(self._message(kind, item, path, f"the vault denied access: {exc}")) from None
+        except CyberArkError as exc:
+            if self.fall_through_on_error and not isinstance(exc, ConfigurationError):
+                log.warning(
+                    "CyberArk secrets backend: %s %r at %s failed (%s); falling through to the next backend",
+                    kind.rstrip("s"),
+                    item,
+                    path,
+                    type(exc).__name__,
+                )
+                return None
+            raise self._failure(kind, item, path, str(exc)) from None
+        value = credential.secret if kind != "connections" else self._connection_value(item, path, credential)
+        CACHE.put(cache_key, value, self.cache_ttl)
+        return value
+
+    def _fetcher(self) -> Fetcher:
+        """One per configuration and process, so the token is reused across lookups and backend objects."""
+        with _FETCHERS_LOCK:
+            fetcher = _FETCHERS.get(self._key)
+            if fetcher is None:
+                fetcher = _FETCHERS[self._key] = Fetcher(
+                    self.settings, name="the secrets backend", reason=self.reason, keep_sessions=True
+                )
+            return fetcher
+
+    def _message(self, kind: str, item: str, path: str, problem: str) -> str:
+        return f"CyberArk secrets backend: {kind.rstrip('s')} {item!r} (path {path!r}): {problem}"
+
+    def _failure(self, kind: str, item: str, path: str, problem: str) -> VaultLookupFailed:
+        return VaultLookupFailed(self._message(kind, item, path, problem))
+
+    def _connection_value(self, conn_id: str, path: str, credential: Credential) -> str:
+        stored = credential.secret
+        head = stored.lstrip()[:1]
+        if self.connection_format == "json" or (self.connection_format == "auto" and head == "{"):
+            try:
+                data = json.loads(stored)
+            except ValueError as exc:
+                message = getattr(exc, "msg", "not JSON")
+                raise self._failure(
+                    "connections", conn_id, path, f"the stored connection is not valid JSON ({message})"
+                ) from None
+            if not isinstance(data, dict):
+                raise self._failure("connections", conn_id, path, "the stored connection JSON is not an object")
+            return stored
+        if self.connection_format == "uri" or (self.connection_format == "auto" and "://" in stored[:64]):
+            if "://" not in stored[:64]:
+                raise self._failure("connections", conn_id, path, "the stored value is not a connection URI")
+            return stored
+        if self.connection_format == "auto" and not (credential.address or credential.username):
+            raise self._failure(
+                "connections",
+                conn_id,
+                path,
+                "the stored value is neither a connection URI nor connection JSON, and the account has no "
+                "address or username to build one from",
+            )
+        return self._assembled(conn_id, path, credential)
+
+    def _assembled(self, conn_id: str, path: str, credential: Credential) -> str:
+        """Connection JSON from an account's properties, for accounts CyberArk manages and rotates."""
+        extra = dict(credential.extra)
+        conn_type = self.conn_type or extra.get("conn_type") or extra.get("ConnType")
+        if not conn_type:
+            raise self._failure(
+                "connections", conn_id, path, "no conn_type: set conn_type in backend_kwargs or a ConnType property"
+            )
+        conn: dict[str, Any] = {"conn_type": str(conn_type), "password": credential.secret}
+        for key, value in (
+            ("host", credential.address),
+            ("login", credential.username),
+            ("port", credential.port),
+            ("schema", credential.database),
+        ):
+            if value is not None:
+                conn[key] = value
+        stored_extra = extra.get("extra") or extra.get("Extra")
+        if stored_extra:
+            try:
+                parsed = json.loads(stored_extra) if isinstance(stored_extra, str) else stored_extra
+            except ValueError:
+                raise self._failure("connections", conn_id, path, "the account's Extra property is not JSON") from None
+            if not isinstance(parsed, dict):
+                raise self._failure("connections", conn_id, path, "the account's Extra property is not a JSON object")
+            conn["extra"] = parsed
+        return json.dumps(conn)
+
+
+@atexit.register
+def reset_backend_state() -> None:
+    """Drops the process-wide caches and clients, logging off PVWA sessions (at exit; in tests)."""
+    CACHE.clear()
+    with _FETCHERS_LOCK:
+        fetchers = list(_FETCHERS.values())
+        _FETCHERS.clear()
+    for fetcher in fetchers:
+        fetcher.close()
+
+
+__all__ = ["BACKEND_OPTIONS", "CyberArkSecretsBackend", "VaultLookupFailed", "reset_backend_state"]

@@ -12,8 +12,9 @@ The generic pieces are public, so a client for another API needs no change in th
 * ``AuthStrategy`` / ``JSONTokenAuth``, ``AuthContext``, ``Authenticator``, ``AccessToken``,
   ``TokenCache``, ``renewal_delay`` (``auth.py``): a credential exchanged for a token, cached, and
   renewed once after a 401;
-* ``BaseClient`` / ``CredentialSource`` (``base.py``): transport, ``close``, ``with``, ``repr`` and
-  the uniform ``get(ref, *, reason) -> Credential``; ``Credential`` (``credential.py``).
+* ``BaseClient`` / ``AuthenticatedClient`` / ``CredentialSource`` (``base.py``): transport,
+  ``close``, ``with``, ``repr``, the token of ``config.auth``, and the uniform
+  ``get(ref, *, reason) -> Credential``; ``Credential`` (``credential.py``).
 
 ``tests/client/test_fourth_api.py`` is such a client, written entirely outside the package.
 """
@@ -36,7 +37,7 @@ from .auth import (
     TokenCache,
     renewal_delay,
 )
-from .base import BaseClient, CredentialSource
+from .base import AuthenticatedClient, BaseClient, CredentialSource
 from .ccp import CCPClient
 from .config import CCPConfig, ConjurConfig, PVWAConfig, TransportConfig
 from .conjur import ConjurClient
@@ -65,6 +66,7 @@ __all__ = [
     "ApiProfile",
     "AuthContext",
     "AuthStrategy",
+    "AuthenticatedClient",
     "AuthenticationFailed",
     "Authenticator",
     "BaseClient",

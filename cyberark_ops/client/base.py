@@ -1,9 +1,10 @@
 """What every client has: a transport for its API, ``close``/``with``, a ``repr`` without secrets,
 and the uniform ``get(ref, *, reason) -> Credential``.
 
-``BaseClient`` is generic in the reference type it reads, so a caller holding any client calls
+``BaseClient`` is generic in the reference type it reads (and its config type), so a caller holding any client calls
 ``client.get(ref, reason=...)`` with no isinstance chain; ``CredentialSource`` is the same contract
-as a ``Protocol`` for code that only needs to fetch.
+as a ``Protocol`` for code that only needs to fetch. ``AuthenticatedClient`` adds the token that
+``config.auth`` obtains (Conjur, PVWA, or any API with an ``AuthStrategy``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
-from .auth import AuthContext, Authenticator
+from .auth import AuthContext, Authenticator, AuthStrategy
 from .transport import Transport
 
 if TYPE_CHECKING:
-    from .auth import AuthStrategy, TokenCache
+    from .auth import TokenCache
     from .config import TransportConfig
     from .credential import Credential
     from .profile import ApiProfile
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 RefT = TypeVar("RefT")
 RefT_contra = TypeVar("RefT_contra", contravariant=True)
-ClientT = TypeVar("ClientT", bound="BaseClient[Any]")
+ConfigT = TypeVar("ConfigT", bound="TransportConfig")
+ClientT = TypeVar("ClientT", bound="BaseClient[Any, Any]")
 
 
 class CredentialSource(Protocol[RefT_contra]):
@@ -34,8 +36,9 @@ class CredentialSource(Protocol[RefT_contra]):
     def get(self, ref: RefT_contra, *, reason: str | None = None) -> Credential: ...
 
 
-class BaseClient(ABC, Generic[RefT]):
-    """A client of one API (``profile``), thread-safe, built from a validated ``TransportConfig``.
+class BaseClient(ABC, Generic[RefT, ConfigT]):
+    """A client of one API (``profile``), thread-safe, built from its validated config (a
+    ``TransportConfig``), reading references of type ``RefT``.
 
     Subclasses set ``profile`` and implement ``get``; ``_repr_fields`` names what ``repr`` shows
     (never a credential). ``close`` releases the connections; a subclass with a server-side
@@ -46,7 +49,7 @@ class BaseClient(ABC, Generic[RefT]):
 
     def __init__(
         self,
-        config: TransportConfig,
+        config: ConfigT,
         *,
         on_event: EventCallback | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -54,17 +57,6 @@ class BaseClient(ABC, Generic[RefT]):
         self.config = config
         self._sleep = sleep
         self._transport = Transport(config, self.profile, on_event=on_event, sleep=sleep)
-
-    def _authenticator(
-        self,
-        strategy: AuthStrategy,
-        token_cache: TokenCache | None = None,
-        *,
-        prefix: str = "",
-        account: str | None = None,
-    ) -> Authenticator:
-        """``strategy`` bound to this client's transport: pass it to ``Transport.request``."""
-        return Authenticator(strategy, AuthContext(self._transport, prefix=prefix, account=account), token_cache)
 
     @abstractmethod
     def get(self, ref: RefT, *, reason: str | None = None) -> Credential:
@@ -87,4 +79,39 @@ class BaseClient(ABC, Generic[RefT]):
         return f"{type(self).__name__}({shown})"
 
 
-__all__ = ["BaseClient", "CredentialSource"]
+class AuthenticatedClient(BaseClient[RefT, ConfigT]):
+    """A client whose calls carry a token obtained with ``config.auth`` (an ``AuthStrategy``).
+
+    ``self._auth`` is the strategy bound to this client's transport and ``token_cache`` (the
+    process-wide cache by default): pass it to ``Transport.request`` and a 401 renews the token
+    once. ``_auth_context`` tells the strategy the API's path layout (prefix, account).
+    """
+
+    def __init__(
+        self,
+        config: ConfigT,
+        *,
+        on_event: EventCallback | None = None,
+        token_cache: TokenCache | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(config, on_event=on_event, sleep=sleep)
+        self._auth = Authenticator(self.strategy, self._auth_context(), token_cache)
+
+    @property
+    def strategy(self) -> AuthStrategy:
+        """The configured ``config.auth``."""
+        strategy = getattr(self.config, "auth", None)
+        if not isinstance(strategy, AuthStrategy):
+            raise TypeError(f"{type(self).__name__} needs a config whose auth is an AuthStrategy")
+        return strategy
+
+    @property
+    def login(self) -> str:
+        return self.strategy.login
+
+    def _auth_context(self) -> AuthContext:
+        return AuthContext(self._transport)
+
+
+__all__ = ["AuthenticatedClient", "BaseClient", "CredentialSource"]

@@ -8,8 +8,7 @@ altered query would fetch a different account.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -19,15 +18,14 @@ from .credential import Credential, parse_port
 from .errors import (
     AmbiguousQuery,
     ConfigurationError,
-    CyberArkError,
     Forbidden,
     NotFound,
     PasswordChangeInProgress,
     Unavailable,
 )
-from .profile import ApiProfile, error_body_parser, str_or_none
+from .profile import ApiProfile, CodeTable, error_body_parser, str_or_none
 from .refs import CCPRef
-from .transport import Call, EventCallback
+from .transport import Call
 from .validation import CCP_FORBIDDEN, CONTROL_CHARS, field_error
 
 _RESERVED_PROPERTIES = {"Content", "UserName", "Address", "Port", "Database"}
@@ -35,7 +33,7 @@ _RESERVED_PROPERTIES = {"Content", "UserName", "Address", "Port", "Database"}
 _AMBIGUOUS = (AmbiguousQuery, False, "The query matches several accounts; add Object (or a narrower Query).")
 
 # Error codes whose meaning is more precise than their HTTP status: (class, retryable, hint).
-CCP_CODES: dict[str, tuple[type[CyberArkError], bool, str]] = {
+CCP_CODES: CodeTable = {
     "APPAP004E": (
         NotFound,
         False,
@@ -87,21 +85,14 @@ def _truthy(value: object) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
-class CCPClient(BaseClient[CCPRef]):
+class CCPClient(BaseClient[CCPRef, CCPConfig]):
     """Fetches accounts from CCP for one AppID. Thread-safe; share one per process and config."""
 
     profile = CCP
-    config: CCPConfig
 
-    def __init__(
-        self,
-        config: CCPConfig,
-        *,
-        on_event: EventCallback | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__(config, on_event=on_event, sleep=sleep)
-        self._path = f"/{config.service_path}/api/Accounts"
+    @property
+    def _path(self) -> str:
+        return f"/{self.config.service_path}/api/Accounts"
 
     def get_account(
         self,

@@ -10,19 +10,18 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
-from .auth import TokenCache
-from .base import BaseClient
+from .auth import AuthContext
+from .base import AuthenticatedClient
 from .config import ConjurConfig
 from .credential import Credential
 from .errors import ConfigurationError, InvalidResponse
 from .profile import ApiProfile, error_body_parser, nested_error_fields
 from .refs import ConjurRef, validate_conjur_id
-from .transport import Call, EventCallback, Transport
+from .transport import Call, Transport
 from .validation import shown
 
 MAX_BATCH_URL = 6000
@@ -74,28 +73,21 @@ def _check_value_response(transport: Transport, call: Call, response: Any) -> No
     raise transport.invalid_response(call, f"a {media} body that Conjur did not send as a value", response.status_code)
 
 
-class ConjurClient(BaseClient[ConjurRef]):
+class ConjurClient(AuthenticatedClient[ConjurRef, ConjurConfig]):
     """Reads Conjur variables with one identity. Thread-safe; share one per process and config."""
 
     profile = CONJUR
-    config: ConjurConfig
-
-    def __init__(
-        self,
-        config: ConjurConfig,
-        *,
-        on_event: EventCallback | None = None,
-        token_cache: TokenCache | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__(config, on_event=on_event, sleep=sleep)
-        self.account = config.conjur_account
-        self._prefix = config.api_prefix
-        self._auth = self._authenticator(config.auth, token_cache, prefix=self._prefix, account=self.account)
 
     @property
-    def login(self) -> str:
-        return self.config.auth.login
+    def account(self) -> str:
+        return self.config.conjur_account
+
+    @property
+    def _prefix(self) -> str:
+        return self.config.api_prefix
+
+    def _auth_context(self) -> AuthContext:
+        return AuthContext(self._transport, prefix=self._prefix, account=self.account)
 
     def authenticate(self, *, force: bool = False) -> str | None:
         """Makes sure a token is at hand (``force``: obtain a new one); returns the token's subject."""

@@ -4,12 +4,12 @@ The transport is API-agnostic. Each client hands its ``Transport`` a profile nam
 events and messages), the table of error codes whose meaning is more precise than the HTTP
 status, and the parser that reads ``(code, server message)`` from that API's error bodies. The
 Conjur, CCP and PVWA profiles live in ``conjur.py``, ``ccp.py`` and ``pvwa.py``; another API
-builds its own the same way, outside this package::
+builds its own the same way, outside this package (``tests/client/test_fourth_api.py``)::
 
-    TOY = ApiProfile(
-        name="toy",
-        display_name="Toy",
-        code_table={"TOY404": (NotFound, False, "Check the secret's name.")},
+    ACME = ApiProfile(
+        name="acme",
+        display_name="Acme Vault",
+        code_table={"E404": (NotFound, False, "Check the secret's name.")},
         parse_error_body=error_body_parser(lambda data: nested_error_fields(data, "code", "message")),
     )
 """

@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from .auth import TokenCache
-from .base import BaseClient
+from .auth import AuthContext
+from .base import AuthenticatedClient
 from .ccp import vault_error_fields
 from .config import PVWAConfig
 from .credential import Credential, parse_port
 from .errors import AmbiguousQuery, AuthenticationFailed, CyberArkError, Forbidden, NotFound
-from .profile import ApiProfile, error_body_parser, str_or_none
+from .profile import ApiProfile, CodeTable, error_body_parser, str_or_none
 from .refs import PVWARef
-from .transport import Call, EventCallback
+from .transport import Call
 from .validation import shown
 
 log = logging.getLogger("cyberark_ops.client")
@@ -36,7 +34,7 @@ MAX_PAGES = 100
 _RESERVED_PROPERTIES = {"Port", "Database"}
 
 # Error codes whose meaning is more precise than their HTTP status: (class, retryable, hint).
-PVWA_CODES: dict[str, tuple[type[CyberArkError], bool, str]] = {
+PVWA_CODES: CodeTable = {
     "PASWS006E": (
         AuthenticationFailed,
         False,
@@ -74,27 +72,17 @@ PVWA = ApiProfile(
 )
 
 
-class PVWAClient(BaseClient[PVWARef]):
+class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
     """Searches accounts and retrieves passwords through the PVWA REST API (Gen 2)."""
 
     profile = PVWA
-    config: PVWAConfig
-
-    def __init__(
-        self,
-        config: PVWAConfig,
-        *,
-        on_event: EventCallback | None = None,
-        token_cache: TokenCache | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__(config, on_event=on_event, sleep=sleep)
-        self._base = config.base_path
-        self._auth = self._authenticator(config.auth, token_cache, prefix=self._base)
 
     @property
-    def login(self) -> str:
-        return self.config.auth.login
+    def _base(self) -> str:
+        return self.config.base_path
+
+    def _auth_context(self) -> AuthContext:
+        return AuthContext(self._transport, prefix=self._base)
 
     # -- session ---------------------------------------------------------------------------------
 

@@ -130,7 +130,7 @@ class Call:
         self.hints = dict(hints or {})
         self.status_errors = dict(status_errors or {})
         self.idempotent = idempotent
-        """False for a request with side effects (a PVWA retrieve may check an account out or rotate
+        """False for a request with side effects (a retrieve that checks an account out or rotates
         a one-time password): it is retried only when the server surely did nothing with it."""
 
     def __repr__(self) -> str:

@@ -2,6 +2,21 @@
 
 Nothing here imports Airflow, so the secrets backend, the hook and command-line tools share it,
 and it can be used (and tested) on its own. Only ``requests`` and the standard library are used.
+
+The generic pieces are public, so a client for another API needs no change in this package:
+
+* ``ApiProfile`` (``profile.py``): the API's name, display name, error code table and error-body
+  parser (``error_body_parser`` / ``nested_error_fields`` build one from a JSON field picker);
+* ``Transport`` and ``Call`` (``transport.py``): the request path, with TLS (``tls.py``), retries,
+  pacing, the deadline, events and typed errors; ``Transport.error`` / ``message`` build messages;
+* ``AuthStrategy`` / ``JSONTokenAuth``, ``AuthContext``, ``Authenticator``, ``AccessToken``,
+  ``TokenCache``, ``renewal_delay`` (``auth.py``): a credential exchanged for a token, cached, and
+  renewed once after a 401;
+* ``BaseClient`` / ``AuthenticatedClient`` / ``CredentialSource`` (``base.py``): transport,
+  ``close``, ``with``, ``repr``, the token of ``config.auth``, and the uniform
+  ``get(ref, *, reason) -> Credential``; ``Credential`` (``credential.py``).
+
+``tests/client/test_fourth_api.py`` is such a client, written entirely outside the package.
 """
 
 from __future__ import annotations
@@ -9,15 +24,20 @@ from __future__ import annotations
 from .auth import (
     PROCESS_TOKEN_CACHE,
     AccessToken,
+    AuthContext,
+    Authenticator,
     AuthStrategy,
     ConjurApiKeyAuth,
     ConjurAuth,
     ConjurJWTAuth,
+    JSONTokenAuth,
     PlatformTokenAuth,
     PVWAAuth,
     PVWALogonAuth,
     TokenCache,
+    renewal_delay,
 )
+from .base import AuthenticatedClient, BaseClient, CredentialSource
 from .ccp import CCPClient
 from .config import CCPConfig, ConjurConfig, PVWAConfig, TransportConfig
 from .conjur import ConjurClient
@@ -34,19 +54,26 @@ from .errors import (
     RateLimited,
     Unavailable,
 )
+from .profile import ApiProfile, error_body_parser, nested_error_fields
 from .pvwa import PVWAClient
 from .refs import CCPRef, ConjurRef, CredentialRef, PVWARef, parse_ref
-from .transport import EventCallback, Transport
+from .transport import Call, EventCallback, Transport
 
 __all__ = [
     "PROCESS_TOKEN_CACHE",
     "AccessToken",
     "AmbiguousQuery",
+    "ApiProfile",
+    "AuthContext",
     "AuthStrategy",
+    "AuthenticatedClient",
     "AuthenticationFailed",
+    "Authenticator",
+    "BaseClient",
     "CCPClient",
     "CCPConfig",
     "CCPRef",
+    "Call",
     "ConfigurationError",
     "ConjurApiKeyAuth",
     "ConjurAuth",
@@ -56,10 +83,12 @@ __all__ = [
     "ConjurRef",
     "Credential",
     "CredentialRef",
+    "CredentialSource",
     "CyberArkError",
     "EventCallback",
     "Forbidden",
     "InvalidResponse",
+    "JSONTokenAuth",
     "NotFound",
     "PVWAAuth",
     "PVWAClient",
@@ -73,5 +102,8 @@ __all__ = [
     "Transport",
     "TransportConfig",
     "Unavailable",
+    "error_body_parser",
+    "nested_error_fields",
     "parse_ref",
+    "renewal_delay",
 ]

@@ -28,11 +28,9 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlencode
 
-from .config import validate_base_url
 from .errors import AuthenticationFailed, ConfigurationError
 from .transport import Call
-from .validation import require_name as _require_name
-from .validation import require_secret as _require_secret
+from .validation import require_name, require_secret, validate_base_url
 
 if TYPE_CHECKING:
     import requests
@@ -166,7 +164,17 @@ class AuthStrategy(ABC):
         """A keyed hash of the credential, so different credentials never share a cached token."""
 
     @abstractmethod
-    def authenticate(self, ctx: AuthContext) -> AccessToken: ...
+    def token_call(self, ctx: AuthContext) -> Call:
+        """The request that exchanges the credential for a token (sent without an auth flow)."""
+
+    @abstractmethod
+    def read_token(self, ctx: AuthContext, call: Call, response: requests.Response) -> AccessToken:
+        """The token in the (2xx) answer to ``token_call``; ``InvalidResponse`` if there is none."""
+
+    def authenticate(self, ctx: AuthContext) -> AccessToken:
+        """Sends ``token_call`` through the transport (retries, deadline, typed errors) and reads the token."""
+        call = self.token_call(ctx)
+        return self.read_token(ctx, call, ctx.transport.request(call))
 
     def logoff(self, ctx: AuthContext, token: AccessToken) -> None:  # noqa: B027 - optional hook
         """Ends a server-side session; most token types simply expire."""
@@ -187,11 +195,33 @@ class AuthStrategy(ABC):
         return self
 
 
+class JSONTokenAuth(AuthStrategy):
+    """A strategy whose token answer is a JSON document: subclasses pick the token out of it."""
+
+    empty_answer: ClassVar[str] = "an answer without a token"
+    """What ``InvalidResponse`` says arrived when ``token_from_json`` finds no token."""
+
+    @abstractmethod
+    def token_from_json(self, data: Any) -> AccessToken | None:
+        """The token in the decoded answer, or None if it holds none."""
+
+    def read_token(self, ctx: AuthContext, call: Call, response: requests.Response) -> AccessToken:
+        token = self.token_from_json(ctx.transport.json(response, call))
+        if token is None:
+            raise ctx.transport.invalid_response(call, self.empty_answer, response.status_code)
+        return token
+
+
 class ConjurAuth(AuthStrategy):
+    """Conjur's authenticators all answer with a (base64) Conjur access token."""
+
     api = "conjur"
 
+    def read_token(self, ctx: AuthContext, call: Call, response: requests.Response) -> AccessToken:
+        return conjur_access_token(response, ctx.transport, call)
 
-class PVWAAuth(AuthStrategy):
+
+class PVWAAuth(JSONTokenAuth):
     api = "pvwa"
 
 
@@ -240,8 +270,8 @@ class ConjurApiKeyAuth(ConjurAuth):
     __slots__ = ("_api_key", "_login")
 
     def __init__(self, login: str, api_key: str) -> None:
-        self._login = _require_name(login, "login")
-        self._api_key = _require_secret(api_key, "api_key").strip()
+        self._login = require_name(login, "login")
+        self._api_key = require_secret(api_key, "api_key").strip()
 
     @property
     def login(self) -> str:
@@ -250,9 +280,9 @@ class ConjurApiKeyAuth(ConjurAuth):
     def fingerprint(self) -> str:
         return fingerprint("authn", self._login, self._api_key)
 
-    def authenticate(self, ctx: AuthContext) -> AccessToken:
+    def token_call(self, ctx: AuthContext) -> Call:
         account = ctx.account or ""
-        call = Call(
+        return Call(
             "POST",
             f"{ctx.prefix}/authn/{quote(account, safe='')}/{quote(self._login, safe='')}/authenticate",
             action="authenticate",
@@ -265,8 +295,6 @@ class ConjurApiKeyAuth(ConjurAuth):
                 403: "The role may not authenticate here (e.g. restricted_to a network that excludes this worker).",
             },
         )
-        response = ctx.transport.request(call)
-        return conjur_access_token(response, ctx.transport, call)
 
 
 class ConjurJWTAuth(ConjurAuth):
@@ -287,14 +315,14 @@ class ConjurJWTAuth(ConjurAuth):
         token_provider: Callable[[], str] | None = None,
         login: str | None = None,
     ) -> None:
-        self._service_id = _require_name(service_id, "service_id")
+        self._service_id = require_name(service_id, "service_id")
         if (token_file is None) == (token_provider is None):
             raise ConfigurationError("token_file / token_provider: give exactly one of them", field="token_file")
         if token_provider is not None and not callable(token_provider):
             raise ConfigurationError("token_provider: must be a callable returning the JWT", field="token_provider")
         self._token_file = os.fspath(token_file) if token_file is not None else None
         self._token_provider = token_provider
-        self._login = _require_name(login, "login") if login is not None else None
+        self._login = require_name(login, "login") if login is not None else None
         # A provider callable has no stable identity to share a cached token by; give each
         # strategy object its own entry.
         self._instance = secrets.token_hex(8)
@@ -335,13 +363,13 @@ class ConjurJWTAuth(ConjurAuth):
             )
         return jwt
 
-    def authenticate(self, ctx: AuthContext) -> AccessToken:
+    def token_call(self, ctx: AuthContext) -> Call:
         jwt = self._read_jwt()
         account = ctx.account or ""
         path = f"{ctx.prefix}/authn-jwt/{quote(self._service_id, safe='')}/{quote(account, safe='')}"
         if self._login is not None:
             path += f"/{quote(self._login, safe='')}"
-        call = Call(
+        return Call(
             "POST",
             path + "/authenticate",
             action="authenticate",
@@ -355,8 +383,6 @@ class ConjurJWTAuth(ConjurAuth):
                 403: f"The host may not use authn-jwt/{self._service_id}: permit it 'authenticate' on the webservice.",
             },
         )
-        response = ctx.transport.request(call)
-        return conjur_access_token(response, ctx.transport, call)
 
 
 # -- PVWA / Privilege Cloud ---------------------------------------------------------------------
@@ -368,11 +394,12 @@ class PVWALogonAuth(PVWAAuth):
     """``POST /API/auth/<type>/Logon``: a Vault session that the client logs off when done."""
 
     per_client = True
+    empty_answer = "a logon answer without a session token"
     __slots__ = ("_auth_type", "_password", "_username")
 
     def __init__(self, username: str, password: str, auth_type: str = "CyberArk") -> None:
-        self._username = _require_name(username, "username")
-        self._password = _require_secret(password, "password")
+        self._username = require_name(username, "username")
+        self._password = require_secret(password, "password")
         canonical = PVWA_AUTH_TYPES.get(str(auth_type).lower())
         if canonical is None:
             raise ConfigurationError(
@@ -392,8 +419,8 @@ class PVWALogonAuth(PVWAAuth):
     def fingerprint(self) -> str:
         return fingerprint("pvwa-logon", self._auth_type, self._username, self._password)
 
-    def authenticate(self, ctx: AuthContext) -> AccessToken:
-        call = Call(
+    def token_call(self, ctx: AuthContext) -> Call:
+        return Call(
             "POST",
             f"{ctx.prefix}/API/auth/{self._auth_type}/Logon",
             action="logon",
@@ -408,12 +435,12 @@ class PVWALogonAuth(PVWAAuth):
             },
             status_errors={403: AuthenticationFailed},
         )
-        response = ctx.transport.request(call)
-        data = ctx.transport.json(response, call)
+
+    def token_from_json(self, data: Any) -> AccessToken | None:
         if isinstance(data, dict):  # Gen1-style answer
             data = data.get("CyberArkLogonResult")
         if not isinstance(data, str) or not data:
-            raise ctx.transport.invalid_response(call, "a logon answer without a session token", response.status_code)
+            return None
         return AccessToken(data, renew_in=math.inf, subject=self._username)
 
     def logoff(self, ctx: AuthContext, token: AccessToken) -> None:
@@ -431,13 +458,14 @@ class PVWALogonAuth(PVWAAuth):
 class PlatformTokenAuth(PVWAAuth):
     """Privilege Cloud: an Identity OAuth confidential client (``/oauth2/platformtoken``)."""
 
+    empty_answer = "a token answer without access_token"
     __slots__ = ("_client_id", "_client_secret", "_identity_url")
 
     def __init__(self, identity_url: str, client_id: str, client_secret: str) -> None:
         # http:// is checked against the transport's allow_insecure_http when it is used.
         self._identity_url = validate_base_url(identity_url, "identity_url", allow_insecure_http=True)
-        self._client_id = _require_name(client_id, "client_id")
-        self._client_secret = _require_secret(client_secret, "client_secret")
+        self._client_id = require_name(client_id, "client_id")
+        self._client_secret = require_secret(client_secret, "client_secret")
 
     @property
     def login(self) -> str:
@@ -446,8 +474,8 @@ class PlatformTokenAuth(PVWAAuth):
     def fingerprint(self) -> str:
         return fingerprint("platformtoken", self._identity_url, self._client_id, self._client_secret)
 
-    def authenticate(self, ctx: AuthContext) -> AccessToken:
-        call = Call(
+    def token_call(self, ctx: AuthContext) -> Call:
+        return Call(
             "POST",
             "/oauth2/platformtoken",
             base=self._identity_url,
@@ -467,11 +495,11 @@ class PlatformTokenAuth(PVWAAuth):
             },
             status_errors={400: AuthenticationFailed, 403: AuthenticationFailed},
         )
-        response = ctx.transport.request(call)
-        data = ctx.transport.json(response, call)
+
+    def token_from_json(self, data: Any) -> AccessToken | None:
         token = data.get("access_token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
-            raise ctx.transport.invalid_response(call, "a token answer without access_token", response.status_code)
+            return None
         try:
             lifetime = float(data.get("expires_in"))
         except (TypeError, ValueError):
@@ -545,6 +573,7 @@ __all__ = [
     "ConjurApiKeyAuth",
     "ConjurAuth",
     "ConjurJWTAuth",
+    "JSONTokenAuth",
     "PVWAAuth",
     "PVWALogonAuth",
     "PlatformTokenAuth",

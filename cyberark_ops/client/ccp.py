@@ -8,39 +8,91 @@ altered query would fetch a different account.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from .base import BaseClient
 from .config import CCPConfig
 from .credential import Credential, parse_port
-from .errors import ConfigurationError, PasswordChangeInProgress
+from .errors import (
+    AmbiguousQuery,
+    ConfigurationError,
+    Forbidden,
+    NotFound,
+    PasswordChangeInProgress,
+    Unavailable,
+)
+from .profile import ApiProfile, CodeTable, error_body_parser, str_or_none
 from .refs import CCPRef
-from .transport import Call, EventCallback, Transport
-from .validation import CCP_FORBIDDEN, CONTROL_CHARS
+from .transport import Call
+from .validation import CCP_FORBIDDEN, CONTROL_CHARS, field_error
 
 _RESERVED_PROPERTIES = {"Content", "UserName", "Address", "Port", "Database"}
+
+_AMBIGUOUS = (AmbiguousQuery, False, "The query matches several accounts; add Object (or a narrower Query).")
+
+# Error codes whose meaning is more precise than their HTTP status: (class, retryable, hint).
+CCP_CODES: CodeTable = {
+    "APPAP004E": (
+        NotFound,
+        False,
+        "Check the Safe / Folder / Object in the query, and that both the Credential Provider and the "
+        "AppID are members of the safe with Retrieve rights.",
+    ),
+    "APPAP306E": (
+        Forbidden,
+        False,
+        "The AppID failed its authentication checks: check the AppID's allowed machines and the client "
+        "certificate (client_cert / client_key) it expects.",
+    ),
+    "APPAP008E": (
+        Forbidden,
+        False,
+        "The Provider or application user is not set up for this AppID: check the AppID's allowed machines "
+        "/ certificate and the Provider user.",
+    ),
+    "APPAP227E": _AMBIGUOUS,
+    "APPAP228E": _AMBIGUOUS,
+    "APPAP229E": _AMBIGUOUS,
+    "AIMWS030E": (ConfigurationError, False, "CCP rejected the query format; check the reference's keys."),
+    "AIMWS031E": (ConfigurationError, False, "CCP says the AppID parameter is missing; check app_id."),
+    "APPAP007E": (Unavailable, True, "CCP could not reach the Vault; retry later or check the Vault."),
+    "APPAP282E": (
+        PasswordChangeInProgress,
+        False,
+        "The CPM is changing this password right now; retry after the change completes.",
+    ),
+}
+
+
+def vault_error_fields(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The Vault web services' error object: ``ErrorCode`` with CCP's ``ErrorMsg`` or PVWA's
+    ``ErrorMessage`` (either API has been seen sending the other's), or a ``Details`` object."""
+    code = str_or_none(data.get("ErrorCode"))
+    message = str_or_none(data.get("ErrorMsg")) or str_or_none(data.get("ErrorMessage"))
+    if message is None and isinstance(data.get("Details"), dict):
+        message = str_or_none(data["Details"].get("ErrorMessage"))
+    return code, message
+
+
+CCP = ApiProfile(
+    name="ccp", display_name="CCP", code_table=CCP_CODES, parse_error_body=error_body_parser(vault_error_fields)
+)
 
 
 def _truthy(value: object) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() == "true")
 
 
-class CCPClient:
+class CCPClient(BaseClient[CCPRef, CCPConfig]):
     """Fetches accounts from CCP for one AppID. Thread-safe; share one per process and config."""
 
-    def __init__(
-        self,
-        config: CCPConfig,
-        *,
-        on_event: EventCallback | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.config = config
-        self._sleep = sleep
-        self._transport = Transport(config, api="ccp", on_event=on_event, sleep=sleep)
-        self._path = f"/{config.service_path}/api/Accounts"
+    profile = CCP
+
+    @property
+    def _path(self) -> str:
+        return f"/{self.config.service_path}/api/Accounts"
 
     def get_account(
         self,
@@ -79,9 +131,9 @@ class CCPClient:
         """
         query_format = ref.get("QueryFormat")
         if query_format is not None and query_format.lower() not in ("exact", "regexp"):
-            raise validate_error("QueryFormat", f"{query_format!r} must be Exact or Regexp")
+            raise field_error("QueryFormat", f"{query_format!r} must be Exact or Regexp")
         if len(ref.params) == 1 and query_format is not None:
-            raise validate_error("QueryFormat", "needs a search parameter (Safe, Object, Query ...) next to it")
+            raise field_error("QueryFormat", "needs a search parameter (Safe, Object, Query ...) next to it")
         params: list[tuple[str, str]] = [("AppID", self.config.app_id), *ref.params]
         cleaned_reason = ccp_reason(reason)
         if cleaned_reason:
@@ -110,14 +162,13 @@ class CCPClient:
                     )
                 if not _truthy(data.get("PasswordChangeInProcess")):
                     return self._credential(data, ref)
-                problem = PasswordChangeInProgress(
-                    f"CCP get_password {call.target}: the CPM was still changing the password after "
-                    f"{waits} wait(s) of {self.config.password_change_wait:g}s; raise "
-                    f"password_change_retries "
-                    "or use dual accounts (Query=VirtualUsername=...) for credentials that rotate often",
-                    api="ccp",
-                    action="get_password",
-                    path=self._path,
+                problem = self._transport.error(
+                    PasswordChangeInProgress,
+                    call,
+                    f"the CPM was still changing the password after {waits} wait(s) of "
+                    f"{self.config.password_change_wait:g}s",
+                    "Raise password_change_retries or use dual accounts (Query=VirtualUsername=...) for "
+                    "credentials that rotate often",
                     status=response.status_code,
                 )
             except PasswordChangeInProgress as exc:
@@ -154,25 +205,12 @@ class CCPClient:
             source=str(ref),
         )
 
-    def close(self) -> None:
-        self._transport.close()
-
-    def __enter__(self) -> CCPClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"CCPClient(base_url={self.config.base_url!r}, app_id={self.config.app_id!r})"
+    def _repr_fields(self) -> dict[str, object]:
+        return {**super()._repr_fields(), "app_id": self.config.app_id}
 
 
 def _str_or_none(value: object) -> str | None:
     return None if value is None or value == "" else str(value)
-
-
-def validate_error(name: str, problem: str) -> ConfigurationError:
-    return ConfigurationError(f"{name}: {problem}", field=name)
 
 
 def ccp_reason(reason: str | None) -> str | None:
@@ -185,4 +223,4 @@ def ccp_reason(reason: str | None) -> str | None:
     return cleaned or None
 
 
-__all__ = ["CCPClient"]
+__all__ = ["CCP", "CCP_CODES", "CCPClient", "ccp_reason", "vault_error_fields"]

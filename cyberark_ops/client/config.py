@@ -12,20 +12,12 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError
-from .validation import CCP_FORBIDDEN, CONTROL_CHARS, require_name
-
-if TYPE_CHECKING:
-    from .auth import ConjurAuth, PVWAAuth
+from .auth import ConjurAuth, PVWAAuth
+from .validation import CCP_FORBIDDEN, field_error, require_name, validate_base_url
 
 CONJUR_CLOUD_HOST = re.compile(r"(\.secretsmgr|-secretsmanager)\.cyberark\.cloud$", re.IGNORECASE)
-
-
-def _fail(field_name: str, problem: str) -> ConfigurationError:
-    return ConfigurationError(f"{field_name}: {problem}", field=field_name)
 
 
 MAX_SECONDS = 86_400.0
@@ -35,51 +27,28 @@ MAX_RETRIES = 100
 
 def _positive(value: object, field_name: str, *, allow_zero: bool = False, high: float = MAX_SECONDS) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(field_name, "must be a number")
+        raise field_error(field_name, "must be a number")
     if isinstance(value, float) and not math.isfinite(value):
-        raise _fail(field_name, "must be a finite number")
+        raise field_error(field_name, "must be a finite number")
     if value < 0 or (value == 0 and not allow_zero):
-        raise _fail(field_name, "must be positive" if not allow_zero else "must not be negative")
+        raise field_error(field_name, "must be positive" if not allow_zero else "must not be negative")
     if value > high:
-        raise _fail(field_name, f"must be at most {high:g}")
+        raise field_error(field_name, f"must be at most {high:g}")
 
 
 def _bounded_int(value: object, field_name: str, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _fail(field_name, f"must be an integer between {low} and {high}")
-
-
-def validate_base_url(url: object, field_name: str, *, allow_insecure_http: bool) -> str:
-    """The URL without a trailing slash; refuses credentials, queries and plain http."""
-    if not isinstance(url, str) or not url:
-        raise _fail(field_name, "must be a URL such as https://conjur.example.com")
-    parts = urlsplit(url)
-    if parts.username is not None or parts.password is not None:
-        # Do not quote the URL: it carries credentials.
-        raise _fail(field_name, "must not contain user:password@; configure credentials through auth")
-    if CONTROL_CHARS.search(url) or " " in url:
-        raise _fail(field_name, "must not contain spaces or control characters")
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise _fail(field_name, f"{url!r} is not an https:// URL with a host name")
-    if parts.scheme == "http" and not allow_insecure_http:
-        raise _fail(
-            field_name,
-            f"{url!r} uses plain http://, which would send credentials unencrypted; use https:// "
-            "(allow_insecure_http=True exists for local development only)",
-        )
-    if parts.query or parts.fragment:
-        raise _fail(field_name, f"{url!r} must not carry a query string or fragment")
-    return url.rstrip("/")
+        raise field_error(field_name, f"must be an integer between {low} and {high}")
 
 
 def _existing_path(value: str | None, field_name: str, *, directory_ok: bool = False) -> None:
     if value is None:
         return
     if not isinstance(value, str) or not value:
-        raise _fail(field_name, "must be a file path")
+        raise field_error(field_name, "must be a file path")
     if os.path.isfile(value) or (directory_ok and os.path.isdir(value)):
         return
-    raise _fail(field_name, f"{value!r} does not exist or is not a readable file")
+    raise field_error(field_name, f"{value!r} does not exist or is not a readable file")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,22 +87,22 @@ class TransportConfig:
         )
         _existing_path(self.ca_bundle, "ca_bundle", directory_ok=True)
         if not isinstance(self.verify, bool):
-            raise _fail("verify", "must be True or False; put a CA file path in ca_bundle")
+            raise field_error("verify", "must be True or False; put a CA file path in ca_bundle")
         if self.ca_bundle is not None and not self.verify:
-            raise _fail("verify", "is False but ca_bundle is set; drop one of them")
+            raise field_error("verify", "is False but ca_bundle is set; drop one of them")
         if self.client_key is not None and self.client_cert is None:
-            raise _fail("client_key", "is set without client_cert")
+            raise field_error("client_key", "is set without client_cert")
         _existing_path(self.client_cert, "client_cert")
         _existing_path(self.client_key, "client_key")
         if self.client_key_password is not None and self.client_cert is None:
-            raise _fail("client_key_password", "is set without client_cert")
+            raise field_error("client_key_password", "is set without client_cert")
         _positive(self.connect_timeout, "connect_timeout")
         _positive(self.read_timeout, "read_timeout")
         _positive(self.deadline, "deadline")
         _positive(self.backoff_base, "backoff_base", allow_zero=True)
         _positive(self.backoff_max, "backoff_max", allow_zero=True)
         if self.backoff_max < self.backoff_base:
-            raise _fail("backoff_max", "must not be smaller than backoff_base")
+            raise field_error("backoff_max", "must not be smaller than backoff_base")
         _bounded_int(self.max_retries, "max_retries", 0, MAX_RETRIES)
         _bounded_int(self.pool_maxsize, "pool_maxsize", 1, 1024)
 
@@ -154,10 +123,8 @@ class ConjurConfig(TransportConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from .auth import ConjurAuth
-
         if not isinstance(self.auth, ConjurAuth):
-            raise _fail("auth", "must be ConjurApiKeyAuth or ConjurJWTAuth")
+            raise field_error("auth", "must be ConjurApiKeyAuth or ConjurJWTAuth")
         parts = urlsplit(self.base_url)
         cloud = self.cloud
         if cloud is None:
@@ -166,11 +133,11 @@ class ConjurConfig(TransportConfig):
         account = self.account
         if account is None:
             if not cloud:
-                raise _fail("account", "is required for self-hosted Conjur (the account chosen at setup)")
+                raise field_error("account", "is required for self-hosted Conjur (the account chosen at setup)")
             account = "conjur"
         require_name(account, "account")
         if "/" in account or ":" in account or " " in account:
-            raise _fail("account", f"{account!r} must not contain '/', ':' or spaces")
+            raise field_error("account", f"{account!r} must not contain '/', ':' or spaces")
         object.__setattr__(self, "account", account)
         prefix = "/api" if cloud and not parts.path.rstrip("/").endswith("/api") else ""
         object.__setattr__(self, "api_prefix", prefix)
@@ -203,22 +170,22 @@ class CCPConfig(TransportConfig):
         super().__post_init__()
         require_name(self.app_id, "app_id")
         if CCP_FORBIDDEN.search(self.app_id) or " " in self.app_id:
-            raise _fail("app_id", "must not contain spaces or '+', '&', '%', ';' (CCP cannot carry them)")
+            raise field_error("app_id", "must not contain spaces or '+', '&', '%', ';' (CCP cannot carry them)")
         require_name(self.service_path, "service_path")
         service_path = self.service_path.strip("/")
         if not re.fullmatch(r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*", service_path) or ".." in service_path:
-            raise _fail("service_path", f"{self.service_path!r} must be a plain path such as AIMWebService")
+            raise field_error("service_path", f"{self.service_path!r} must be a plain path such as AIMWebService")
         object.__setattr__(self, "service_path", service_path)
         if self.connection_timeout is not None:
             _positive(self.connection_timeout, "connection_timeout")
             if self.connection_timeout >= self.read_timeout:
-                raise _fail(
+                raise field_error(
                     "connection_timeout",
                     f"({self.connection_timeout}s) must be below read_timeout ({self.read_timeout}s), "
                     "or the client gives up before CCP answers",
                 )
         if not isinstance(self.fail_on_password_change, bool):
-            raise _fail("fail_on_password_change", "must be True or False")
+            raise field_error("fail_on_password_change", "must be True or False")
         _bounded_int(self.password_change_retries, "password_change_retries", 0, MAX_RETRIES)
         _positive(self.password_change_wait, "password_change_wait", allow_zero=True)
 
@@ -233,16 +200,14 @@ class PVWAConfig(TransportConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from .auth import PVWAAuth
-
         if not isinstance(self.auth, PVWAAuth):
-            raise _fail("auth", "must be PVWALogonAuth or PlatformTokenAuth")
+            raise field_error("auth", "must be PVWALogonAuth or PlatformTokenAuth")
         require_name(self.base_path, "base_path")
         base_path = "/" + self.base_path.strip("/")
         if not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", base_path) or ".." in base_path:
-            raise _fail("base_path", f"{self.base_path!r} must be a plain path such as /PasswordVault")
+            raise field_error("base_path", f"{self.base_path!r} must be a plain path such as /PasswordVault")
         object.__setattr__(self, "base_path", base_path)
         _bounded_int(self.page_size, "page_size", 1, 1000)
 
 
-__all__ = ["CCPConfig", "ConjurConfig", "PVWAConfig", "TransportConfig"]
+__all__ = ["CCPConfig", "ConjurConfig", "PVWAConfig", "TransportConfig", "validate_base_url"]

@@ -10,17 +10,18 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
-from .auth import AuthContext, Authenticator, TokenCache
+from .auth import AuthContext
+from .base import AuthenticatedClient
 from .config import ConjurConfig
 from .credential import Credential
 from .errors import ConfigurationError, InvalidResponse
+from .profile import ApiProfile, error_body_parser, nested_error_fields
 from .refs import ConjurRef, validate_conjur_id
-from .transport import Call, EventCallback, Transport
+from .transport import Call, Transport
 from .validation import shown
 
 MAX_BATCH_URL = 6000
@@ -34,6 +35,20 @@ def request_id_for(reason: str | None) -> str | None:
         return None
     cleaned = re.sub(r"[^A-Za-z0-9-]+", "-", reason).strip("-")[:255].strip("-")
     return cleaned or None
+
+
+def conjur_error_fields(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Conjur's error object: ``{"error": {"code": "not_found", "message": "CONJ00076E ..."}}``."""
+    return nested_error_fields(data, "code", "message")
+
+
+CONJUR = ApiProfile(
+    name="conjur",
+    display_name="Conjur",
+    # Conjur's codes (not_found, unauthorized ...) say no more than the HTTP status does.
+    code_table={},
+    parse_error_body=error_body_parser(conjur_error_fields),
+)
 
 
 _PAGE_TYPES = ("text/html", "application/xhtml+xml")
@@ -58,28 +73,21 @@ def _check_value_response(transport: Transport, call: Call, response: Any) -> No
     raise transport.invalid_response(call, f"a {media} body that Conjur did not send as a value", response.status_code)
 
 
-class ConjurClient:
+class ConjurClient(AuthenticatedClient[ConjurRef, ConjurConfig]):
     """Reads Conjur variables with one identity. Thread-safe; share one per process and config."""
 
-    def __init__(
-        self,
-        config: ConjurConfig,
-        *,
-        on_event: EventCallback | None = None,
-        token_cache: TokenCache | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.config = config
-        self.account = config.conjur_account
-        self._prefix = config.api_prefix
-        self._transport = Transport(config, api="conjur", on_event=on_event, sleep=sleep)
-        self._auth = Authenticator(
-            config.auth, AuthContext(self._transport, prefix=self._prefix, account=self.account), token_cache
-        )
+    profile = CONJUR
 
     @property
-    def login(self) -> str:
-        return self.config.auth.login
+    def account(self) -> str:
+        return self.config.conjur_account
+
+    @property
+    def _prefix(self) -> str:
+        return self.config.api_prefix
+
+    def _auth_context(self) -> AuthContext:
+        return AuthContext(self._transport, prefix=self._prefix, account=self.account)
 
     def authenticate(self, *, force: bool = False) -> str | None:
         """Makes sure a token is at hand (``force``: obtain a new one); returns the token's subject."""
@@ -253,17 +261,8 @@ class ConjurClient:
             action="retrieve",
         )
 
-    def close(self) -> None:
-        self._transport.close()
-
-    def __enter__(self) -> ConjurClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"ConjurClient(base_url={self.config.base_url!r}, account={self.account!r}, login={self.login!r})"
+    def _repr_fields(self) -> dict[str, object]:
+        return {**super()._repr_fields(), "account": self.account, "login": self.login}
 
 
-__all__ = ["ConjurClient", "request_id_for"]
+__all__ = ["CONJUR", "ConjurClient", "conjur_error_fields", "request_id_for"]

@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-from .auth import AuthContext, Authenticator, TokenCache
+from .auth import AuthContext
+from .base import AuthenticatedClient
+from .ccp import vault_error_fields
 from .config import PVWAConfig
 from .credential import Credential, parse_port
-from .errors import AmbiguousQuery, CyberArkError, NotFound
+from .errors import AmbiguousQuery, AuthenticationFailed, CyberArkError, Forbidden, NotFound
+from .profile import ApiProfile, CodeTable, error_body_parser, str_or_none
 from .refs import PVWARef
-from .transport import Call, EventCallback, Transport
+from .transport import Call
 from .validation import shown
 
 log = logging.getLogger("cyberark_ops.client")
@@ -33,26 +33,56 @@ log = logging.getLogger("cyberark_ops.client")
 MAX_PAGES = 100
 _RESERVED_PROPERTIES = {"Port", "Database"}
 
+# Error codes whose meaning is more precise than their HTTP status: (class, retryable, hint).
+PVWA_CODES: CodeTable = {
+    "PASWS006E": (
+        AuthenticationFailed,
+        False,
+        "The PVWA session token is missing, invalid or expired (behind a load balancer, check stickiness).",
+    ),
+    "PASWS013E": (
+        AuthenticationFailed,
+        False,
+        "PVWA rejected the logon; check the username, password and auth type.",
+    ),
+    "PASWS041E": (Forbidden, False, "The PVWA user lacks the safe permission for this action."),
+    "ITATS127E": (
+        AuthenticationFailed,
+        False,
+        "The Vault user is suspended or locked (or the account is checked out); ask the Vault administrator.",
+    ),
+}
 
-class PVWAClient:
+
+def pvwa_error_fields(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    """PVWA's ``ErrorCode`` / ``ErrorMessage`` object, or the OAuth2 error of Identity's platform
+    token endpoint (``{"error": "access_denied", "error_description": ...}``)."""
+    if isinstance(data.get("error"), str):
+        return data["error"], str_or_none(data.get("error_description"))
+    return vault_error_fields(data)
+
+
+PVWA = ApiProfile(
+    name="pvwa",
+    display_name="PVWA",
+    code_table=PVWA_CODES,
+    parse_error_body=error_body_parser(pvwa_error_fields),
+    not_retried_hint="Not retried, as the request may have taken effect (a PVWA retrieve may check the account "
+    "out or rotate a one-time password); retry the task once the server is healthy.",
+)
+
+
+class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
     """Searches accounts and retrieves passwords through the PVWA REST API (Gen 2)."""
 
-    def __init__(
-        self,
-        config: PVWAConfig,
-        *,
-        on_event: EventCallback | None = None,
-        token_cache: TokenCache | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.config = config
-        self._base = config.base_path
-        self._transport = Transport(config, api="pvwa", on_event=on_event, sleep=sleep)
-        self._auth = Authenticator(config.auth, AuthContext(self._transport, prefix=self._base), token_cache)
+    profile = PVWA
 
     @property
-    def login(self) -> str:
-        return self.config.auth.login
+    def _base(self) -> str:
+        return self.config.base_path
+
+    def _auth_context(self) -> AuthContext:
+        return AuthContext(self._transport, prefix=self._base)
 
     # -- session ---------------------------------------------------------------------------------
 
@@ -64,15 +94,8 @@ class PVWAClient:
         """Ends the PVWA session if one is open. Raises on failure; ``__exit__`` only logs."""
         self._auth.logoff()
 
-    def __enter__(self) -> PVWAClient:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     def close(self) -> None:
+        """Logs off (a failure is only logged, so it never hides the body's error), then closes."""
         try:
             self._auth.logoff()
         except CyberArkError as error:
@@ -83,7 +106,7 @@ class PVWAClient:
                 type(error).__name__,
             )
         finally:
-            self._transport.close()
+            super().close()
 
     # -- accounts --------------------------------------------------------------------------------
 
@@ -230,8 +253,8 @@ class PVWAClient:
             source=source,
         )
 
-    def __repr__(self) -> str:
-        return f"PVWAClient(base_url={self.config.base_url!r}, login={self.login!r})"
+    def _repr_fields(self) -> dict[str, object]:
+        return {**super()._repr_fields(), "login": self.login}
 
 
-__all__ = ["PVWAClient"]
+__all__ = ["PVWA", "PVWA_CODES", "PVWAClient", "pvwa_error_fields"]

@@ -1,14 +1,14 @@
-"""The one request path shared by the Conjur, CCP and PVWA clients.
+"""The one request path shared by every client: Conjur, CCP, PVWA, and any other API.
 
-Everything that is the same for the three APIs lives here, once: TLS and connection reuse,
-timeouts, retries with backoff, ``Retry-After``, the total deadline, the observer events, and the
-mapping of HTTP answers to typed errors. API modules describe *what* to send (a ``Call``) and
-never touch ``requests``.
+Everything that is the same for all APIs lives here, once: connection reuse, timeouts, retries
+with backoff, ``Retry-After``, the shared pacer, the total deadline, the observer events, the
+messages of errors and the mapping of HTTP answers to typed errors. The transport knows no API:
+each client hands it an ``ApiProfile`` (name, error code table, error-body parser), and describes
+*what* to send as a ``Call``; API modules never touch ``requests``. TLS (the ``SSLContext`` and the
+adapter that hands it to urllib3) lives in ``tls.py``.
 
-Performance: a warm call costs one keep-alive request. The ``SSLContext`` (CA store, client
-certificate) is built once per process and settings, and the session's adapter hands that
-context to urllib3 directly, so neither ``REQUESTS_CA_BUNDLE`` nor per-request ``verify``
-handling can swap the configured CA or rebuild a context.
+Performance: a warm call costs one keep-alive request; the ``SSLContext`` is built once per
+process and settings.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import os
 import random
 import re
 import socket
@@ -25,97 +24,37 @@ import threading
 import time
 from collections.abc import Callable, Generator, Mapping
 from datetime import datetime, timezone
-from functools import lru_cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from .config import TransportConfig, validate_base_url
 from .errors import (
-    AmbiguousQuery,
     AuthenticationFailed,
     ConfigurationError,
     CyberArkError,
     Forbidden,
     InvalidResponse,
     NotFound,
-    PasswordChangeInProgress,
     RateLimited,
     Unavailable,
 )
-from .pacing import pacer_for
+from .pacing import Pacer, pacer_for
+from .profile import ApiProfile
+from .tls import ContextAdapter, build_ssl_context, exception_chain, is_cert_verify_failure
+from .validation import validate_base_url
+
+if TYPE_CHECKING:
+    from .config import TransportConfig
 
 log = logging.getLogger("cyberark_ops.client")
 
 EventCallback = Callable[[str, dict[str, "str | float"]], None]
 """``on_event(name, tags)``: ``request``, ``retry``, ``rate_limited``, ``token_renewal``, ``error``."""
 
-API_NAMES = {"conjur": "Conjur", "ccp": "CCP", "pvwa": "PVWA"}
 USER_AGENT = "cyberark-ops/0.1"
-SERVER_MESSAGE_MAX = 300
-
-# Error codes whose meaning is more precise than their HTTP status: (class, retryable, hint).
-_CODE_TABLE: dict[str, tuple[type[CyberArkError], bool, str]] = {
-    "APPAP004E": (
-        NotFound,
-        False,
-        "Check the Safe / Folder / Object in the query, and that both the Credential Provider and the "
-        "AppID are members of the safe with Retrieve rights.",
-    ),
-    "APPAP306E": (
-        Forbidden,
-        False,
-        "The AppID failed its authentication checks: check the AppID's allowed machines and the client "
-        "certificate (client_cert / client_key) it expects.",
-    ),
-    "APPAP008E": (
-        Forbidden,
-        False,
-        "The Provider or application user is not set up for this AppID: check the AppID's allowed machines "
-        "/ certificate and the Provider user.",
-    ),
-    "APPAP227E": (
-        AmbiguousQuery,
-        False,
-        "The query matches several accounts; add Object (or a narrower Query).",
-    ),
-    "APPAP228E": (
-        AmbiguousQuery,
-        False,
-        "The query matches several accounts; add Object (or a narrower Query).",
-    ),
-    "APPAP229E": (
-        AmbiguousQuery,
-        False,
-        "The query matches several accounts; add Object (or a narrower Query).",
-    ),
-    "AIMWS030E": (ConfigurationError, False, "CCP rejected the query format; check the reference's keys."),
-    "AIMWS031E": (ConfigurationError, False, "CCP says the AppID parameter is missing; check app_id."),
-    "APPAP007E": (Unavailable, True, "CCP could not reach the Vault; retry later or check the Vault."),
-    "APPAP282E": (
-        PasswordChangeInProgress,
-        False,
-        "The CPM is changing this password right now; retry after the change completes.",
-    ),
-    "PASWS006E": (
-        AuthenticationFailed,
-        False,
-        "The PVWA session token is missing, invalid or expired (behind a load balancer, check stickiness).",
-    ),
-    "PASWS013E": (
-        AuthenticationFailed,
-        False,
-        "PVWA rejected the logon; check the username, password and auth type.",
-    ),
-    "PASWS041E": (Forbidden, False, "The PVWA user lacks the safe permission for this action."),
-    "ITATS127E": (
-        AuthenticationFailed,
-        False,
-        "The Vault user is suspended or locked (or the account is checked out); ask the Vault administrator.",
-    ),
-}
+E = TypeVar("E", bound=CyberArkError)
 
 _STATUS_TABLE: dict[int, type[CyberArkError]] = {
     400: ConfigurationError,
@@ -191,7 +130,7 @@ class Call:
         self.hints = dict(hints or {})
         self.status_errors = dict(status_errors or {})
         self.idempotent = idempotent
-        """False for a request with side effects (a PVWA retrieve may check an account out or rotate
+        """False for a request with side effects (a retrieve that checks an account out or rotates
         a one-time password): it is retried only when the server surely did nothing with it."""
 
     def __repr__(self) -> str:
@@ -208,114 +147,18 @@ def _request_line(call: Call) -> str:
     return f"{call.method} {path}"
 
 
+def compose_message(api_name: str, call: Call, problem: str, hint: str = "") -> str:
+    """The one shape of every message: ``<API> <action> <target>: <problem>. <Hint>. (<METHOD path>)``."""
+    text = f"{api_name} {call.action} {call.target}".rstrip() + f": {problem.rstrip('.')}"
+    if hint:
+        text += f". {hint[0].upper()}{hint[1:].rstrip('.')}"
+    return f"{text}. ({_request_line(call)})"
+
+
 class AuthFlow(Protocol):
     """httpx-style: yields the call to send (with credentials applied), receives each response."""
 
     def auth_flow(self, call: Call) -> Generator[Call, requests.Response, None]: ...
-
-
-def _key_password(password: str | None) -> Callable[[], str]:
-    # Always a callback: without one OpenSSL would prompt on the terminal for an encrypted key.
-    return lambda: password or ""
-
-
-def _mtime(path: str | None) -> float:
-    try:
-        return os.stat(path).st_mtime if path else 0.0
-    except OSError:
-        return 0.0
-
-
-@lru_cache(maxsize=32)
-def _ssl_context(
-    verify: bool,
-    ca_bundle: str | None,
-    client_cert: str | None,
-    client_key: str | None,
-    client_key_password: str | None,
-    _versions: tuple[float, float, float],
-) -> ssl.SSLContext:
-    """Built once per settings and file versions: loading the system store alone costs ~18 ms."""
-    if not verify:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        try:
-            if ca_bundle is None:
-                context = ssl.create_default_context()
-            elif os.path.isdir(ca_bundle):
-                context = ssl.create_default_context(capath=ca_bundle)
-            else:
-                context = ssl.create_default_context(cafile=ca_bundle)
-        except (OSError, ssl.SSLError):
-            raise ConfigurationError(
-                f"ca_bundle: {ca_bundle!r} could not be loaded as PEM CA certificates", field="ca_bundle"
-            ) from None
-    if client_cert is not None:
-        try:
-            context.load_cert_chain(client_cert, client_key, password=_key_password(client_key_password))
-        except (OSError, ssl.SSLError):
-            raise ConfigurationError(
-                f"client_cert: could not load the client certificate {client_cert!r} with key "
-                f"{client_key or client_cert!r} (PEM, matching pair, key passphrase in client_key_password)",
-                field="client_cert",
-            ) from None
-    context.set_alpn_protocols(["http/1.1"])
-    return context
-
-
-def build_ssl_context(config: TransportConfig) -> ssl.SSLContext:
-    versions = (_mtime(config.ca_bundle), _mtime(config.client_cert), _mtime(config.client_key))
-    return _ssl_context(
-        config.verify, config.ca_bundle, config.client_cert, config.client_key, config.client_key_password, versions
-    )
-
-
-class _ContextAdapter(HTTPAdapter):
-    """Hands urllib3 our prebuilt context and ignores requests' per-request ``verify``/``cert``."""
-
-    def __init__(self, context: ssl.SSLContext, pool_maxsize: int) -> None:
-        self._context = context
-        super().__init__(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
-        pool_kwargs["ssl_context"] = self._context
-        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        # Through a proxy, the tunnelled TLS to the server must use the same context.
-        proxy_kwargs.setdefault("ssl_context", self._context)
-        return super().proxy_manager_for(proxy, **proxy_kwargs)
-
-    def build_connection_pool_key_attributes(
-        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> Any:  # requests' TypedDicts exist only in its stubs
-        host_params, _ = super().build_connection_pool_key_attributes(request, verify, cert)
-        return host_params, {"ssl_context": self._context}
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        conn.cert_reqs = "CERT_NONE" if self._context.verify_mode == ssl.CERT_NONE else "CERT_REQUIRED"
-
-
-def _exception_chain(exc: BaseException) -> list[BaseException]:
-    """The nested causes requests/urllib3 wrap (``.reason``, ``args[0]``, ``__cause__``)."""
-    seen: list[BaseException] = []
-    todo: list[BaseException] = [exc]
-    while todo and len(seen) < 20:
-        current = todo.pop()
-        if any(current is s for s in seen):
-            continue
-        seen.append(current)
-        for nested in (
-            getattr(current, "reason", None),
-            current.__cause__,
-            current.__context__,
-            *[a for a in current.args if isinstance(a, BaseException)],
-        ):
-            if isinstance(nested, BaseException):
-                todo.append(nested)
-    return seen
 
 
 REFUSED = "connection refused"
@@ -323,7 +166,7 @@ UNRESOLVED = "host name could not be resolved"
 
 
 def _connection_problem(exc: BaseException) -> str:
-    chain = _exception_chain(exc)
+    chain = exception_chain(exc)
     names = {type(e).__name__ for e in chain}
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return REFUSED
@@ -343,10 +186,6 @@ def _never_sent(reason: str, problem: str) -> bool:
     return reason == "connect_timeout" or problem in (REFUSED, UNRESOLVED)
 
 
-def _is_cert_verify_failure(exc: BaseException) -> bool:
-    return any(isinstance(e, ssl.SSLCertVerificationError) for e in _exception_chain(exc))
-
-
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
     if not value:
@@ -364,57 +203,43 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - current)
 
 
-def error_detail(response: requests.Response) -> tuple[str | None, str | None]:
-    """``(code, server message)`` from any of the error bodies the three APIs (and Identity) send."""
-    text = response.text[:4096] if response.content else ""
-    code: str | None = None
-    message: str | None = None
-    content_type = response.headers.get("Content-Type", "")
-    if "json" in content_type or text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            inner = data.get("error")
-            if isinstance(inner, dict):  # Conjur
-                code = _str_or_none(inner.get("code"))
-                message = _str_or_none(inner.get("message"))
-            elif isinstance(inner, str):  # OAuth2 (Identity)
-                code = inner
-                message = _str_or_none(data.get("error_description"))
-            else:  # CCP (ErrorMsg) and PVWA (ErrorMessage)
-                code = _str_or_none(data.get("ErrorCode"))
-                message = _str_or_none(data.get("ErrorMsg")) or _str_or_none(data.get("ErrorMessage"))
-                if message is None and isinstance(data.get("Details"), dict):
-                    message = _str_or_none(data["Details"].get("ErrorMessage"))
-    elif "text/plain" in content_type and text:
-        message = text  # Conjur's rack layer: "Unauthorized: Invalid token"
-    if message is not None:
-        message = re.sub(r"[\x00-\x1f\x7f]+", " ", message).strip()[:SERVER_MESSAGE_MAX] or None
-    return code, message
+class _Outcome:
+    """What one attempt produced: a response, or the problem that prevented one."""
 
+    __slots__ = ("problem", "reason", "response", "retry_after")
 
-def _str_or_none(value: object) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    return str(value)
+    def __init__(
+        self,
+        response: requests.Response | None,
+        problem: str,
+        reason: str,
+        retry_after: float | None = None,
+    ) -> None:
+        self.response = response
+        self.problem = problem
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 class Transport:
-    """A keep-alive HTTPS session for one base URL, with the retry and error policy of this package."""
+    """A keep-alive HTTPS session for one base URL, with the retry and error policy of this package.
+
+    ``profile`` is the API: its name and display name (events, errors, messages), its error code
+    table and its error-body parser. Any API can have one; see ``ApiProfile``.
+    """
 
     def __init__(
         self,
         config: TransportConfig,
+        profile: ApiProfile,
         *,
-        api: str,
         on_event: EventCallback | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
-        self.api = api
-        self.api_name = API_NAMES.get(api, api)
+        self.profile = profile
+        self.api = profile.name
+        self.api_name = profile.display_name
         self._on_event = on_event
         self._sleep = sleep
         self._random = random.Random()
@@ -425,7 +250,7 @@ class Transport:
         # Authorization header; proxies from the environment are applied explicitly instead.
         session.trust_env = False
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-        session.mount("https://", _ContextAdapter(context, config.pool_maxsize))
+        session.mount("https://", ContextAdapter(context, config.pool_maxsize))
         session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=config.pool_maxsize, max_retries=0))
         self._session = session
         self._proxies: dict[str, dict[str, str]] = {}
@@ -455,7 +280,7 @@ class Transport:
                     except StopIteration:
                         break
             if 300 <= response.status_code < 400:
-                raise self._invalid(
+                raise self.invalid_response(
                     call,
                     f"a redirect (HTTP {response.status_code}), which is never followed",
                     response.status_code,
@@ -511,10 +336,29 @@ class Transport:
             return json.loads(response.content)
         except ValueError:
             content_type = response.headers.get("Content-Type", "no content type")
-            raise self._invalid(call, f"a body that is not JSON ({content_type})", response.status_code) from None
+            raise self.invalid_response(
+                call, f"a body that is not JSON ({content_type})", response.status_code
+            ) from None
+
+    def message(self, call: Call, problem: str, hint: str = "") -> str:
+        """This API's message about ``call``: ``<API> <action> <target>: <problem>. <Hint>. (<request>)``."""
+        return compose_message(self.api_name, call, problem, hint)
+
+    def error(self, error_class: type[E], call: Call, problem: str, hint: str = "", **fields: Any) -> E:
+        """An ``error_class`` about ``call`` with this transport's message, API, action and path."""
+        return error_class(
+            self.message(call, problem, hint), api=self.api, action=call.action, path=call.path, **fields
+        )
 
     def invalid_response(self, call: Call, what: str, status: int | None = None) -> InvalidResponse:
-        return self._invalid(call, what, status)
+        """``InvalidResponse`` for an answer that is not what ``call`` expects (``what`` arrived)."""
+        return self.error(
+            InvalidResponse,
+            call,
+            f"the server answered with {what}; check that base_url points at {self.api_name} and that no "
+            "proxy or load balancer rewrites answers",
+            status=status,
+        )
 
     def emit(self, name: str, tags: dict[str, str | float]) -> None:
         self._emit(name, {"api": self.api, **tags})
@@ -547,6 +391,7 @@ class Transport:
             return self._proxies[origin]
 
     def _send(self, call: Call, deadline: float) -> requests.Response:
+        """Attempts ``call`` until an answer is final, the retry budget is spent or the deadline nears."""
         url = self._url(call)
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
         proxies = self._proxies_for(url)
@@ -562,86 +407,25 @@ class Transport:
             if remaining <= 0:
                 raise self._deadline_error(call, origin)
             timeout = (min(self.config.connect_timeout, remaining), min(self.config.read_timeout, remaining))
-            started = time.perf_counter()
-            response: requests.Response | None = None
-            retry_after: float | None = None
-            try:
-                response = self._session.request(
-                    call.method,
-                    url,
-                    headers=call.headers,
-                    data=call.body,
-                    timeout=timeout,
-                    allow_redirects=False,
-                    proxies=proxies,
-                )
-            except requests.exceptions.SSLError as exc:
-                if _is_cert_verify_failure(exc):
-                    raise self._tls_error(call, origin) from None
-                problem = _connection_problem(exc)
-                reason = "tls"
-            except requests.exceptions.ConnectTimeout:
-                problem, reason = f"no connection within {timeout[0]:g}s", "connect_timeout"
-            except requests.exceptions.ReadTimeout:
-                problem, reason = f"no answer within {timeout[1]:g}s (read_timeout)", "read_timeout"
-            except requests.exceptions.ConnectionError as exc:
-                problem, reason = _connection_problem(exc), "connection"
-            except (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader):
-                raise ConfigurationError(
-                    f"{self.api_name} {call.action}: the request URL or a header is invalid for {call.target}",
-                    api=self.api,
-                    action=call.action,
-                    path=call.path,
-                ) from None
-            except requests.exceptions.RequestException as exc:
-                problem, reason = f"request failed ({type(exc).__name__})", "connection"
-            duration = time.perf_counter() - started
-            if response is not None:
-                status = response.status_code
-                self._emit(
-                    "request",
-                    {"api": self.api, "action": call.action, "status": str(status), "duration": duration},
-                )
-                log.debug(
-                    "%s %s %s %s -> %d in %.1f ms",
-                    self.api,
-                    call.action,
-                    call.method,
-                    call.path,
-                    status,
-                    duration * 1000,
-                )
-                if not self._retryable(response) or (not call.idempotent and status != 429):
+            outcome = self._attempt(call, url, timeout, origin=origin, proxies=proxies, pacer=pacer)
+            response = outcome.response
+            if not self._may_retry(call, outcome):
+                if response is not None:
                     return response
-                reason = f"status_{status}"
-                problem = f"HTTP {status}"
-                # Honoured on 5xx too: a 503 with Retry-After is the server's own schedule.
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                if status == 429:
-                    pacer.rate_limited()
-                    self._emit(
-                        "rate_limited",
-                        {"api": self.api, "action": call.action, "retry_after": retry_after or 0.0},
-                    )
-            else:
-                self._emit(
-                    "request",
-                    {"api": self.api, "action": call.action, "status": reason, "duration": duration},
+                raise self._unavailable(
+                    call, origin, f"{outcome.problem}; not retried, as it may have taken effect", attempt + 1
                 )
-                log.debug("%s %s %s %s -> %s", self.api, call.action, call.method, call.path, reason)
-                if not call.idempotent and not _never_sent(reason, problem):
-                    raise self._unavailable(call, origin, f"{problem}; not retried, as it may have taken effect", 1)
             if attempt >= self.config.max_retries:
                 if response is not None:
                     return response  # mapped to Unavailable / RateLimited by the caller
-                raise self._unavailable(call, origin, problem, attempt + 1)
+                raise self._unavailable(call, origin, outcome.problem, attempt + 1)
             delay = self._backoff(attempt)
-            if retry_after is not None:
-                delay = max(delay, retry_after)
+            if outcome.retry_after is not None:
+                delay = max(delay, outcome.retry_after)
             if time.monotonic() + delay >= deadline:
                 if response is not None and response.status_code == 429:
-                    raise self._rate_limited(call, retry_after, attempt + 1)
-                raise self._deadline_error(call, origin, problem)
+                    raise self._rate_limited(call, outcome.retry_after, attempt + 1)
+                raise self._deadline_error(call, origin, outcome.problem)
             attempt += 1
             self._emit(
                 "retry",
@@ -649,23 +433,83 @@ class Transport:
                     "api": self.api,
                     "action": call.action,
                     "attempt": float(attempt),
-                    "reason": reason,
+                    "reason": outcome.reason,
                     "delay": delay,
                 },
             )
-            log.debug("%s %s: retry %d in %.2fs (%s)", self.api, call.action, attempt, delay, reason)
+            log.debug("%s %s: retry %d in %.2fs (%s)", self.api, call.action, attempt, delay, outcome.reason)
             self._sleep(delay)
 
-    def _retryable(self, response: requests.Response) -> bool:
+    def _attempt(
+        self,
+        call: Call,
+        url: str,
+        timeout: tuple[float, float],
+        *,
+        origin: str,
+        proxies: dict[str, str],
+        pacer: Pacer,
+    ) -> _Outcome:
+        """One request; raises only for what no retry can change (TLS trust, an invalid URL)."""
+        started = time.perf_counter()
+        try:
+            response = self._session.request(
+                call.method,
+                url,
+                headers=call.headers,
+                data=call.body,
+                timeout=timeout,
+                allow_redirects=False,
+                proxies=proxies,
+            )
+        except requests.exceptions.SSLError as exc:
+            if is_cert_verify_failure(exc):
+                raise self._tls_error(call, origin) from None
+            outcome = _Outcome(None, _connection_problem(exc), "tls")
+        except requests.exceptions.ConnectTimeout:
+            outcome = _Outcome(None, f"no connection within {timeout[0]:g}s", "connect_timeout")
+        except requests.exceptions.ReadTimeout:
+            outcome = _Outcome(None, f"no answer within {timeout[1]:g}s (read_timeout)", "read_timeout")
+        except requests.exceptions.ConnectionError as exc:
+            outcome = _Outcome(None, _connection_problem(exc), "connection")
+        except (requests.exceptions.InvalidURL, requests.exceptions.InvalidHeader):
+            raise self.error(ConfigurationError, call, "the request URL or a header is invalid") from None
+        except requests.exceptions.RequestException as exc:
+            outcome = _Outcome(None, f"request failed ({type(exc).__name__})", "connection")
+        else:
+            status = response.status_code
+            # Honoured on 5xx too: a 503 with Retry-After is the server's own schedule.
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            outcome = _Outcome(response, f"HTTP {status}", f"status_{status}", retry_after)
+        duration = time.perf_counter() - started
+        status_tag = str(outcome.response.status_code) if outcome.response is not None else outcome.reason
+        self._emit("request", {"api": self.api, "action": call.action, "status": status_tag, "duration": duration})
+        log.debug(
+            "%s %s %s %s -> %s in %.1f ms", self.api, call.action, call.method, call.path, status_tag, duration * 1000
+        )
+        if outcome.response is not None and outcome.response.status_code == 429:
+            pacer.rate_limited()
+            self._emit(
+                "rate_limited",
+                {"api": self.api, "action": call.action, "retry_after": outcome.retry_after or 0.0},
+            )
+        return outcome
+
+    def _may_retry(self, call: Call, outcome: _Outcome) -> bool:
+        """The one retry decision. An answer is retried on 429 and on a 5xx whose code allows it; a
+        call with side effects (``idempotent=False``) only on 429, or when it surely never reached the
+        server (refused, unresolved, connect timeout)."""
+        response = outcome.response
+        if response is None:
+            return call.idempotent or _never_sent(outcome.reason, outcome.problem)
         status = response.status_code
         if status == 429:
             return True
-        if status < 500:
+        if status < 500 or not call.idempotent:
             return False
-        code, _ = error_detail(response)
-        if code is not None and code in _CODE_TABLE:
-            return _CODE_TABLE[code][1]
-        return True
+        code, _ = self.profile.parse_error_body(response)
+        entry = self.profile.code_entry(code)
+        return entry[1] if entry is not None else True
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [0, min(max, base * 2**attempt)]."""
@@ -682,11 +526,12 @@ class Transport:
         fallback_hints: Mapping[int, str] | None = None,
     ) -> CyberArkError:
         status = response.status_code
-        code, server_message = error_detail(response)
+        code, server_message = self.profile.parse_error_body(response)
         error_class: type[CyberArkError]
         hint = call.hints.get(status) or (fallback_hints or {}).get(status)
-        if code is not None and code in _CODE_TABLE:
-            error_class, _, code_hint = _CODE_TABLE[code]
+        entry = self.profile.code_entry(code)
+        if entry is not None:
+            error_class, _, code_hint = entry
             hint = hint or code_hint
         elif status in call.status_errors:
             error_class = call.status_errors[status]
@@ -701,89 +546,58 @@ class Transport:
                 hint = (
                     f"The server kept failing for {elapsed:.1f}s; retry later or check the server's health."
                     if call.idempotent
-                    else "Not retried, as the request may have taken effect (a PVWA retrieve may check the "
-                    "account out or rotate a one-time password); retry the task once the server is healthy."
+                    else self.profile.not_retried_hint
                 )
             else:
                 hint = _STATUS_HINTS.get(status, "")
-        summary = f"{self.api_name} {call.action} {call.target}: HTTP {status} {response.reason or ''}".rstrip()
+        problem = f"HTTP {status} {response.reason or ''}".rstrip()
         if code:
-            summary += f" [{code}]"
+            problem += f" [{code}]"
         if server_message:
-            summary += f": {server_message.rstrip('.')}"
-        if hint:
-            summary += f". {hint[0].upper()}{hint[1:]}"
-        message = f"{summary.rstrip('.')}. ({_request_line(call)})"
-        kwargs: dict[str, Any] = {
-            "api": self.api,
-            "action": call.action,
-            "path": call.path,
-            "status": status,
-            "code": code,
-        }
+            problem += f": {server_message.rstrip('.')}"
+        fields: dict[str, Any] = {"status": status, "code": code}
         if error_class is RateLimited:
-            return RateLimited(message, retry_after=parse_retry_after(response.headers.get("Retry-After")), **kwargs)
-        return error_class(message, **kwargs)
-
-    def _invalid(self, call: Call, what: str, status: int | None) -> InvalidResponse:
-        return InvalidResponse(
-            f"{self.api_name} {call.action} {call.target}: the server answered with {what}; check "
-            f"that base_url "
-            f"points at {self.api_name} and that no proxy or load balancer rewrites answers "
-            f"({_request_line(call)})",
-            api=self.api,
-            action=call.action,
-            path=call.path,
-            status=status,
-        )
+            fields["retry_after"] = parse_retry_after(response.headers.get("Retry-After"))
+        return self.error(error_class, call, problem, hint, **fields)
 
     def _unavailable(self, call: Call, origin: str, problem: str, attempts: int) -> Unavailable:
-        return Unavailable(
-            f"{self.api_name} {call.action} {call.target}: {problem} at {origin} after {attempts} "
-            f"attempt(s); "
-            f"check that base_url is right and the server is up and reachable ({_request_line(call)})",
-            api=self.api,
-            action=call.action,
-            path=call.path,
+        return self.error(
+            Unavailable,
+            call,
+            f"{problem} at {origin} after {attempts} attempt(s); check that base_url is right and the server "
+            "is up and reachable",
         )
 
     def _deadline_error(self, call: Call, origin: str, problem: str | None = None) -> Unavailable:
         last = f" (last problem: {problem})" if problem else ""
-        return Unavailable(
-            f"{self.api_name} {call.action} {call.target}: gave up at the {self.config.deadline:g}s deadline "
-            f"talking to {origin}{last}; the server is slow or down ({_request_line(call)})",
-            api=self.api,
-            action=call.action,
-            path=call.path,
+        return self.error(
+            Unavailable,
+            call,
+            f"gave up at the {self.config.deadline:g}s deadline talking to {origin}{last}; the server is slow or down",
         )
 
     def _rate_limited(self, call: Call, retry_after: float | None, attempts: int) -> RateLimited:
         wait = f"; it asked to wait {retry_after:g}s, beyond the deadline" if retry_after is not None else ""
         if attempts == 0:
             wait = "; at the pace its earlier 429 answers set, no slot is free before the deadline"
-        return RateLimited(
-            f"{self.api_name} {call.action} {call.target}: rate limited (HTTP 429) after {attempts} "
-            f"attempt(s)"
-            f"{wait}. Lower concurrency, or raise the server's limit ({_request_line(call)})",
+        return self.error(
+            RateLimited,
+            call,
+            f"rate limited (HTTP 429) after {attempts} attempt(s){wait}",
+            "Lower concurrency, or raise the server's limit",
             retry_after=retry_after,
-            api=self.api,
-            action=call.action,
-            path=call.path,
             status=429,
         )
 
     def _tls_error(self, call: Call, origin: str) -> ConfigurationError:
         trusted = f"the CA bundle {self.config.ca_bundle!r}" if self.config.ca_bundle else "the system trust store"
-        return ConfigurationError(
-            f"{self.api_name} {call.action}: TLS certificate verification failed for {origin}: its "
-            f"certificate is "
-            f"not issued by {trusted} or does not match the host name. Check ca_bundle (the CA that "
-            f"signed the "
-            "server certificate) and base_url's host name.",
+        return self.error(
+            ConfigurationError,
+            call,
+            f"TLS certificate verification failed for {origin}: its certificate is not issued by {trusted} or "
+            "does not match the host name",
+            "Check ca_bundle (the CA that signed the server certificate) and base_url's host name",
             field="ca_bundle",
-            api=self.api,
-            action=call.action,
-            path=call.path,
         )
 
     def _emit(self, name: str, tags: dict[str, str | float]) -> None:
@@ -796,4 +610,12 @@ class Transport:
             log.warning("cyberark_ops on_event callback failed for %s", name, exc_info=False)
 
 
-__all__ = ["Call", "EventCallback", "Transport", "build_ssl_context", "error_detail", "parse_retry_after"]
+__all__ = [
+    "AuthFlow",
+    "Call",
+    "EventCallback",
+    "Transport",
+    "build_ssl_context",
+    "compose_message",
+    "parse_retry_after",
+]

@@ -8,6 +8,7 @@ surrogate or a 100 KB id must become a ``ConfigurationError`` naming the field, 
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 
@@ -17,6 +18,11 @@ CCP_FORBIDDEN = re.compile(r"[+&%;]")
 MAX_ID_LENGTH = 2048
 """Longer than any real Conjur id, safe name or CCP query, and well below 8 KB request lines."""
 SHOWN_LENGTH = 80
+
+
+def field_error(field: str, problem: str) -> ConfigurationError:
+    """``ConfigurationError("<field>: <problem>")`` naming ``field``."""
+    return ConfigurationError(f"{field}: {problem}", field=field)
 
 
 def shown(value: str) -> str:
@@ -76,4 +82,37 @@ def check_text(value: str, field: str, *, what: str = "value") -> str:
     return value
 
 
-__all__ = ["CCP_FORBIDDEN", "CONTROL_CHARS", "MAX_ID_LENGTH", "check_text", "require_name", "require_secret", "shown"]
+def validate_base_url(url: object, field: str, *, allow_insecure_http: bool) -> str:
+    """The URL without a trailing slash; refuses credentials, queries and plain http."""
+    if not isinstance(url, str) or not url:
+        raise field_error(field, "must be a URL such as https://conjur.example.com")
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        # Do not quote the URL: it carries credentials.
+        raise field_error(field, "must not contain user:password@; configure credentials through auth")
+    if CONTROL_CHARS.search(url) or " " in url:
+        raise field_error(field, "must not contain spaces or control characters")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise field_error(field, f"{url!r} is not an https:// URL with a host name")
+    if parts.scheme == "http" and not allow_insecure_http:
+        raise field_error(
+            field,
+            f"{url!r} uses plain http://, which would send credentials unencrypted; use https:// "
+            "(allow_insecure_http=True exists for local development only)",
+        )
+    if parts.query or parts.fragment:
+        raise field_error(field, f"{url!r} must not carry a query string or fragment")
+    return url.rstrip("/")
+
+
+__all__ = [
+    "CCP_FORBIDDEN",
+    "CONTROL_CHARS",
+    "MAX_ID_LENGTH",
+    "check_text",
+    "field_error",
+    "require_name",
+    "require_secret",
+    "shown",
+    "validate_base_url",
+]

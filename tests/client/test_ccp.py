@@ -19,9 +19,8 @@ from cyberark_ops.client import (
     Unavailable,
     parse_ref,
 )
-from cyberark_ops.client.ccp import _truthy, ccp_reason
+from cyberark_ops.client.ccp import CCP, _truthy, ccp_reason
 from cyberark_ops.client.refs import CCPRef
-from cyberark_ops.client.transport import error_detail
 
 from .conftest import Events, Vault
 
@@ -203,7 +202,7 @@ def test_true_in_both_forms_and_both_message_keys() -> None:
     response.status_code = 404
     response.headers["Content-Type"] = "application/json"
     response._content = b'{"ErrorCode":"APPAP004E","ErrorMessage":"spelled the PVWA way"}'
-    assert error_detail(response) == ("APPAP004E", "spelled the PVWA way")
+    assert CCP.parse_error_body(response) == ("APPAP004E", "spelled the PVWA way")
 
 
 def test_check_service_sends_no_request(make_vault: Callable[..., Vault], closed_port: int) -> None:

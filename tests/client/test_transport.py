@@ -25,7 +25,10 @@ from cyberark_ops.client import (
     TransportConfig,
     Unavailable,
 )
-from cyberark_ops.client.transport import error_detail, parse_retry_after
+from cyberark_ops.client.ccp import CCP
+from cyberark_ops.client.conjur import CONJUR
+from cyberark_ops.client.pvwa import PVWA
+from cyberark_ops.client.transport import parse_retry_after
 
 from .conftest import FAST, HOST_API_KEY, HOST_LOGIN, Events, Vault
 
@@ -319,29 +322,30 @@ def _response(status: int, body: bytes, content_type: str = "application/json") 
     return response
 
 
-def test_error_detail_reads_every_error_shape() -> None:
+def test_each_profile_reads_its_error_shapes() -> None:
     conjur_body = b'{"error":{"code":"not_found","message":"CONJ00076E Variable x is empty or not found."}}'
-    assert error_detail(_response(404, conjur_body)) == (
+    assert CONJUR.parse_error_body(_response(404, conjur_body)) == (
         "not_found",
         "CONJ00076E Variable x is empty or not found.",
     )
-    assert error_detail(_response(404, b'{"ErrorCode":"APPAP004E","ErrorMsg":"not found"}')) == (
+    assert CCP.parse_error_body(_response(404, b'{"ErrorCode":"APPAP004E","ErrorMsg":"not found"}')) == (
         "APPAP004E",
         "not found",
     )
-    assert error_detail(_response(401, b'{"ErrorCode":"PASWS006E","ErrorMessage":"expired"}')) == (
+    assert PVWA.parse_error_body(_response(401, b'{"ErrorCode":"PASWS006E","ErrorMessage":"expired"}')) == (
         "PASWS006E",
         "expired",
     )
-    assert error_detail(_response(401, b'{"error":"access_denied","error_description":"bad"}')) == (
+    assert PVWA.parse_error_body(_response(401, b'{"error":"access_denied","error_description":"bad"}')) == (
         "access_denied",
         "bad",
     )
-    assert error_detail(_response(401, b"Unauthorized: Invalid token", "text/plain")) == (
+    assert CONJUR.parse_error_body(_response(401, b"Unauthorized: Invalid token", "text/plain")) == (
         None,
         "Unauthorized: Invalid token",
     )
-    assert error_detail(_response(403, b"")) == (None, None)
+    for profile in (CONJUR, CCP, PVWA):
+        assert profile.parse_error_body(_response(403, b"")) == (None, None)
 
 
 def test_errors_survive_pickling() -> None:

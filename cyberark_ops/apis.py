@@ -128,6 +128,9 @@ register_api(
         auth_methods=(
             AuthMethod("api_key", "a host's or user's API key", f"{_BUILDERS}:conjur_api_key"),
             AuthMethod("jwt", "a workload JWT (authn-jwt)", f"{_BUILDERS}:conjur_jwt"),
+            AuthMethod(
+                "access_token_file", "an access token a sidecar keeps fresh", f"{_BUILDERS}:conjur_access_token_file"
+            ),
         ),
         check=f"{_BUILDERS}:check_conjur",
         batch=f"{_BUILDERS}:conjur_batch",

@@ -13,7 +13,9 @@ from .apis import AuthMethod
 from .client import (
     CCPClient,
     CCPConfig,
+    ConjurAccessTokenFileAuth,
     ConjurApiKeyAuth,
+    ConjurAuth,
     ConjurClient,
     ConjurConfig,
     ConjurJWTAuth,
@@ -35,7 +37,7 @@ PVWA_AUTH_METHODS = tuple(
 """Resolved lazily by the PVWA entry of the API table: the list is the auth strategy's own."""
 
 
-def _conjur(settings: ConnectionSettings, auth: ConjurApiKeyAuth | ConjurJWTAuth, on_event: Any) -> ConjurClient:
+def _conjur(settings: ConnectionSettings, auth: ConjurAuth, on_event: Any) -> ConjurClient:
     cloud = settings.extras.get("cloud")
     config = ConjurConfig(
         account=settings.extras.get("account") or None,
@@ -68,6 +70,15 @@ def conjur_jwt(settings: ConnectionSettings, *, on_event: EventCallback | None, 
         register(str(inline_jwt))
         auth = ConjurJWTAuth(str(service_id), token_provider=lambda: str(inline_jwt), login=settings.login)
     return _conjur(settings, auth, on_event)
+
+
+def conjur_access_token_file(
+    settings: ConnectionSettings, *, on_event: EventCallback | None, register: Register
+) -> ConjurClient:
+    path = settings.extras.get("access_token_path")
+    if not path:
+        raise settings_error("access_token_path", "access_token_file auth needs the token file's path")
+    return _conjur(settings, ConjurAccessTokenFileAuth(str(path)), on_event)
 
 
 def ccp_app_id(settings: ConnectionSettings, *, on_event: EventCallback | None, register: Register) -> CCPClient:

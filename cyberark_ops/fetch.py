@@ -17,7 +17,15 @@ from typing import Any, TypeVar
 
 from ._compat import Stats, current_context, mask_secret, min_masked_length
 from .apis import ApiSpec
-from .client import ConfigurationError, Credential, CredentialRef, CyberArkError, RateLimited, parse_ref
+from .client import (
+    BaseClient,
+    ConfigurationError,
+    Credential,
+    CredentialRef,
+    CyberArkError,
+    RateLimited,
+    parse_ref,
+)
 from .client.refs import has_scheme
 from .settings import ConnectionSettings
 
@@ -122,7 +130,7 @@ class Fetcher:
         self.per_fetch_sessions = settings.spec.session_per_fetch and not keep_sessions
         """Whether each fetch opens and closes its own session; ``keep_sessions`` trades that for one
         logon per process (the secrets backend, which runs in every task process)."""
-        self._client: Any = None
+        self._client: BaseClient[Any, Any] | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -141,11 +149,11 @@ class Fetcher:
 
     # -- the client ---------------------------------------------------------------------------------
 
-    def build_client(self) -> Any:
+    def build_client(self) -> BaseClient[Any, Any]:
         """A new client; every credential it will use to reach CyberArk is masked first."""
         return self.settings.build_client(on_event=self._on_event, register_secret=mask)
 
-    def client(self) -> Any:
+    def client(self) -> BaseClient[Any, Any]:
         """The long-lived client (not for APIs whose sessions are per fetch)."""
         client = self._client
         if client is not None:
@@ -193,10 +201,8 @@ class Fetcher:
             if self.per_fetch_sessions:
                 # The session lives for this fetch only, even when the task fails.
                 with self.build_client() as session:
-                    credential: Credential = session.get(resolved, reason=reason)
-                    return credential
-            fetched: Credential = self.client().get(resolved, reason=reason)
-            return fetched
+                    return session.get(resolved, reason=reason)
+            return self.client().get(resolved, reason=reason)
 
         credential = self._observe(action, str(resolved), fetch)
         register_fetched(credential.secret, str(resolved))

@@ -31,7 +31,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "account": _field("Conjur account", "Conjur account name (SaaS: conjur)"),
     "auth_method": _field(
         "Auth method",
-        "Conjur: api_key | jwt. PVWA: cyberark | ldap | radius | windows. Privilege Cloud: client credentials",
+        "Conjur: api_key | jwt | access_token_file. PVWA: cyberark | ldap | radius | windows. "
+        "Privilege Cloud: client_credentials",
     ),
     "api_key": _field("Conjur API key", "The host's or user's API key (or use the Password field)", secret=True),
     "api_key_file": _field(
@@ -40,6 +41,9 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "password_file": _field("Password file", "Path to a file holding the PVWA password or OAuth client secret"),
     "jwt_service_id": _field("authn-jwt service id", "Conjur authn-jwt service (e.g. kubernetes)"),
     "jwt_token_path": _field("JWT file", "Path to the workload JWT, e.g. a Kubernetes service account token"),
+    "access_token_path": _field(
+        "Access token file", "Conjur access token kept fresh by a sidecar, e.g. /run/conjur/access-token"
+    ),
     "jwt_token": _field("JWT", "A JWT given inline (prefer a file path: tokens rotate)", secret=True),
     "app_id": _field("CCP AppID", "The application id registered in the Vault"),
     "service_path": _field("CCP service path", "AIMWebService unless your CCP is installed elsewhere"),
@@ -88,6 +92,7 @@ def provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "CyberArk", "python-modules": ["cyberark_ops.hooks.cyberark"]}],
+        "secrets-backends": ["cyberark_ops.secrets.CyberArkSecretsBackend"],
         "connection-types": [
             {
                 "connection-type": "cyberark",

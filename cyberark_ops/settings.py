@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from .apis import ApiSpec, api_names, api_spec
-from .client import ConfigurationError, EventCallback, TransportConfig
+from .client import BaseClient, ConfigurationError, EventCallback, TransportConfig
 
 # Extras that hold transport settings, with the type each must have.
 _TRANSPORT_FIELDS: dict[str, type] = {
@@ -302,7 +302,7 @@ class ConnectionSettings:
 
     def build_client(
         self, on_event: EventCallback | None = None, register_secret: Callable[[str], None] | None = None
-    ) -> Any:
+    ) -> BaseClient[Any, Any]:
         """The client for this connection, from the (api, auth method) builder table.
 
         ``register_secret`` sees every credential used to reach CyberArk itself (API key,
@@ -315,7 +315,8 @@ class ConnectionSettings:
         method = self.spec.auth_method(self.extras.get("auth_method"))
         assert method is not None  # checked in __init__
         try:
-            return method.build(self, on_event=on_event, register=register)
+            client: BaseClient[Any, Any] = method.build(self, on_event=on_event, register=register)
+            return client
         except ConfigurationError as exc:
             if self.for_backend:
                 raise as_backend_error(exc) from None
@@ -379,6 +380,7 @@ _API_FIELDS = (
     "jwt_service_id",
     "jwt_token_path",
     "jwt_token",
+    "access_token_path",
     "app_id",
     "service_path",
     "fail_on_password_change",

@@ -385,6 +385,56 @@ class ConjurJWTAuth(ConjurAuth):
         )
 
 
+class ConjurAccessTokenFileAuth(ConjurAuth):
+    """An access token that another process keeps fresh in a file (CyberArk's Kubernetes
+    authenticator sidecar writes one to e.g. ``/run/conjur/access-token``): no API key at all.
+
+    Sends no request to authenticate: the file is read again when the token nears its expiry
+    (from its ``exp`` claim) and after a 401, so the sidecar's refreshes are picked up.
+    """
+
+    __slots__ = ("_path",)
+
+    def __init__(self, token_file: str | os.PathLike[str]) -> None:
+        path = os.fspath(token_file)
+        self._path = require_name(path, "access_token_path")
+
+    @property
+    def login(self) -> str:
+        return f"<access token in {self._path}>"
+
+    def fingerprint(self) -> str:
+        return fingerprint("access-token-file", os.path.realpath(self._path))
+
+    def authenticate(self, ctx: AuthContext) -> AccessToken:
+        try:
+            with open(self._path, "rb") as handle:
+                content = handle.read(1_000_000).strip()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"access_token_path: cannot read the Conjur access token from {self._path!r} ({exc.strerror})",
+                field="access_token_path",
+            ) from None
+        # The sidecar writes the token's JSON; a base64 form is accepted too.
+        token_b64 = base64.b64encode(content).decode("ascii") if content[:1] == b"{" else content.decode("latin-1")
+        claims = conjur_token_claims(token_b64)
+        if claims is None:
+            raise ConfigurationError(
+                f"access_token_path: {self._path!r} does not hold a Conjur access token", field="access_token_path"
+            )
+        exp = claims.get("exp")
+        remaining = float(exp) - time.time() if isinstance(exp, (int, float)) and math.isfinite(exp) else None
+        delay = CONJUR_FALLBACK_LIFETIME if remaining is None else max(0.0, renewal_delay(remaining))
+        subject = claims.get("sub") if isinstance(claims.get("sub"), str) else None
+        return AccessToken(f'Token token="{token_b64}"', renew_in=delay, lifetime=remaining, subject=subject)
+
+    def token_call(self, ctx: AuthContext) -> Call:
+        raise TypeError("an access token file is read, not requested")
+
+    def read_token(self, ctx: AuthContext, call: Call, response: requests.Response) -> AccessToken:
+        raise TypeError("an access token file is read, not requested")
+
+
 # -- PVWA / Privilege Cloud ---------------------------------------------------------------------
 
 PVWA_AUTH_TYPES = {"cyberark": "CyberArk", "ldap": "LDAP", "radius": "RADIUS", "windows": "Windows"}
@@ -547,7 +597,10 @@ class Authenticator:
             self._on_renewal("unauthorized")
             token = self.cache.get(self.key, self._authenticate)
             call.headers["Authorization"] = token.header
-            yield call
+            response = yield call
+            if response.status_code == 401:
+                # Rejected twice: keep no token the server refuses, so the next call authenticates.
+                self.cache.invalidate(self.key, token)
 
     def logoff(self) -> bool:
         """Ends this client's session if there is one; True if a logoff was sent.

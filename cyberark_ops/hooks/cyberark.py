@@ -14,7 +14,7 @@ from typing import Any
 
 from .._compat import BaseHook
 from ..apis import api_names
-from ..client import ConfigurationError, Credential, CredentialRef, CyberArkError
+from ..client import BaseClient, ConfigurationError, Credential, CredentialRef, CyberArkError
 from ..fetch import Fetcher
 from ..settings import ConnectionSettings, parse_extras
 
@@ -92,7 +92,7 @@ class CyberArkHook(BaseHook):
     def api(self) -> str:
         return self.fetcher.api
 
-    def get_conn(self) -> Any:
+    def get_conn(self) -> BaseClient[Any, Any]:
         """The client (kept for this hook's life, keep-alive connection and all).
 
         PVWA sessions are opened and closed per fetch instead, so that a session never outlives

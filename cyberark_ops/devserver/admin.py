@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .api import RouteSpec
+from .api import AppHandler, RouteSpec
 from .errors import DevHttpError, SeedError
 from .http import Request, Response, json_response
 from .knobs import MAX_CLOCK_STEP, MAX_TTL, Fault, finite_number
@@ -71,10 +72,28 @@ def _utf8(value: str, where: str) -> str:
     return value
 
 
+ADMIN_API: list[RouteSpec] = []
+"""The admin API's route table; ``dev.health`` is the one route without the admin token."""
+
+
+def _admin(method: str, path: str) -> Callable[[AppHandler], AppHandler]:
+    """Lists an admin-only handler in ``ADMIN_API`` as ``dev.<its name>`` at ``/_dev/<path>``."""
+
+    def register(handler: AppHandler) -> AppHandler:
+        ADMIN_API.append(RouteSpec(method, rf"/_dev/{path}", f"dev.{handler.__name__}", handler, admin=True))
+        return handler
+
+    return register
+
+
 def health(app: DevApp, request: Request) -> Response:
     return json_response(200, {"status": "ok"})
 
 
+ADMIN_API.append(RouteSpec("GET", r"/_dev/health", "dev.health", health))
+
+
+@_admin("GET", "audit")
 def audit(app: DevApp, request: Request) -> Response:
     query = request.query()
     since = _query_int(query.pop("since", "0") or "0", "since")
@@ -82,31 +101,37 @@ def audit(app: DevApp, request: Request) -> Response:
     return json_response(200, {"events": events, "last_seq": app.audit.last_seq})
 
 
+@_admin("DELETE", "audit")
 def audit_clear(app: DevApp, request: Request) -> Response:
     app.audit.clear()
     return json_response(200, {"cleared": True, "last_seq": app.audit.last_seq})
 
 
+@_admin("GET", "knobs")
 def knobs(app: DevApp, request: Request) -> Response:
     return json_response(200, {**app.knobs.to_dict(), "rotations": app.rotations()})
 
 
+@_admin("PUT", "latency")
 def latency(app: DevApp, request: Request) -> Response:
     body = _body(request)
     app.knobs.set_latency(str(body.get("endpoint", "*")), body.get("seconds", 0), "seconds")
     return json_response(200, app.knobs.to_dict())
 
 
+@_admin("POST", "faults")
 def fault_add(app: DevApp, request: Request) -> Response:
     fault = app.knobs.add_fault(Fault.from_dict(_body(request), "fault"))
     return json_response(201, {"id": fault.id})
 
 
+@_admin("DELETE", "faults")
 def fault_clear(app: DevApp, request: Request) -> Response:
     app.knobs.clear_faults()
     return json_response(200, app.knobs.to_dict())
 
 
+@_admin("PUT", "rate-limit")
 def rate_limit(app: DevApp, request: Request) -> Response:
     body = _body(request)
     # The body's own field names, not the seed's ``rate_limit.`` prefix.
@@ -114,6 +139,7 @@ def rate_limit(app: DevApp, request: Request) -> Response:
     return json_response(200, app.knobs.to_dict())
 
 
+@_admin("PUT", "token-ttl")
 def token_ttl(app: DevApp, request: Request) -> Response:
     seconds = _body(request).get("seconds")
     if seconds is None:
@@ -123,10 +149,12 @@ def token_ttl(app: DevApp, request: Request) -> Response:
     return json_response(200, {"token_ttl": ttl})
 
 
-def revoke(app: DevApp, request: Request) -> Response:
+@_admin("POST", "tokens/revoke")
+def revoke_tokens(app: DevApp, request: Request) -> Response:
     return json_response(200, {"revoked": app.revoke_tokens()})
 
 
+@_admin("POST", "clock")
 def clock(app: DevApp, request: Request) -> Response:
     advance = _body(request).get("advance", 0)
     if isinstance(advance, (int, float)) and not isinstance(advance, bool) and advance < 0:
@@ -140,6 +168,7 @@ def clock(app: DevApp, request: Request) -> Response:
     return json_response(200, {"now": app.clock.now(), "offset": app.clock.offset})
 
 
+@_admin("POST", "rotate")
 def rotate(app: DevApp, request: Request) -> Response:
     body = _body(request)
     target = body.get("target")
@@ -160,23 +189,7 @@ def rotate(app: DevApp, request: Request) -> Response:
     return json_response(200, result)
 
 
+@_admin("DELETE", "rotations")
 def rotations_clear(app: DevApp, request: Request) -> Response:
     app.cancel_rotations()
     return json_response(200, {"rotations": []})
-
-
-ADMIN_API: tuple[RouteSpec, ...] = (
-    RouteSpec("GET", r"/_dev/health", "dev.health", health),
-    RouteSpec("GET", r"/_dev/audit", "dev.audit", audit, admin=True),
-    RouteSpec("DELETE", r"/_dev/audit", "dev.audit_clear", audit_clear, admin=True),
-    RouteSpec("GET", r"/_dev/knobs", "dev.knobs", knobs, admin=True),
-    RouteSpec("PUT", r"/_dev/latency", "dev.latency", latency, admin=True),
-    RouteSpec("POST", r"/_dev/faults", "dev.fault_add", fault_add, admin=True),
-    RouteSpec("DELETE", r"/_dev/faults", "dev.fault_clear", fault_clear, admin=True),
-    RouteSpec("PUT", r"/_dev/rate-limit", "dev.rate_limit", rate_limit, admin=True),
-    RouteSpec("PUT", r"/_dev/token-ttl", "dev.token_ttl", token_ttl, admin=True),
-    RouteSpec("POST", r"/_dev/tokens/revoke", "dev.revoke_tokens", revoke, admin=True),
-    RouteSpec("POST", r"/_dev/clock", "dev.clock", clock, admin=True),
-    RouteSpec("POST", r"/_dev/rotate", "dev.rotate", rotate, admin=True),
-    RouteSpec("DELETE", r"/_dev/rotations", "dev.rotations_clear", rotations_clear, admin=True),
-)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .errors import SeedError
@@ -28,6 +29,12 @@ def items(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list):
         raise SeedError(where, "must be a list")
     return value
+
+
+def each(data: dict[str, Any], key: str, where: str, add: Callable[[Any, str], None]) -> None:
+    """Calls ``add(item, path)`` for every item of the list field ``key`` (absent: none)."""
+    for index, item in enumerate(items(data.get(key), f"{where}.{key}")):
+        add(item, f"{where}.{key}[{index}]")
 
 
 def identifier(value: Any, where: str) -> str:

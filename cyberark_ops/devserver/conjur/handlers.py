@@ -1,9 +1,10 @@
 """HTTP face of the Conjur emulation: routes, status codes and bodies as Conjur 1.24 answers them.
 
-The wire facts (and where each comes from) are in docs/cyberark-apis.md §1; this module follows
-them, including the quirks clients depend on: encoded *and* literal ``/`` in variable ids, ``+``
-kept literal in paths, rack-level text/plain token errors, 403 before 404 in batch, and MIME
-base64 with 60-character lines.
+The wire facts are tabled in docs/devserver.md ("Conjur endpoints", "Conjur access tokens"); this
+module follows them, including the quirks clients depend on: encoded *and* literal ``/`` in
+variable ids, ``+`` kept literal in paths, rack-level text/plain token errors, 403 before 404 in
+batch, and MIME base64 with 60-character lines. Handlers are module-level functions listed in
+``ROUTES``; errors are raised (``errors.py``) and answered by ``DevApp._call``.
 """
 
 from __future__ import annotations

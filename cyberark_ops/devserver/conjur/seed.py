@@ -6,6 +6,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from .. import seedcheck as check
@@ -38,16 +39,11 @@ class ConjurSeed:
         if not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
             raise SeedError(f"{where}.account", "must be a non-empty string without spaces, ':', '/' or '%'")
         seed = cls(account)
-        for index, item in enumerate(check.items(mapping.get("users"), f"{where}.users")):
-            seed._add_role("user", item, f"{where}.users[{index}]")
-        for index, item in enumerate(check.items(mapping.get("hosts"), f"{where}.hosts")):
-            seed._add_role("host", item, f"{where}.hosts[{index}]")
-        for index, item in enumerate(check.items(mapping.get("variables"), f"{where}.variables")):
-            seed._add_variable(item, f"{where}.variables[{index}]")
-        for index, item in enumerate(check.items(mapping.get("permits"), f"{where}.permits")):
-            seed._add_permit(item, f"{where}.permits[{index}]")
-        for index, item in enumerate(check.items(mapping.get("authn_jwt"), f"{where}.authn_jwt")):
-            seed._add_jwt_service(item, f"{where}.authn_jwt[{index}]")
+        check.each(mapping, "users", where, partial(seed._add_role, "user"))
+        check.each(mapping, "hosts", where, partial(seed._add_role, "host"))
+        check.each(mapping, "variables", where, seed._add_variable)
+        check.each(mapping, "permits", where, seed._add_permit)
+        check.each(mapping, "authn_jwt", where, seed._add_jwt_service)
         return seed
 
     def _add_role(self, kind: str, item: Any, where: str) -> None:

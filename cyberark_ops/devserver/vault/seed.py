@@ -62,17 +62,12 @@ class VaultSeed:
         """Validates a ``vault:`` seed section; every error names the offending field's path."""
         data = check.mapping(data, where, {"safes", "accounts", "ccp_applications", "pvwa_users", "platform_clients"})
         seed = cls()
-        for index, item in enumerate(check.items(data.get("safes"), f"{where}.safes")):
-            seed._seed_safe(item, f"{where}.safes[{index}]")
-        for index, item in enumerate(check.items(data.get("accounts"), f"{where}.accounts")):
-            seed._seed_account(item, f"{where}.accounts[{index}]")
+        check.each(data, "safes", where, seed._seed_safe)
+        check.each(data, "accounts", where, seed._seed_account)
         seed._check_dual_groups(f"{where}.accounts")
-        for index, item in enumerate(check.items(data.get("ccp_applications"), f"{where}.ccp_applications")):
-            seed._seed_application(item, f"{where}.ccp_applications[{index}]")
-        for index, item in enumerate(check.items(data.get("pvwa_users"), f"{where}.pvwa_users")):
-            seed._seed_user(item, f"{where}.pvwa_users[{index}]")
-        for index, item in enumerate(check.items(data.get("platform_clients"), f"{where}.platform_clients")):
-            seed._seed_client(item, f"{where}.platform_clients[{index}]")
+        check.each(data, "ccp_applications", where, seed._seed_application)
+        check.each(data, "pvwa_users", where, seed._seed_user)
+        check.each(data, "platform_clients", where, seed._seed_client)
         return seed
 
     def _seed_safe(self, item: Any, where: str) -> None:
@@ -240,14 +235,7 @@ class VaultSeed:
         item = check.mapping(
             item,
             where,
-            {
-                "app_id",
-                "allowed_safes",
-                "allowed_machines",
-                "allowed_cert_subjects",
-                "require_certificate",
-                "disabled",
-            },
+            {"app_id", "allowed_safes", "allowed_machines", "allowed_cert_subjects", "require_certificate", "disabled"},
         )
         app_id = check.string(item, "app_id", where)
         if any(c in app_id for c in "&%+;=") or len(app_id) > 128:

@@ -14,7 +14,7 @@ import hmac
 import secrets
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 from ..encoding import b64url_nopad, compact_json
 from ..errors import SeedError
@@ -42,6 +42,23 @@ LogonResult = Literal["ok", "failed", "locked"]
 def _utf8(text: str) -> bytes:
     # JSON bodies may carry lone surrogates ("\ud800"); they must fail a comparison, not the request.
     return text.encode("utf-8", "surrogatepass")
+
+
+class _Expiring(Protocol):
+    @property
+    def expires_at(self) -> float: ...
+
+
+T = TypeVar("T", bound=_Expiring)
+
+
+def _live(issued: dict[str, T], token: str, now: float) -> T | None:
+    """The unexpired entry for ``token``; an expired one is dropped."""
+    found = issued.get(token)
+    if found is not None and found.expires_at <= now:
+        del issued[token]
+        return None
+    return found
 
 
 class VaultModel:
@@ -112,11 +129,8 @@ class VaultModel:
     def session_principal(self, token: str, now: float) -> Principal | None:
         """The session's user, sliding its idle timeout; None if unknown, logged off or expired."""
         with self._lock:
-            session = self._sessions.get(token)
+            session = _live(self._sessions, token, now)
             if session is None:
-                return None
-            if session.expires_at <= now:
-                del self._sessions[token]
                 return None
             user = self._users.get(session.username.casefold())
             if user is None or user.locked:
@@ -153,11 +167,8 @@ class VaultModel:
 
     def platform_principal(self, token: str, now: float) -> Principal | None:
         with self._lock:
-            issued = self._platform_tokens.get(token)
+            issued = _live(self._platform_tokens, token, now)
             if issued is None:
-                return None
-            if issued.expires_at <= now:
-                del self._platform_tokens[token]
                 return None
             client = self._clients.get(issued.client_id)
             if client is None or client.disabled:

@@ -19,21 +19,19 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from .admin import ADMIN_API, admin_error, require_admin
 from .api import ApiModel, EmulatedApi, RouteSpec
 from .audit import AuditLog
 from .clock import Clock
 from .conjur.api import ConjurApi
+from .conjur.state import ConjurModel
 from .errors import DevHttpError, SeedError
 from .http import Request, Response, Route, Router, empty_response, text_response
 from .knobs import MAX_TTL, Knobs, finite_number
 from .vault.api import VaultApi
-
-if TYPE_CHECKING:
-    from .conjur.state import ConjurModel
-    from .vault.state import VaultModel
+from .vault.state import VaultModel
 
 log = logging.getLogger("cyberark_ops.devserver")
 
@@ -108,14 +106,10 @@ class DevApp:
 
     @property
     def conjur(self) -> ConjurModel:
-        from .conjur.state import ConjurModel
-
         return self.model("conjur", ConjurModel)
 
     @property
     def vault(self) -> VaultModel:
-        from .vault.state import VaultModel
-
         return self.model("vault", VaultModel)
 
     # -- state operations shared by the admin API and in-process callers ---------------------------

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from cyberark_ops.devserver import DevServer, SeedError
-from cyberark_ops.devserver.conjur.jwt import DEV_JWT_ISSUER
+from cyberark_ops.devserver.conjur.issuer import DEV_JWT_ISSUER
 from cyberark_ops.devserver.conjur.state import ConjurModel
 from tests.conftest import DevClient
 

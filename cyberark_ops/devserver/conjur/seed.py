@@ -11,7 +11,8 @@ from typing import Any
 
 from .. import seedcheck as check
 from ..errors import SeedError
-from .jwt import DEV_JWT_ISSUER, public_keys
+from .issuer import DEV_JWT_ISSUER
+from .jwt import public_keys
 from .records import DEFAULT_ACCOUNT, PRIVILEGES, JwtService, Role, Variable, random_api_key
 
 _ACCOUNT = re.compile(r"[^ :/%]+")

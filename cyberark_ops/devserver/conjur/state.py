@@ -1,6 +1,6 @@
 """Conjur state for the dev server: roles, variables and their versions, permits, access tokens and
 authn-jwt services (the records are in ``records.py``, seed loading in ``seed.py``, JWT
-verification and the dev issuer in ``jwt.py``).
+verification in ``jwt.py`` and the dev issuer in ``issuer.py``).
 
 Everything a request can observe lives here behind one lock, so handlers stay thin and a rotation
 from the admin API can never interleave with half of a batch read. Access tokens are signed with a
@@ -29,7 +29,8 @@ from .errors import (
     jwt_rejected,
     token_rejected,
 )
-from .jwt import DevIssuer, jwt_identity, verify_jwt
+from .issuer import DevIssuer
+from .jwt import jwt_identity, verify_jwt
 from .records import PRIVILEGES, JwtService, Role, TokenClaims, Variable, random_api_key
 from .ruby import b64url, iso_time, lenient_b64decode
 from .seed import ConjurSeed

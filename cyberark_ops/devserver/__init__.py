@@ -6,8 +6,20 @@ that a wire-format mistake shared by both cannot hide behind passing tests.
 
 from __future__ import annotations
 
+from .api import ApiModel, EmulatedApi, RouteSpec
+from .app import DEFAULT_APIS, DevApp
 from .clock import Clock
-from .errors import SeedError
+from .errors import DevHttpError, SeedError
 from .server import DevServer
 
-__all__ = ["Clock", "DevServer", "SeedError"]
+__all__ = [
+    "DEFAULT_APIS",
+    "ApiModel",
+    "Clock",
+    "DevApp",
+    "DevHttpError",
+    "DevServer",
+    "EmulatedApi",
+    "RouteSpec",
+    "SeedError",
+]

@@ -11,45 +11,37 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import SeedError
-from .http import Handler, Request, Response, Router, json_response
+from .api import AppHandler, RouteSpec
+from .errors import DevHttpError, SeedError
+from .http import Request, Response, json_response
 from .knobs import MAX_CLOCK_STEP, MAX_TTL, Fault, finite_number
 
 if TYPE_CHECKING:
     from .app import DevApp
 
 
-def admin_denied(app: DevApp, request: Request) -> Response | None:
-    """None when the request carries the admin token, else the 401 to send."""
+def require_admin(app: DevApp, request: Request) -> None:
+    """Returns when the request carries the admin token, else raises the 401 to send."""
     header = request.headers.get("Authorization") or ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), app.admin_token.encode()):
         request.audit.identity = "admin"
-        return None
-    return json_response(401, {"error": "admin token missing or wrong (Authorization: Bearer <admin_token>)"})
+        return
+    raise DevHttpError.json(401, {"error": "admin token missing or wrong (Authorization: Bearer <admin_token>)"})
 
 
-def admin_route(app: DevApp, router: Router, method: str, pattern: str, endpoint: str) -> Callable[[Handler], Handler]:
-    """Registers an admin-only handler; bad input in the body becomes a 400 naming the field."""
+def bad_field(where: str, error: str) -> DevHttpError:
+    """The admin API's 400: the problem and the offending field."""
+    return DevHttpError.json(400, {"error": error, "field": where})
 
-    def register(handler: Handler) -> Handler:
-        def guarded(request: Request) -> Response:
-            denied = admin_denied(app, request)
-            if denied is not None:
-                return denied
-            try:
-                return handler(request)
-            except SeedError as exc:
-                return json_response(400, {"error": str(exc), "field": exc.where})
-            except (TypeError, ValueError):
-                return json_response(400, {"error": "a field has the wrong type"})
-            except KeyError as exc:
-                return json_response(404, {"error": f"no such object: {exc.args[0]}"})
 
-        router.add(method, pattern, endpoint)(guarded)
-        return handler
-
-    return register
+def admin_error(exc: Exception) -> DevHttpError:
+    """The admin API's answer to bad input raised while handling an admin route."""
+    if isinstance(exc, SeedError):
+        return bad_field(exc.where, str(exc))
+    if isinstance(exc, KeyError):
+        return DevHttpError.json(404, {"error": f"no such object: {exc.args[0]}"})
+    return DevHttpError.json(400, {"error": "a field has the wrong type"})
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -80,104 +72,124 @@ def _utf8(value: str, where: str) -> str:
     return value
 
 
-def build_router(app: DevApp) -> Router:
-    router = Router()
+ADMIN_API: list[RouteSpec] = []
+"""The admin API's route table; ``dev.health`` is the one route without the admin token."""
 
-    def admin(method: str, pattern: str, endpoint: str) -> Callable[[Handler], Handler]:
-        return admin_route(app, router, method, pattern, endpoint)
 
-    @router.add("GET", r"/_dev/health", "dev.health")
-    def health(request: Request) -> Response:
-        return json_response(200, {"status": "ok"})
+def _admin(method: str, path: str) -> Callable[[AppHandler], AppHandler]:
+    """Lists an admin-only handler in ``ADMIN_API`` as ``dev.<its name>`` at ``/_dev/<path>``."""
 
-    @admin("GET", r"/_dev/audit", "dev.audit")
-    def audit(request: Request) -> Response:
-        query = request.query()
-        since = _query_int(query.pop("since", "0") or "0", "since")
-        events = app.audit.events(since, **query)
-        return json_response(200, {"events": events, "last_seq": app.audit.last_seq})
+    def register(handler: AppHandler) -> AppHandler:
+        ADMIN_API.append(RouteSpec(method, rf"/_dev/{path}", f"dev.{handler.__name__}", handler, admin=True))
+        return handler
 
-    @admin("DELETE", r"/_dev/audit", "dev.audit_clear")
-    def audit_clear(request: Request) -> Response:
-        app.audit.clear()
-        return json_response(200, {"cleared": True, "last_seq": app.audit.last_seq})
+    return register
 
-    @admin("GET", r"/_dev/knobs", "dev.knobs")
-    def knobs(request: Request) -> Response:
-        return json_response(200, {**app.knobs.to_dict(), "rotations": app.rotations()})
 
-    @admin("PUT", r"/_dev/latency", "dev.latency")
-    def latency(request: Request) -> Response:
-        body = _body(request)
-        app.knobs.set_latency(str(body.get("endpoint", "*")), body.get("seconds", 0), "seconds")
-        return json_response(200, app.knobs.to_dict())
+def health(app: DevApp, request: Request) -> Response:
+    return json_response(200, {"status": "ok"})
 
-    @admin("POST", r"/_dev/faults", "dev.fault_add")
-    def fault_add(request: Request) -> Response:
-        fault = app.knobs.add_fault(Fault.from_dict(_body(request), "fault"))
-        return json_response(201, {"id": fault.id})
 
-    @admin("DELETE", r"/_dev/faults", "dev.fault_clear")
-    def fault_clear(request: Request) -> Response:
-        app.knobs.clear_faults()
-        return json_response(200, app.knobs.to_dict())
+ADMIN_API.append(RouteSpec("GET", r"/_dev/health", "dev.health", health))
 
-    @admin("PUT", r"/_dev/rate-limit", "dev.rate_limit")
-    def rate_limit(request: Request) -> Response:
-        body = _body(request)
-        # The body's own field names, not the seed's ``rate_limit.`` prefix.
-        app.knobs.set_rate_limit(body.get("per_second"), body.get("burst"), where="")
-        return json_response(200, app.knobs.to_dict())
 
-    @admin("PUT", r"/_dev/token-ttl", "dev.token_ttl")
-    def token_ttl(request: Request) -> Response:
-        seconds = _body(request).get("seconds")
-        if seconds is None:
-            raise SeedError("seconds", "required")
-        ttl = finite_number(seconds, "seconds", low=1.0, high=MAX_TTL)
-        app.set_token_ttl(ttl)
-        return json_response(200, {"token_ttl": ttl})
+@_admin("GET", "audit")
+def audit(app: DevApp, request: Request) -> Response:
+    query = request.query()
+    since = _query_int(query.pop("since", "0") or "0", "since")
+    events = app.audit.events(since, **query)
+    return json_response(200, {"events": events, "last_seq": app.audit.last_seq})
 
-    @admin("POST", r"/_dev/tokens/revoke", "dev.revoke_tokens")
-    def revoke(request: Request) -> Response:
-        return json_response(200, {"revoked": app.revoke_tokens()})
 
-    @admin("POST", r"/_dev/clock", "dev.clock")
-    def clock(request: Request) -> Response:
-        advance = _body(request).get("advance", 0)
-        if isinstance(advance, (int, float)) and not isinstance(advance, bool) and advance < 0:
-            raise SeedError("advance", "the clock only moves forward")
-        seconds = finite_number(advance, "advance", low=0.0, high=MAX_CLOCK_STEP)
-        try:
-            app.clock.advance(seconds)
-        except ValueError as exc:
-            raise SeedError("advance", str(exc)) from None
-        app.tick()
-        return json_response(200, {"now": app.clock.now(), "offset": app.clock.offset})
+@_admin("DELETE", "audit")
+def audit_clear(app: DevApp, request: Request) -> Response:
+    app.audit.clear()
+    return json_response(200, {"cleared": True, "last_seq": app.audit.last_seq})
 
-    @admin("POST", r"/_dev/rotate", "dev.rotate")
-    def rotate(request: Request) -> Response:
-        body = _body(request)
-        target = body.get("target")
-        if not isinstance(target, str):
-            raise SeedError("target", "required, e.g. 'conjur:prod/db/password' or 'vault:<account id>'")
-        request.audit.object = target
-        if body.get("every") is not None:
-            # The body's own field names, as for every other admin call.
-            rotation = app.schedule_rotation(body, where="")
-            return json_response(201, {"scheduled": rotation.id, "next_at": rotation.next_at})
-        value = body.get("value")
-        if value is not None and not isinstance(value, str):
-            raise SeedError("value", "must be a string")
-        if value is not None:
-            _utf8(value, "value")
-        window = finite_number(body.get("change_window", 0.0), "change_window", low=0.0, high=MAX_TTL)
-        result = app.rotate(target, value, window)
-        return json_response(200, result)
 
-    @admin("DELETE", r"/_dev/rotations", "dev.rotations_clear")
-    def rotations_clear(request: Request) -> Response:
-        app.cancel_rotations()
-        return json_response(200, {"rotations": []})
+@_admin("GET", "knobs")
+def knobs(app: DevApp, request: Request) -> Response:
+    return json_response(200, {**app.knobs.to_dict(), "rotations": app.rotations()})
 
-    return router
+
+@_admin("PUT", "latency")
+def latency(app: DevApp, request: Request) -> Response:
+    body = _body(request)
+    app.knobs.set_latency(str(body.get("endpoint", "*")), body.get("seconds", 0), "seconds")
+    return json_response(200, app.knobs.to_dict())
+
+
+@_admin("POST", "faults")
+def fault_add(app: DevApp, request: Request) -> Response:
+    fault = app.knobs.add_fault(Fault.from_dict(_body(request), "fault"))
+    return json_response(201, {"id": fault.id})
+
+
+@_admin("DELETE", "faults")
+def fault_clear(app: DevApp, request: Request) -> Response:
+    app.knobs.clear_faults()
+    return json_response(200, app.knobs.to_dict())
+
+
+@_admin("PUT", "rate-limit")
+def rate_limit(app: DevApp, request: Request) -> Response:
+    body = _body(request)
+    # The body's own field names, not the seed's ``rate_limit.`` prefix.
+    app.knobs.set_rate_limit(body.get("per_second"), body.get("burst"), where="")
+    return json_response(200, app.knobs.to_dict())
+
+
+@_admin("PUT", "token-ttl")
+def token_ttl(app: DevApp, request: Request) -> Response:
+    seconds = _body(request).get("seconds")
+    if seconds is None:
+        raise SeedError("seconds", "required")
+    ttl = finite_number(seconds, "seconds", low=1.0, high=MAX_TTL)
+    app.set_token_ttl(ttl)
+    return json_response(200, {"token_ttl": ttl})
+
+
+@_admin("POST", "tokens/revoke")
+def revoke_tokens(app: DevApp, request: Request) -> Response:
+    return json_response(200, {"revoked": app.revoke_tokens()})
+
+
+@_admin("POST", "clock")
+def clock(app: DevApp, request: Request) -> Response:
+    advance = _body(request).get("advance", 0)
+    if isinstance(advance, (int, float)) and not isinstance(advance, bool) and advance < 0:
+        raise SeedError("advance", "the clock only moves forward")
+    seconds = finite_number(advance, "advance", low=0.0, high=MAX_CLOCK_STEP)
+    try:
+        app.clock.advance(seconds)
+    except ValueError as exc:
+        raise SeedError("advance", str(exc)) from None
+    app.tick()
+    return json_response(200, {"now": app.clock.now(), "offset": app.clock.offset})
+
+
+@_admin("POST", "rotate")
+def rotate(app: DevApp, request: Request) -> Response:
+    body = _body(request)
+    target = body.get("target")
+    if not isinstance(target, str):
+        raise SeedError("target", "required, e.g. 'conjur:prod/db/password' or 'vault:<account id>'")
+    request.audit.object = target
+    if body.get("every") is not None:
+        # The body's own field names, as for every other admin call.
+        rotation = app.schedule_rotation(body, where="")
+        return json_response(201, {"scheduled": rotation.id, "next_at": rotation.next_at})
+    value = body.get("value")
+    if value is not None and not isinstance(value, str):
+        raise SeedError("value", "must be a string")
+    if value is not None:
+        _utf8(value, "value")
+    window = finite_number(body.get("change_window", 0.0), "change_window", low=0.0, high=MAX_TTL)
+    result = app.rotate(target, value, window)
+    return json_response(200, result)
+
+
+@_admin("DELETE", "rotations")
+def rotations_clear(app: DevApp, request: Request) -> Response:
+    app.cancel_rotations()
+    return json_response(200, {"rotations": []})

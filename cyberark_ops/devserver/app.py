@@ -1,9 +1,11 @@
 """The dev server application: shared state, the request pipeline, and rotation scheduling.
 
-Layout follows moto: per-API *models* hold state (``conjur/models.py``, ``vault/models.py``), thin
-*handlers* translate HTTP to model calls (``conjur/handlers.py``, ``vault/ccp.py``,
-``vault/pvwa.py``), and this module runs the pipeline every request goes through: route, rate
-limit, injected faults, latency, handler, audit.
+Layout follows moto: each emulated API is a package (``conjur/``, ``vault/``) whose *state* module
+holds its model and whose *handler* modules translate HTTP to model calls; ``api.py`` says what an
+API must offer. ``DevApp`` holds the models of the registered APIs in one mapping (``DEFAULT_APIS``
+plus whatever a caller passes as ``apis=``) and runs the pipeline every request goes through:
+route, rate limit, injected faults, latency, handler, audit. Errors raised as ``DevHttpError``
+become responses in one place, ``DevApp._call``.
 """
 
 from __future__ import annotations
@@ -13,15 +15,23 @@ import secrets
 import threading
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, TypeVar
 
+from .admin import ADMIN_API, admin_error, require_admin
+from .api import ApiModel, EmulatedApi, RouteSpec
 from .audit import AuditLog
 from .clock import Clock
-from .errors import SeedError
-from .http import Request, Response, Router, empty_response, text_response
+from .conjur.api import ConjurApi
+from .conjur.state import ConjurModel
+from .errors import DevHttpError, SeedError
+from .http import Request, Response, Route, Router, empty_response, text_response
 from .knobs import MAX_TTL, Knobs, finite_number
+from .vault.api import VaultApi
+from .vault.state import VaultModel
 
 log = logging.getLogger("cyberark_ops.devserver")
 
@@ -30,28 +40,17 @@ MAX_CATCH_UP = 100
 looping for minutes under the lock."""
 
 
-class ApiModel(Protocol):
-    """What the pipeline and the admin API need from each emulated API's state."""
+DEFAULT_APIS: Mapping[str, EmulatedApi] = {"conjur": ConjurApi, "vault": VaultApi}
+"""The APIs every dev server emulates, by name (= seed key = rotation target prefix). Add one with
+``DevApp(seed, state_dir=..., apis={**DEFAULT_APIS, "toy": ToyApi})``; see ``api.py``."""
 
-    def rotate(self, object_id: str, value: str | None, now: float, change_window: float) -> dict[str, Any]:
-        """Gives ``object_id`` a new secret (``value`` or a random one); returns facts, never the value."""
-        ...
-
-    def tick(self, now: float) -> None:
-        """Completes whatever was scheduled to finish by ``now`` (e.g. a CPM change window)."""
-        ...
-
-    def revoke_tokens(self) -> int:
-        """Invalidates every session / access token issued so far; returns how many."""
-        ...
-
-    def set_token_ttl(self, seconds: float) -> None: ...
+M = TypeVar("M")
 
 
 @dataclass
 class Rotation:
     target: str
-    """``conjur:<variable id>`` or ``vault:<account id>``."""
+    """``<api name>:<object id>``, e.g. ``conjur:<variable id>`` or ``vault:<account id>``."""
     every: float
     next_at: float
     change_window: float = 0.0
@@ -66,13 +65,15 @@ class DevApp:
         state_dir: Path,
         admin_token: str | None = None,
         clock: Clock | None = None,
+        apis: Mapping[str, EmulatedApi] | None = None,
     ) -> None:
-        from .conjur.models import ConjurModel
-        from .vault.models import VaultModel
-
-        unknown = set(seed) - {"conjur", "vault", "devserver"}
+        self.apis: dict[str, EmulatedApi] = dict(DEFAULT_APIS if apis is None else apis)
+        if "devserver" in self.apis:
+            raise SeedError("apis", "'devserver' is the seed key of the server's own settings")
+        keys = [*self.apis, "devserver"]
+        unknown = set(seed) - set(keys)
         if unknown:
-            raise SeedError("<seed>", f"unknown top-level key(s) {sorted(unknown)}; use conjur, vault, devserver")
+            raise SeedError("<seed>", f"unknown top-level key(s) {sorted(unknown)}; use {', '.join(keys)}")
         self.state_dir = state_dir
         self.clock = clock or Clock()
         self.admin_token = admin_token or secrets.token_urlsafe(24)
@@ -81,8 +82,9 @@ class DevApp:
         if not isinstance(devserver, dict):
             raise SeedError("devserver", "must be a mapping")
         self.knobs = Knobs.from_seed({k: v for k, v in devserver.items() if k not in {"rotations", "token_ttl"}})
-        self.conjur = ConjurModel.from_seed(seed.get("conjur") or {}, "conjur", state_dir=state_dir)
-        self.vault = VaultModel.from_seed(seed.get("vault") or {}, "vault")
+        self.models: dict[str, ApiModel] = {
+            name: api.from_seed(seed.get(name) or {}, name, state_dir=state_dir) for name, api in self.apis.items()
+        }
         if devserver.get("token_ttl") is not None:
             self.set_token_ttl(devserver["token_ttl"], "devserver.token_ttl")
         self._rotations: list[Rotation] = []
@@ -93,17 +95,34 @@ class DevApp:
             self.schedule_rotation(spec, now, where=f"devserver.rotations[{index}]")
         self.router = self._build_router()
 
+    # -- the registered APIs' state ---------------------------------------------------------------
+
+    def model(self, name: str, kind: type[M]) -> M:
+        """The state of API ``name``, checked to be a ``kind`` (for handlers and typed callers)."""
+        found = self.models.get(name)
+        if not isinstance(found, kind):
+            raise LookupError(f"no {kind.__name__} registered as {name!r}")
+        return found
+
+    @property
+    def conjur(self) -> ConjurModel:
+        return self.model("conjur", ConjurModel)
+
+    @property
+    def vault(self) -> VaultModel:
+        return self.model("vault", VaultModel)
+
     # -- state operations shared by the admin API and in-process callers ---------------------------
 
     def model_for(self, target: str) -> tuple[ApiModel, str]:
         api, sep, object_id = target.partition(":")
+        hints = " or ".join(f"'{name}:{spec.target_hint}'" for name, spec in self.apis.items())
         if not sep or not object_id:
-            raise SeedError("target", "must look like 'conjur:<variable id>' or 'vault:<account id>'")
-        if api == "conjur":
-            return self.conjur, object_id
-        if api == "vault":
-            return self.vault, object_id
-        raise SeedError("target", f"unknown API {api!r}; use conjur or vault")
+            raise SeedError("target", f"must look like {hints}")
+        model = self.models.get(api)
+        if model is None:
+            raise SeedError("target", f"unknown API {api!r}; use {' or '.join(self.apis)}")
+        return model, object_id
 
     def rotate(self, target: str, value: str | None = None, change_window: float = 0.0) -> dict[str, Any]:
         model, object_id = self.model_for(target)
@@ -141,12 +160,11 @@ class DevApp:
 
     def set_token_ttl(self, seconds: Any, where: str = "token_ttl") -> None:
         seconds = finite_number(seconds, where, low=1.0, high=MAX_TTL)
-        self.conjur.set_token_ttl(seconds)
-        self.vault.set_token_ttl(seconds)
+        for model in self.models.values():
+            model.set_token_ttl(seconds)
 
     def revoke_tokens(self) -> int:
-        revoked: int = self.conjur.revoke_tokens() + self.vault.revoke_tokens()
-        return revoked
+        return sum(model.revoke_tokens() for model in self.models.values())
 
     def tick(self) -> None:
         """Applies rotations that came due; lazily, so a patched clock needs no background thread."""
@@ -164,22 +182,16 @@ class DevApp:
                     except KeyError:
                         log.warning("scheduled rotation of %s: object no longer exists", rotation.target)
                     rotation.next_at += rotation.every
-            self.conjur.tick(now)
-            self.vault.tick(now)
+            for model in self.models.values():
+                model.tick(now)
 
     # -- request pipeline --------------------------------------------------------------------------
 
     def _build_router(self) -> Router:
-        from .admin import build_router as admin_router
-        from .conjur.handlers import build_router as conjur_router
-        from .vault.ccp import build_router as ccp_router
-        from .vault.pvwa import build_router as pvwa_router
-
+        """The admin API's routes, then each registered API's, in registration order."""
         router = Router()
-        router.include(admin_router(self))
-        router.include(ccp_router(self))
-        router.include(pvwa_router(self))
-        router.include(conjur_router(self))
+        for spec in [*ADMIN_API, *(spec for api in self.apis.values() for spec in api.routes)]:
+            router.routes.append(Route.compile(spec.method, spec.pattern, partial(self._call, spec), spec.endpoint))
         return router
 
     def dispatch(self, request: Request) -> Response:
@@ -197,7 +209,7 @@ class DevApp:
             response = empty_response(405 if path_known else 404)
         elif endpoint.startswith("dev."):
             request.params = params
-            response = self._call(route.handler, request)
+            response = route.handler(request)
         else:
             request.params = params
             retry_after = self.knobs.take_token(self.clock.monotonic())
@@ -214,7 +226,7 @@ class DevApp:
                 response = _fault_response(fault)
             else:
                 self.tick()
-                response = self._call(route.handler, request)
+                response = route.handler(request)
         self.audit.record(
             {
                 "api": request.audit.api,
@@ -234,10 +246,23 @@ class DevApp:
         )
         return response
 
-    def _call(self, handler: Any, request: Request) -> Response:
+    def _call(self, spec: RouteSpec, request: Request) -> Response:
+        """Runs one handler; the one place where a raised error becomes a response."""
         try:
-            response: Response = handler(request)
-            return response
+            if spec.admin:
+                require_admin(self, request)
+            try:
+                return spec.handler(self, request)
+            except (SeedError, TypeError, ValueError, KeyError) as exc:
+                if not spec.admin:
+                    raise
+                raise admin_error(exc) from None
+        except DevHttpError as error:
+            if error.detail is not None:
+                request.audit.detail = error.detail
+            if error.identity is not None:
+                request.audit.identity = error.identity
+            return error.response
         except Exception as exc:  # noqa: BLE001 - the server must answer, whatever a handler does
             # Never echo the exception message: it could quote request data. Type and frames suffice.
             frames = "".join(traceback.format_tb(exc.__traceback__))

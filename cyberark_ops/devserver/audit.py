@@ -55,3 +55,8 @@ class AuditLog:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def printable(text: str, limit: int = 255) -> str:
+    """``text`` fit for an audit entry: printable characters only, at most ``limit`` of them."""
+    return "".join(ch for ch in text if ch.isprintable())[:limit]

@@ -115,20 +115,15 @@ class Route:
     endpoint: str
     """A stable name (``conjur.retrieve``) used by knobs and the audit log."""
 
+    @classmethod
+    def compile(cls, method: str, pattern: str, handler: Handler, endpoint: str) -> Route:
+        """A route whose ``pattern`` must match the whole path."""
+        return cls(method, re.compile(pattern + r"\Z"), handler, endpoint)
+
 
 class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
-
-    def add(self, method: str, pattern: str, endpoint: str) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            self.routes.append(Route(method, re.compile(pattern + r"\Z"), handler, endpoint))
-            return handler
-
-        return register
-
-    def include(self, other: Router) -> None:
-        self.routes.extend(other.routes)
 
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
         """Returns (route, params, path_known). ``path_known`` tells 405 from 404."""

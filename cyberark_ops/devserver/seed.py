@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .errors import SeedError
 
+if TYPE_CHECKING:
+    from .api import EmulatedApi
 
-def load_seed(source: str | Path | dict[str, Any] | None) -> dict[str, Any]:
-    """A seed from a path, a mapping, or None for the built-in demo seed."""
+
+def load_seed(
+    source: str | Path | dict[str, Any] | None, apis: Mapping[str, EmulatedApi] | None = None
+) -> dict[str, Any]:
+    """A seed from a path, a mapping, or None for the built-in demo seed (of ``apis``' APIs)."""
     if source is None:
-        return demo_seed()
+        return demo_seed(apis)
     if isinstance(source, dict):
         return source
     path = Path(source)
@@ -26,13 +32,30 @@ def load_seed(source: str | Path | dict[str, Any] | None) -> dict[str, Any]:
     return _parse(text, str(path))
 
 
-def demo_seed() -> dict[str, Any]:
-    """The built-in demo seed, composed of each API's own part (``<api>/demo_seed.yaml``)."""
+def demo_seed(apis: Mapping[str, EmulatedApi] | None = None) -> dict[str, Any]:
+    """The built-in demo seed, composed of each API's own part: ``demo_seed.yaml`` next to the
+    module that defines the registered API object (``conjur/demo_seed.yaml``); an API without one
+    gets no section. ``apis`` defaults to the built-in APIs."""
+    if apis is None:
+        from .app import DEFAULT_APIS
+
+        apis = DEFAULT_APIS
     seed: dict[str, Any] = {}
-    for api in ("conjur", "vault"):
-        text = resources.files(f"cyberark_ops.devserver.{api}").joinpath("demo_seed.yaml").read_text("utf-8")
-        seed[api] = _parse(text, f"{api}/demo_seed.yaml").get(api, {})
+    for name, api in apis.items():
+        text = _demo_text(api)
+        if text is not None:
+            seed[name] = _parse(text, f"{name}/demo_seed.yaml").get(name, {})
     return seed
+
+
+def _demo_text(api: EmulatedApi) -> str | None:
+    module = getattr(api, "__module__", None) or type(api).__module__
+    package = module.rpartition(".")[0]
+    try:
+        found = resources.files(package).joinpath("demo_seed.yaml") if package else None
+        return found.read_text("utf-8") if found is not None and found.is_file() else None
+    except (ModuleNotFoundError, TypeError, OSError):
+        return None
 
 
 def _parse(text: str, name: str) -> dict[str, Any]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .api import EmulatedApi
 from .app import DevApp
 from .clock import Clock
 from .errors import SeedError
@@ -26,11 +28,12 @@ def is_loopback(host: str) -> bool:
 
 
 class DevServer:
-    """A running emulation of Conjur, CCP and PVWA.
+    """A running emulation of Conjur, CCP and PVWA (and of any API passed in ``apis``).
 
     Use it as ``with DevServer() as server:``; ``server.info()`` gives the URL, CA and client
     certificate paths and the admin token, and ``server.app`` gives direct access to state, the
-    clock, knobs and the audit log.
+    clock, knobs and the audit log. ``apis`` replaces the registered APIs, e.g.
+    ``DevServer(seed, apis={**DEFAULT_APIS, "toy": ToyApi})`` adds one (see ``api.py``).
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class DevServer:
         allow_remote: bool = False,
         admin_token: str | None = None,
         clock: Clock | None = None,
+        apis: Mapping[str, EmulatedApi] | None = None,
     ) -> None:
         if not allow_remote and not is_loopback(host):
             raise SeedError("--host", f"{host} is not a loopback address; pass allow_remote / --allow-remote")
@@ -54,7 +58,9 @@ class DevServer:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.tls_files: TLSFiles | None = ensure_tls_files(self.state_dir) if tls else None
-        self.app = DevApp(load_seed(seed), state_dir=self.state_dir, admin_token=admin_token, clock=clock)
+        self.app = DevApp(
+            load_seed(seed, apis), state_dir=self.state_dir, admin_token=admin_token, clock=clock, apis=apis
+        )
         context = self.tls_files.server_context() if self.tls_files else None
         self._httpd = DevHTTPServer((host, port), self.app.dispatch, context)
         self._thread: ServerThread | None = None
@@ -78,7 +84,7 @@ class DevServer:
             "client_cert": str(tls.client_cert) if tls else None,
             "client_key": str(tls.client_key) if tls else None,
             "client_cert_subject": CLIENT_CERT_SUBJECT if tls else None,
-            "conjur_account": self.app.conjur.account,
+            "conjur_account": self.app.conjur.account if "conjur" in self.app.models else None,
             "admin_token": self.app.admin_token,
             "state_dir": str(self.state_dir),
             "audit_log": str(self.state_dir / "audit.jsonl"),

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from cyberark_ops.devserver import DevServer, SeedError
-from cyberark_ops.devserver.conjur.models import DEV_JWT_ISSUER, ConjurModel
+from cyberark_ops.devserver.conjur.issuer import DEV_JWT_ISSUER
+from cyberark_ops.devserver.conjur.state import ConjurModel
 from tests.conftest import DevClient
 
 HOST_KEY = "c3m1acy12jr30a9xs415hhfcyjceajy2zrv74ksr54cn3eaem87vtk6"

@@ -15,7 +15,7 @@ import yaml
 
 from cyberark_ops.devserver import DevServer, SeedError
 from cyberark_ops.devserver.tls import CLIENT_CERT_SUBJECT, issue_client_certificate
-from cyberark_ops.devserver.vault.models import VaultModel
+from cyberark_ops.devserver.vault.state import VaultModel
 from tests.conftest import DevClient
 
 CCP = "/AIMWebService/api/Accounts"

@@ -1,9 +1,10 @@
 """HTTP face of the Conjur emulation: routes, status codes and bodies as Conjur 1.24 answers them.
 
-The wire facts (and where each comes from) are in docs/cyberark-apis.md §1; this module follows
-them, including the quirks clients depend on: encoded *and* literal ``/`` in variable ids, ``+``
-kept literal in paths, rack-level text/plain token errors, 403 before 404 in batch, and MIME
-base64 with 60-character lines.
+The wire facts are tabled in docs/devserver.md ("Conjur endpoints", "Conjur access tokens"); this
+module follows them, including the quirks clients depend on: encoded *and* literal ``/`` in
+variable ids, ``+`` kept literal in paths, rack-level text/plain token errors, 403 before 404 in
+batch, and MIME base64 with 60-character lines. Handlers are module-level functions listed in
+``ROUTES``; errors are raised (``errors.py``) and answered by ``DevApp._call``.
 """
 
 from __future__ import annotations
@@ -12,25 +13,19 @@ import base64
 import json
 import re
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote_to_bytes
 
-from ..admin import admin_denied
-from ..errors import SeedError
-from ..http import Handler, Request, Response, Router, empty_response, json_response, text_response
+from ..admin import bad_field
+from ..api import AppHandler, RouteSpec
+from ..audit import printable as _printable
+from ..errors import DevHttpError
+from ..http import Request, Response, empty_response, json_response, text_response
 from ..knobs import MAX_TTL, finite_number
-from .models import (
-    RESOURCE_KINDS,
-    ConjurModel,
-    JwtRejected,
-    Role,
-    TokenClaims,
-    TokenRejected,
-    iso_time,
-    lenient_b64decode,
-    mime_base64,
-)
+from .errors import argument_error, bare, conjur_error, record_not_found, secret_not_found, unprocessable
+from .records import RESOURCE_KINDS, Role, TokenClaims
+from .ruby import iso_time, lenient_b64decode, mime_base64
+from .state import ConjurModel
 
 if TYPE_CHECKING:
     from ..app import DevApp
@@ -64,30 +59,6 @@ _STATUS_PAGE = """<!DOCTYPE html>
 """
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> Response:
-    return json_response(status, {"error": {"code": code, "message": message, **extra}})
-
-
-def _secret_not_found(full_id: str) -> Response:
-    return _error(404, "not_found", f"CONJ00076E Variable {full_id} is empty or not found.")
-
-
-def _record_not_found(account: str, kind: str, identifier: str) -> Response:
-    return _error(
-        404,
-        "not_found",
-        f"{kind.capitalize()} '{identifier}' not found in account '{account}'",
-        target=kind,
-        details={"code": "not_found", "target": "id", "message": f"{account}:{kind}:{identifier}"},
-    )
-
-
-def _rack_error(exc: TokenRejected) -> Response:
-    if not exc.message:
-        return empty_response(exc.status)
-    return text_response(exc.status, exc.message, "text/plain")
-
-
 def _segment(request: Request, name: str) -> str | None:
     """A path parameter decoded as Rails does: ``%XX`` to bytes, then UTF-8, ``+`` kept literal.
 
@@ -112,10 +83,6 @@ def _accepts_base64_list(request: Request) -> bool:
     """Authenticate's rule: ``base64`` anywhere in the Accept-Encoding list, any case."""
     header = request.headers.get("Accept-Encoding") or ""
     return any(part.split(";", 1)[0].strip().lower() == "base64" for part in header.split(","))
-
-
-def _printable(text: str, limit: int = 255) -> str:
-    return "".join(ch for ch in text if ch.isprintable())[:limit]
 
 
 def _basic(request: Request) -> tuple[str, str] | None:
@@ -148,408 +115,380 @@ def _role_spec(spec: str, account: str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
-def build_router(app: DevApp) -> Router:
-    router = Router()
-    model: ConjurModel = app.conjur
+def _model(app: DevApp) -> ConjurModel:
+    return app.model("conjur", ConjurModel)
 
-    def route(method: str, pattern: str, action: str) -> Callable[[Handler], Handler]:
-        """Registers a Conjur handler wrapped in what Rails does for every request: the audit reason
-        from ``X-Request-Id`` and the (sanitised or generated) request id echoed in the response."""
 
-        def register(handler: Handler) -> Handler:
-            def wrapped(request: Request) -> Response:
-                sent = request.headers.get("X-Request-Id")
-                request_id = _REQUEST_ID_UNSAFE.sub("", sent or "")[:255] or str(uuid.uuid4())
-                if sent:
-                    request.audit.reason = _printable(sent) or None
-                response = handler(request)
-                response.headers.setdefault("X-Request-Id", request_id)
-                return response
+def _rails(method: str, pattern: str, endpoint: str, handler: AppHandler) -> RouteSpec:
+    """A Conjur route whose handler is wrapped in what Rails does for every request: the audit reason
+    from ``X-Request-Id`` and the (sanitised or generated) request id echoed in the response, errors
+    included."""
 
-            router.add(method, pattern, f"conjur.{action}")(wrapped)
-            return handler
-
-        return register
-
-    def verified_token(request: Request) -> tuple[Role, TokenClaims] | Response:
-        """The caller of a token-protected route and its token's claims, or the rack-level error."""
+    def wrapped(app: DevApp, request: Request) -> Response:
+        sent = request.headers.get("X-Request-Id")
+        request_id = _REQUEST_ID_UNSAFE.sub("", sent or "")[:255] or str(uuid.uuid4())
+        if sent:
+            request.audit.reason = _printable(sent) or None
         try:
-            role, claims = model.verify_token(request.headers.get("Authorization"), app.clock.now())
-        except TokenRejected as exc:
-            request.audit.detail = exc.detail
-            return _rack_error(exc)
-        request.audit.identity = role.login
-        return role, claims
+            response = handler(app, request)
+        except DevHttpError as error:
+            error.response.headers.setdefault("X-Request-Id", request_id)
+            raise
+        response.headers.setdefault("X-Request-Id", request_id)
+        return response
 
-    def session(request: Request) -> Role | Response:
-        """The caller of a token-protected route, or the rack-level error to send."""
-        verified = verified_token(request)
-        return verified if isinstance(verified, Response) else verified[0]
+    return RouteSpec(method, pattern, endpoint, wrapped)
 
-    def token_response(request: Request, role: Role) -> Response:
-        token = json.dumps(model.issue_token(role, app.clock.now()), separators=(",", ":"))
-        if _accepts_base64_list(request):
-            body = base64.b64encode(token.encode("ascii"))
-            return Response(200, body, "text/plain; charset=utf-8", {"Content-Encoding": "base64"})
-        return Response(200, token.encode("ascii"), "application/json; charset=utf-8")
 
-    # -- status --------------------------------------------------------------------------------
+def verified_token(app: DevApp, request: Request) -> tuple[Role, TokenClaims]:
+    """The caller of a token-protected route and its token's claims; raises the rack-level error."""
+    role, claims = _model(app).verify_token(request.headers.get("Authorization"), app.clock.now())
+    request.audit.identity = role.login
+    return role, claims
 
-    @route("GET", r"/", "status")
-    def status(request: Request) -> Response:
-        for part in (request.headers.get("Accept") or "").split(","):
-            media = part.split(";", 1)[0].strip().lower()
-            if media == "application/json":
-                return json_response(200, {"version": CONJUR_VERSION})
-            if media in ("text/html", "*/*"):
-                break
-        page = _STATUS_PAGE.format(version=CONJUR_VERSION, api_version=API_VERSION, account=model.account)
-        return text_response(200, page, "text/html; charset=utf-8")
 
-    @route("GET", r"/authenticators", "authenticators")
-    def authenticators(request: Request) -> Response:
-        return json_response(200, model.authenticators())
+def session(app: DevApp, request: Request) -> Role:
+    """The caller of a token-protected route; raises the rack-level error."""
+    return verified_token(app, request)[0]
 
-    @route("GET", r"/whoami", "whoami")
-    def whoami(request: Request) -> Response:
-        verified = verified_token(request)
-        if isinstance(verified, Response):
-            return verified
-        _, claims = verified
-        return json_response(
-            200,
-            {
-                "client_ip": request.client_ip,
-                "user_agent": request.headers.get("User-Agent") or "",
-                "account": model.account,
-                "username": claims.subject,
-                "token_issued_at": iso_time(claims.issued_at),
-            },
-        )
 
-    # -- authn ---------------------------------------------------------------------------------
+def token_response(app: DevApp, request: Request, role: Role) -> Response:
+    token = json.dumps(_model(app).issue_token(role, app.clock.now()), separators=(",", ":"))
+    if _accepts_base64_list(request):
+        body = base64.b64encode(token.encode("ascii"))
+        return Response(200, body, "text/plain; charset=utf-8", {"Content-Encoding": "base64"})
+    return Response(200, token.encode("ascii"), "application/json; charset=utf-8")
 
-    @route("GET", rf"/authn/{_ACCT}/login", "login")
-    def login(request: Request) -> Response:
+
+# -- status --------------------------------------------------------------------------------
+
+
+def status(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    for part in (request.headers.get("Accept") or "").split(","):
+        media = part.split(";", 1)[0].strip().lower()
+        if media == "application/json":
+            return json_response(200, {"version": CONJUR_VERSION})
+        if media in ("text/html", "*/*"):
+            break
+    page = _STATUS_PAGE.format(version=CONJUR_VERSION, api_version=API_VERSION, account=model.account)
+    return text_response(200, page, "text/html; charset=utf-8")
+
+
+def authenticators(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    return json_response(200, model.authenticators())
+
+
+def whoami(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    _, claims = verified_token(app, request)
+    return json_response(
+        200,
+        {
+            "client_ip": request.client_ip,
+            "user_agent": request.headers.get("User-Agent") or "",
+            "account": model.account,
+            "username": claims.subject,
+            "token_issued_at": iso_time(claims.issued_at),
+        },
+    )
+
+
+# -- authn ---------------------------------------------------------------------------------
+
+
+def login(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    credentials = _basic(request)
+    if credentials is None:
+        request.audit.detail = "no or malformed Basic credentials"
+        raise bare(401)
+    username, secret = credentials
+    request.audit.identity = _printable(username)
+    role = model.role_for_login(username)
+    if _segment(request, "account") != model.account or role is None or not model.check_login(role, secret):
+        request.audit.detail = "invalid credentials"
+        raise bare(401)
+    request.audit.identity = role.login
+    return text_response(200, model.api_key_of(role))
+
+
+def authenticate(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    login_name = _segment(request, "login")
+    request.audit.identity = _printable(login_name) if login_name else None
+    role = model.role_for_login(login_name) if login_name else None
+    try:
+        api_key = request.body.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        api_key = ""
+    if _segment(request, "account") != model.account or role is None or not api_key:
+        request.audit.detail = "invalid credentials"
+        raise bare(401)
+    if not model.check_api_key(role, api_key):
+        request.audit.detail = "invalid credentials"
+        raise bare(401)
+    request.audit.identity = role.login
+    return token_response(app, request, role)
+
+
+def authenticate_jwt(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    service_id = _segment(request, "service_id")
+    account = _segment(request, "account")
+    url_id: str | None = None
+    if "id" in request.params:
+        url_id = _segment(request, "id")
+        if url_id is None:
+            raise bare(401)
+        request.audit.identity = _printable(url_id)
+    request.audit.object = f"authn-jwt/{_printable(service_id)}" if service_id else None
+    # Conjur parses the body as a form whatever the Content-Type says.
+    fields = dict(_form_pairs(request.body))
+    token = (fields.get("jwt") or "").strip()
+    if not token:
+        request.audit.detail = "jwt field missing or empty"
+        raise bare(400)
+    if service_id is None or account is None:
+        raise bare(401)
+    role = model.authenticate_jwt(service_id, account, token, url_id, app.clock.now())
+    request.audit.identity = role.login
+    return token_response(app, request, role)
+
+
+def rotate_api_key(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    header = request.headers.get("Authorization") or ""
+    caller: Role | None = None
+    if header.startswith("Token "):
+        caller = session(app, request)
+    else:
         credentials = _basic(request)
-        if credentials is None:
-            request.audit.detail = "no or malformed Basic credentials"
-            return empty_response(401)
-        username, secret = credentials
-        request.audit.identity = _printable(username)
-        role = model.role_for_login(username)
-        if _segment(request, "account") != model.account or role is None or not model.check_login(role, secret):
-            request.audit.detail = "invalid credentials"
-            return empty_response(401)
-        request.audit.identity = role.login
-        return text_response(200, model.api_key_of(role))
+        if credentials is not None:
+            request.audit.identity = _printable(credentials[0])
+            candidate = model.role_for_login(credentials[0])
+            if candidate is not None and model.check_login(candidate, credentials[1]):
+                caller = candidate
+    if caller is None or _segment(request, "account") != model.account:
+        request.audit.detail = "invalid credentials"
+        raise bare(401)
+    request.audit.identity = caller.login
+    spec = _query(request).get("role")
+    target: Role | None = caller
+    if spec:
+        parsed = _role_spec(spec, model.account)
+        if parsed is None or parsed[0] not in ("host", "user"):
+            raise argument_error("role")
+        target = model.find_role(*parsed)
+        request.audit.object = _printable(f"{parsed[0]}/{parsed[1]}")
+        if target is None:
+            if not caller.admin:
+                raise bare(403)
+            raise record_not_found(model.account, parsed[0], parsed[1])
+    assert target is not None
+    request.audit.object = target.login
+    if not model.may_rotate(caller, target):
+        raise bare(403)
+    return text_response(200, model.rotate_api_key(target))
 
-    @route("POST", rf"/authn/{_ACCT}/(?P<login>{_SEGMENT})/authenticate", "authenticate")
-    def authenticate(request: Request) -> Response:
-        login_name = _segment(request, "login")
-        request.audit.identity = _printable(login_name) if login_name else None
-        role = model.role_for_login(login_name) if login_name else None
-        try:
-            api_key = request.body.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            api_key = ""
-        if _segment(request, "account") != model.account or role is None or not api_key:
-            request.audit.detail = "invalid credentials"
-            return empty_response(401)
-        if not model.check_api_key(role, api_key):
-            request.audit.detail = "invalid credentials"
-            return empty_response(401)
-        request.audit.identity = role.login
-        return token_response(request, role)
 
-    def authenticate_jwt(request: Request) -> Response:
-        service_id = _segment(request, "service_id")
-        account = _segment(request, "account")
-        url_id: str | None = None
-        if "id" in request.params:
-            url_id = _segment(request, "id")
-            if url_id is None:
-                return empty_response(401)
-            request.audit.identity = _printable(url_id)
-        request.audit.object = f"authn-jwt/{_printable(service_id)}" if service_id else None
-        # Conjur parses the body as a form whatever the Content-Type says.
-        fields = dict(_form_pairs(request.body))
-        token = (fields.get("jwt") or "").strip()
-        if not token:
-            request.audit.detail = "jwt field missing or empty"
-            return empty_response(400)
-        if service_id is None or account is None:
-            return empty_response(401)
-        try:
-            role = model.authenticate_jwt(service_id, account, token, url_id, app.clock.now())
-        except JwtRejected as exc:
-            request.audit.detail = exc.detail
-            if exc.identity:
-                request.audit.identity = _printable(exc.identity)
-            if exc.expired:
-                return _error(401, "unauthorized", "CONJ00016E Token expired")
-            return empty_response(exc.status)
-        request.audit.identity = role.login
-        return token_response(request, role)
+# -- secrets -------------------------------------------------------------------------------
 
-    route("POST", rf"/authn-jwt/(?P<service_id>{_SEGMENT})/{_ACCT}/authenticate", "authenticate_jwt")(authenticate_jwt)
-    route(
-        "POST",
-        rf"/authn-jwt/(?P<service_id>{_SEGMENT})/{_ACCT}/(?P<id>{_SEGMENT})/authenticate",
-        "authenticate_jwt",
-    )(authenticate_jwt)
 
-    @route("PUT", rf"/authn/{_ACCT}/api_key", "rotate_api_key")
-    def rotate_api_key(request: Request) -> Response:
-        header = request.headers.get("Authorization") or ""
-        caller: Role | None = None
-        if header.startswith("Token "):
-            result = session(request)
-            if isinstance(result, Response):
-                return result
-            caller = result
-        else:
-            credentials = _basic(request)
-            if credentials is not None:
-                request.audit.identity = _printable(credentials[0])
-                candidate = model.role_for_login(credentials[0])
-                if candidate is not None and model.check_login(candidate, credentials[1]):
-                    caller = candidate
-        if caller is None or _segment(request, "account") != model.account:
-            request.audit.detail = "invalid credentials"
-            return empty_response(401)
-        request.audit.identity = caller.login
-        spec = _query(request).get("role")
-        target: Role | None = caller
-        if spec:
-            parsed = _role_spec(spec, model.account)
-            if parsed is None or parsed[0] not in ("host", "user"):
-                return _error(422, "argument_error", "role")
-            target = model.find_role(*parsed)
-            request.audit.object = _printable(f"{parsed[0]}/{parsed[1]}")
-            if target is None:
-                if not caller.admin:
-                    return empty_response(403)
-                return _record_not_found(model.account, parsed[0], parsed[1])
-        assert target is not None
-        request.audit.object = target.login
-        if not model.may_rotate(caller, target):
-            return empty_response(403)
-        return text_response(200, model.rotate_api_key(target))
+def variable_target(app: DevApp, request: Request) -> tuple[str | None, str | None, str, frozenset[str] | None]:
+    """Caller check and the variable a ``/secrets/{account}/{kind}/{id}`` request names: account,
+    decoded identifier, the id as shown in messages, and the caller's privileges on it."""
+    model = _model(app)
+    role = session(app, request)
+    account, kind, identifier = (_segment(request, n) for n in ("account", "kind", "identifier"))
+    if kind != "variable":
+        raise bare(404)
+    shown = identifier if identifier is not None else request.params["identifier"]
+    request.audit.object = _printable(shown, 1000)
+    privileges = model.privileges(role, identifier) if identifier and account == model.account else None
+    return account, identifier, shown, privileges
 
-    # -- secrets -------------------------------------------------------------------------------
 
-    def variable_target(
-        request: Request,
-    ) -> tuple[str | None, str | None, str, frozenset[str] | None] | Response:
-        """Caller check and the variable a ``/secrets/{account}/{kind}/{id}`` request names: account,
-        decoded identifier, the id as shown in messages, and the caller's privileges on it."""
-        role = session(request)
-        if isinstance(role, Response):
-            return role
-        account, kind, identifier = (_segment(request, n) for n in ("account", "kind", "identifier"))
-        if kind != "variable":
-            return empty_response(404)
-        shown = identifier if identifier is not None else request.params["identifier"]
-        request.audit.object = _printable(shown, 1000)
-        privileges = model.privileges(role, identifier) if identifier and account == model.account else None
-        return account, identifier, shown, privileges
+def retrieve(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    account, identifier, shown, privileges = variable_target(app, request)
+    full_id = f"{account or request.params['account']}:variable:{shown}"
+    if not privileges:
+        raise secret_not_found(full_id)
+    if "execute" not in privileges:
+        raise bare(403)
+    version: int | None = None
+    version_raw = _query(request).get("version")
+    if version_raw is not None:
+        if not _DIGITS.fullmatch(version_raw):
+            raise argument_error("version")
+        version = int(version_raw)
+        request.audit.detail = f"version={version}"
+    assert identifier is not None
+    value, mime_type = model.read(identifier, version)
+    if value is None:
+        raise secret_not_found(full_id)
+    return Response(200, value, mime_type or "application/octet-stream", {"Content-Disposition": "attachment"})
 
-    @route("GET", rf"/secrets/{_ACCT}/(?P<kind>{_SEGMENT})/(?P<identifier>.+)", "retrieve")
-    def retrieve(request: Request) -> Response:
-        target = variable_target(request)
-        if isinstance(target, Response):
-            return target
-        account, identifier, shown, privileges = target
-        full_id = f"{account or request.params['account']}:variable:{shown}"
-        if not privileges:
-            return _secret_not_found(full_id)
-        if "execute" not in privileges:
-            return empty_response(403)
-        version: int | None = None
-        version_raw = _query(request).get("version")
-        if version_raw is not None:
-            if not _DIGITS.fullmatch(version_raw):
-                return _error(422, "argument_error", "version")
-            version = int(version_raw)
-            request.audit.detail = f"version={version}"
-        assert identifier is not None
-        value, mime_type = model.read(identifier, version)
-        if value is None:
-            return _secret_not_found(full_id)
-        return Response(200, value, mime_type or "application/octet-stream", {"Content-Disposition": "attachment"})
 
-    @route("POST", rf"/secrets/{_ACCT}/(?P<kind>{_SEGMENT})/(?P<identifier>.+)", "store")
-    def store(request: Request) -> Response:
-        target = variable_target(request)
-        if isinstance(target, Response):
-            return target
-        account, identifier, shown, privileges = target
-        if not privileges:
-            return _record_not_found(account or request.params["account"], "variable", shown)
-        if "update" not in privileges:
-            return empty_response(403)
-        assert identifier is not None
-        if "expirations" in _query(request):
-            request.audit.detail = "expirations reset"
-            return empty_response(201)
-        if _blank(request.body):
-            return _error(422, "argument_error", "'value' may not be empty")
-        version, changed = model.write(identifier, request.body)
-        request.audit.detail = f"version={version}" + ("" if changed else " (unchanged)")
+def store(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    account, identifier, shown, privileges = variable_target(app, request)
+    if not privileges:
+        raise record_not_found(account or request.params["account"], "variable", shown)
+    if "update" not in privileges:
+        raise bare(403)
+    assert identifier is not None
+    if "expirations" in _query(request):
+        request.audit.detail = "expirations reset"
         return empty_response(201)
+    if _blank(request.body):
+        raise argument_error("'value' may not be empty")
+    version, changed = model.write(identifier, request.body)
+    request.audit.detail = f"version={version}" + ("" if changed else " (unchanged)")
+    return empty_response(201)
 
-    @route("GET", r"/secrets", "batch")
-    def batch_retrieve(request: Request) -> Response:
-        role = session(request)
-        if isinstance(role, Response):
-            return role
-        raw = _query(request).get("variable_ids", "")
-        ids = raw.split(",")
-        while ids and not ids[-1]:
-            ids.pop()  # Ruby's String#split drops trailing empty fields
-        if not ids or any(not i for i in ids):
-            return _error(422, "argument_error", "variable_ids")
-        prefix = f"{model.account}:variable:"
-        names = [i[len(prefix) :] if i.startswith(prefix) else i for i in ids]
-        request.audit.object = _printable(",".join(names), 4000)
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            return _error(422, "argument_error", f"duplicate variable_ids: {','.join(duplicates)}")
-        wanted = [i[len(prefix) :] for i in ids if i.startswith(prefix)]
-        found = model.read_many(role, wanted)
-        # Conjur authorizes every variable it found before it reports the first missing one.
-        if any("execute" not in privileges for privileges, _ in found.values()):
-            return empty_response(403)
-        for full_id, name in zip(ids, names, strict=True):
-            if full_id != prefix + name or name not in found:
-                return _secret_not_found(full_id)
-        for full_id, name in zip(ids, names, strict=True):
-            if found[name][1] is None:
-                return _secret_not_found(full_id)
-        values = {full_id: found[name][1] or b"" for full_id, name in zip(ids, names, strict=True)}
-        if (request.headers.get("Accept-Encoding") or "").strip().lower() == "base64":
-            encoded = {k: mime_base64(v) for k, v in values.items()}
-            return json_response(200, encoded, {"Content-Encoding": "base64"})
-        try:
-            text = {k: v.decode("utf-8") for k, v in values.items()}
-        except UnicodeDecodeError:
-            return _error(
-                406,
-                "not_acceptable",
-                "CONJ00074E Issue encoding secret into JSON format, "
-                "try including 'Accept-Encoding: base64' header in request.",
-            )
-        return json_response(200, text)
 
-    # -- resources -----------------------------------------------------------------------------
+def batch_retrieve(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    role = session(app, request)
+    raw = _query(request).get("variable_ids", "")
+    ids = raw.split(",")
+    while ids and not ids[-1]:
+        ids.pop()  # Ruby's String#split drops trailing empty fields
+    if not ids or any(not i for i in ids):
+        raise argument_error("variable_ids")
+    prefix = f"{model.account}:variable:"
+    names = [i[len(prefix) :] if i.startswith(prefix) else i for i in ids]
+    request.audit.object = _printable(",".join(names), 4000)
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise argument_error(f"duplicate variable_ids: {','.join(duplicates)}")
+    wanted = [i[len(prefix) :] for i in ids if i.startswith(prefix)]
+    found = model.read_many(role, wanted)
+    # Conjur authorizes every variable it found before it reports the first missing one.
+    if any("execute" not in privileges for privileges, _ in found.values()):
+        raise bare(403)
+    for full_id, name in zip(ids, names, strict=True):
+        if full_id != prefix + name or name not in found:
+            raise secret_not_found(full_id)
+    for full_id, name in zip(ids, names, strict=True):
+        if found[name][1] is None:
+            raise secret_not_found(full_id)
+    values = {full_id: found[name][1] or b"" for full_id, name in zip(ids, names, strict=True)}
+    if (request.headers.get("Accept-Encoding") or "").strip().lower() == "base64":
+        encoded = {k: mime_base64(v) for k, v in values.items()}
+        return json_response(200, encoded, {"Content-Encoding": "base64"})
+    try:
+        text = {k: v.decode("utf-8") for k, v in values.items()}
+    except UnicodeDecodeError:
+        raise conjur_error(
+            406,
+            "not_acceptable",
+            "CONJ00074E Issue encoding secret into JSON format, "
+            "try including 'Accept-Encoding: base64' header in request.",
+        ) from None
+    return json_response(200, text)
 
-    def list_resources(request: Request) -> Response:
-        role = session(request)
-        if isinstance(role, Response):
-            return role
-        query = _query(request)
-        account = _segment(request, "account") if "account" in request.params else query.get("account")
-        account = account if account is not None else model.account
-        kind = _segment(request, "kind") if "kind" in request.params else query.get("kind")
-        search = query.get("search")
-        request.audit.object = _printable(kind) if kind else None
-        if not _ACCOUNT_NAME.fullmatch(account):
-            return _error(422, "unprocessable_entity", "account")
-        if kind is not None and kind not in RESOURCE_KINDS:
-            return _error(422, "unprocessable_entity", f"kind must be one of {', '.join(sorted(RESOURCE_KINDS))}")
-        if search is not None and not search:
-            return _error(422, "unprocessable_entity", "search may not be empty")
-        count = query.get("count")
-        if count is not None and count not in ("true", "false"):
-            return _error(422, "unprocessable_entity", "count must be true or false")
-        limits: dict[str, int | None] = {}
-        for name in ("limit", "offset"):
-            value = query.get(name)
-            if value is not None and not _DIGITS.fullmatch(value):
-                return _error(422, "unprocessable_entity", f"'{name}' must be a non-negative integer")
-            limits[name] = int(value) if value is not None else None
-        limit, offset = limits["limit"], limits["offset"]
-        if limit is not None and limit > MAX_LIST_LIMIT:
-            return _error(
-                422,
-                "unprocessable_entity",
-                f"'limit' contains an invalid value. 'limit' must be an integer no greater than {MAX_LIST_LIMIT}",
-            )
+
+# -- resources -----------------------------------------------------------------------------
+
+
+def list_resources(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    role = session(app, request)
+    query = _query(request)
+    account = _segment(request, "account") if "account" in request.params else query.get("account")
+    account = account if account is not None else model.account
+    kind = _segment(request, "kind") if "kind" in request.params else query.get("kind")
+    search = query.get("search")
+    request.audit.object = _printable(kind) if kind else None
+    if not _ACCOUNT_NAME.fullmatch(account):
+        raise unprocessable("account")
+    if kind is not None and kind not in RESOURCE_KINDS:
+        raise unprocessable(f"kind must be one of {', '.join(sorted(RESOURCE_KINDS))}")
+    if search is not None and not search:
+        raise unprocessable("search may not be empty")
+    count = query.get("count")
+    if count is not None and count not in ("true", "false"):
+        raise unprocessable("count must be true or false")
+    limits: dict[str, int | None] = {}
+    for name in ("limit", "offset"):
+        value = query.get(name)
+        if value is not None and not _DIGITS.fullmatch(value):
+            raise unprocessable(f"'{name}' must be a non-negative integer")
+        limits[name] = int(value) if value is not None else None
+    limit, offset = limits["limit"], limits["offset"]
+    if limit is not None and limit > MAX_LIST_LIMIT:
+        raise conjur_error(
+            422,
+            "unprocessable_entity",
+            f"'limit' contains an invalid value. 'limit' must be an integer no greater than {MAX_LIST_LIMIT}",
+        )
+    viewer = role
+    acting = query.get("role") or query.get("acting_as")
+    if acting:
+        parsed = _role_spec(acting, model.account)
+        other = model.find_role(*parsed) if parsed else None
+        if other is None or (other is not role and not role.admin):
+            raise bare(403)
+        viewer = other
+    items = model.resources(viewer, kind, search) if account == model.account else []
+    if count == "true":
+        return json_response(200, {"count": len(items)})
+    if offset is not None and limit is None:
+        limit = 10
+    start = offset or 0
+    return json_response(200, items[start : start + (limit if limit is not None else MAX_LIST_LIMIT)])
+
+
+def show_resource(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    role = session(app, request)
+    account, kind, identifier = (_segment(request, n) for n in ("account", "kind", "identifier"))
+    if account is None or kind is None or identifier is None:
+        raise bare(404)
+    request.audit.object = _printable(identifier, 1000)
+    query = _query(request)
+    if query.get("check") == "true":
+        privilege = query.get("privilege")
+        if not privilege:
+            raise argument_error("privilege")
         viewer = role
-        acting = query.get("role") or query.get("acting_as")
-        if acting:
-            parsed = _role_spec(acting, model.account)
+        if query.get("role"):
+            parsed = _role_spec(query["role"], model.account)
             other = model.find_role(*parsed) if parsed else None
             if other is None or (other is not role and not role.admin):
-                return empty_response(403)
+                raise bare(403)
             viewer = other
-        items = model.resources(viewer, kind, search) if account == model.account else []
-        if count == "true":
-            return json_response(200, {"count": len(items)})
-        if offset is not None and limit is None:
-            limit = 10
-        start = offset or 0
-        return json_response(200, items[start : start + (limit if limit is not None else MAX_LIST_LIMIT)])
+        allowed = account == model.account and model.has_privilege(viewer, kind, identifier, privilege)
+        return empty_response(204 if allowed else 404)
+    found = model.resource(role, kind, identifier) if account == model.account else None
+    if found is None:
+        raise record_not_found(account, kind, identifier)
+    return json_response(200, found)
 
-    route("GET", r"/resources", "resources")(list_resources)
-    route("GET", rf"/resources/{_ACCT}", "resources")(list_resources)
-    route("GET", rf"/resources/{_ACCT}/(?P<kind>{_SEGMENT})", "resources")(list_resources)
 
-    @route("GET", rf"/resources/{_ACCT}/(?P<kind>{_SEGMENT})/(?P<identifier>.+)", "resource")
-    def show_resource(request: Request) -> Response:
-        role = session(request)
-        if isinstance(role, Response):
-            return role
-        account, kind, identifier = (_segment(request, n) for n in ("account", "kind", "identifier"))
-        if account is None or kind is None or identifier is None:
-            return empty_response(404)
-        request.audit.object = _printable(identifier, 1000)
-        query = _query(request)
-        if query.get("check") == "true":
-            privilege = query.get("privilege")
-            if not privilege:
-                return _error(422, "argument_error", "privilege")
-            viewer = role
-            if query.get("role"):
-                parsed = _role_spec(query["role"], model.account)
-                other = model.find_role(*parsed) if parsed else None
-                if other is None or (other is not role and not role.admin):
-                    return empty_response(403)
-                viewer = other
-            allowed = account == model.account and model.has_privilege(viewer, kind, identifier, privilege)
-            return empty_response(204 if allowed else 404)
-        found = model.resource(role, kind, identifier) if account == model.account else None
-        if found is None:
-            return _record_not_found(account, kind, identifier)
-        return json_response(200, found)
+# -- dev helpers ---------------------------------------------------------------------------
 
-    # -- dev helpers ---------------------------------------------------------------------------
 
-    @router.add("POST", r"/_dev/conjur/jwt", "dev.conjur_jwt")
-    def dev_jwt(request: Request) -> Response:
-        denied = admin_denied(app, request)
-        if denied is not None:
-            return denied
-        try:
-            body = json.loads(request.body.decode("utf-8")) if request.body else {}
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            body = None
-        if not isinstance(body, dict):
-            return json_response(400, {"error": "body must be a JSON object", "field": "body"})
-        claims = body.get("claims", {})
-        ttl = body.get("ttl", 300)
-        if not isinstance(claims, dict):
-            return json_response(400, {"error": "claims must be a JSON object", "field": "claims"})
-        try:
-            seconds = finite_number(ttl, "ttl", low=1.0, high=MAX_TTL)
-        except SeedError as exc:
-            return json_response(400, {"error": str(exc), "field": exc.where})
-        subject = claims.get("sub")
-        request.audit.object = _printable(subject) if isinstance(subject, str) else None
-        return json_response(200, {"jwt": model.mint_jwt(claims, seconds, app.clock.now())})
-
-    return router
+def dev_jwt(app: DevApp, request: Request) -> Response:
+    """Mints a JWT from the dev issuer (admin only)."""
+    try:
+        body = json.loads(request.body.decode("utf-8")) if request.body else {}
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
+        raise bad_field("body", "body must be a JSON object")
+    claims = body.get("claims", {})
+    ttl = body.get("ttl", 300)
+    if not isinstance(claims, dict):
+        raise bad_field("claims", "claims must be a JSON object")
+    seconds = finite_number(ttl, "ttl", low=1.0, high=MAX_TTL)
+    subject = claims.get("sub")
+    request.audit.object = _printable(subject) if isinstance(subject, str) else None
+    return json_response(200, {"jwt": _model(app).mint_jwt(claims, seconds, app.clock.now())})
 
 
 def _form_pairs(body: bytes) -> list[tuple[str, str]]:
@@ -564,3 +503,33 @@ def _blank(body: bytes) -> bool:
         return body.decode("utf-8").strip() == ""
     except UnicodeDecodeError:
         return False
+
+
+ROUTES: tuple[RouteSpec, ...] = (
+    _rails("GET", r"/", "conjur.status", status),
+    _rails("GET", r"/authenticators", "conjur.authenticators", authenticators),
+    _rails("GET", r"/whoami", "conjur.whoami", whoami),
+    _rails("GET", rf"/authn/{_ACCT}/login", "conjur.login", login),
+    _rails("POST", rf"/authn/{_ACCT}/(?P<login>{_SEGMENT})/authenticate", "conjur.authenticate", authenticate),
+    _rails(
+        "POST",
+        rf"/authn-jwt/(?P<service_id>{_SEGMENT})/{_ACCT}/authenticate",
+        "conjur.authenticate_jwt",
+        authenticate_jwt,
+    ),
+    _rails(
+        "POST",
+        rf"/authn-jwt/(?P<service_id>{_SEGMENT})/{_ACCT}/(?P<id>{_SEGMENT})/authenticate",
+        "conjur.authenticate_jwt",
+        authenticate_jwt,
+    ),
+    _rails("PUT", rf"/authn/{_ACCT}/api_key", "conjur.rotate_api_key", rotate_api_key),
+    _rails("GET", rf"/secrets/{_ACCT}/(?P<kind>{_SEGMENT})/(?P<identifier>.+)", "conjur.retrieve", retrieve),
+    _rails("POST", rf"/secrets/{_ACCT}/(?P<kind>{_SEGMENT})/(?P<identifier>.+)", "conjur.store", store),
+    _rails("GET", r"/secrets", "conjur.batch", batch_retrieve),
+    _rails("GET", r"/resources", "conjur.resources", list_resources),
+    _rails("GET", rf"/resources/{_ACCT}", "conjur.resources", list_resources),
+    _rails("GET", rf"/resources/{_ACCT}/(?P<kind>{_SEGMENT})", "conjur.resources", list_resources),
+    _rails("GET", rf"/resources/{_ACCT}/(?P<kind>{_SEGMENT})/(?P<identifier>.+)", "conjur.resource", show_resource),
+    RouteSpec("POST", r"/_dev/conjur/jwt", "dev.conjur_jwt", dev_jwt, admin=True),
+)

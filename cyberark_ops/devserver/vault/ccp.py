@@ -12,9 +12,13 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..http import Request, Response, Router, json_response
+from ..api import RouteSpec
+from ..errors import DevHttpError
+from ..http import Request, Response, json_response
 from ..tls import subject_string
-from .models import AccountView, CcpApplication, normalize_subject
+from .errors import ccp_bad_query, ccp_error
+from .records import Account, CcpApplication, normalize_subject
+from .state import VaultModel
 
 if TYPE_CHECKING:
     from ..app import DevApp
@@ -39,21 +43,6 @@ NOT_FOUND_TAIL = (
 )
 
 
-class CcpError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(code)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def response(self) -> Response:
-        return json_response(self.status, {"ErrorCode": self.code, "ErrorMsg": self.message})
-
-
-def _bad_query(why: str) -> CcpError:
-    return CcpError(400, "AIMWS030E", f"Invalid query format. {why}")
-
-
 @dataclass(frozen=True)
 class Criterion:
     name: str
@@ -61,7 +50,7 @@ class Criterion:
     value: str
     pattern: re.Pattern[str] | None = None
 
-    def matches(self, account: AccountView) -> bool:
+    def matches(self, account: Account) -> bool:
         actual = _property(account, self.name)
         if actual is None:
             return False
@@ -79,7 +68,7 @@ class CcpQuery:
     fail_on_change: bool
 
 
-def _property(account: AccountView, name: str) -> str | None:
+def _property(account: Account, name: str) -> str | None:
     key = name.casefold()
     fixed = {
         "safe": account.safe,
@@ -112,25 +101,25 @@ def parse_query(request: Request) -> CcpQuery:
     if reason:
         request.audit.reason = reason[:1024]
     if not app_id.strip():
-        raise CcpError(400, "AIMWS031E", "Invalid request. The AppID parameter is required.")
+        raise ccp_error(400, "AIMWS031E", "Invalid request. The AppID parameter is required.")
     if duplicates:
-        raise _bad_query(f"Parameter [{duplicates[0]}] was given more than once.")
+        raise ccp_bad_query(f"Parameter [{duplicates[0]}] was given more than once.")
     for name, value in params.items():
         if _CONTROL.search(name) or _CONTROL.search(value):
-            raise _bad_query("Parameters must not contain control characters.")
+            raise ccp_bad_query("Parameters must not contain control characters.")
     if any(c in app_id for c in "&%+;"):
-        raise _bad_query("The AppID contains an invalid character.")
+        raise ccp_bad_query("The AppID contains an invalid character.")
 
     query_format = params.get("queryformat", "Exact").casefold()
     if query_format not in ("exact", "regexp"):
-        raise _bad_query("QueryFormat must be Exact or Regexp.")
+        raise ccp_bad_query("QueryFormat must be Exact or Regexp.")
     regexp = query_format == "regexp"
     fail_flag = params.get("failrequestonpasswordchange", "false").casefold()
     if fail_flag not in ("true", "false"):
-        raise _bad_query("FailRequestOnPasswordChange must be true or false.")
+        raise ccp_bad_query("FailRequestOnPasswordChange must be true or false.")
     timeout = params.get("connectiontimeout")
     if timeout is not None and (not timeout.isdigit() or len(timeout) > 6):
-        raise _bad_query("ConnectionTimeout must be a number of seconds.")
+        raise ccp_bad_query("ConnectionTimeout must be a number of seconds.")
 
     pairs: list[tuple[str, str]] = []
     query = params.get("query", "")
@@ -142,20 +131,20 @@ def parse_query(request: Request) -> CcpQuery:
             name, sep, value = part.partition("=")
             name = name.strip()
             if not sep or not _PROPERTY_NAME.match(name) or not value:
-                raise _bad_query("Query must look like Prop1=Value1;Prop2=Value2.")
+                raise ccp_bad_query("Query must look like Prop1=Value1;Prop2=Value2.")
             if name.casefold() in seen:
-                raise _bad_query(f"Property [{name}] appears more than once in Query.")
+                raise ccp_bad_query(f"Property [{name}] appears more than once in Query.")
             seen.add(name.casefold())
             pairs.append((name, value))
         if not pairs:
-            raise _bad_query("Query is empty.")
+            raise ccp_bad_query("Query is empty.")
     else:
         for key, display in SEARCH_PARAMS.items():
             value = params.get(key, "")
             if value:
                 pairs.append((display, value))
         if not pairs:
-            raise _bad_query("The query must contain the AppID and at least one other parameter.")
+            raise ccp_bad_query("The query must contain the AppID and at least one other parameter.")
         if "folder" not in {name.casefold() for name, _ in pairs}:
             pairs.insert(1 if pairs[0][0] == "Safe" else 0, ("Folder", "Root"))
 
@@ -163,15 +152,15 @@ def parse_query(request: Request) -> CcpQuery:
     for name, value in pairs:
         forbidden = "&%;" if regexp else "&%+;"
         if any(c in value for c in forbidden):
-            raise _bad_query(f"The value of [{name}] contains an invalid character.")
+            raise ccp_bad_query(f"The value of [{name}] contains an invalid character.")
         pattern = None
         if regexp:
             if len(value) > MAX_REGEXP:
-                raise _bad_query(f"The regular expression for [{name}] is too long.")
+                raise ccp_bad_query(f"The regular expression for [{name}] is too long.")
             try:
                 pattern = re.compile(value, re.IGNORECASE)
             except (re.error, RecursionError, OverflowError):
-                raise _bad_query(f"The regular expression for [{name}] is invalid.") from None
+                raise ccp_bad_query(f"The regular expression for [{name}] is invalid.") from None
         criteria.append(Criterion(name, value, pattern))
     text = ";".join(f"{name}={value}" for name, value in pairs)
     return CcpQuery(app_id, tuple(criteria), text, fail_flag == "true")
@@ -179,10 +168,10 @@ def parse_query(request: Request) -> CcpQuery:
 
 def authenticate(application: CcpApplication | None, app_id: str, request: Request) -> CcpApplication:
     if application is None or application.disabled:
-        raise CcpError(403, "APPAP008E", f"ITATS982E User {app_id} is not defined")
+        raise ccp_error(403, "APPAP008E", f"ITATS982E User {app_id} is not defined")
 
-    def denied(why: str) -> CcpError:
-        return CcpError(
+    def denied(why: str) -> DevHttpError:
+        return ccp_error(
             403,
             "APPAP306E",
             f"Authentication error for App ID [{application.app_id}]. "
@@ -201,11 +190,11 @@ def authenticate(application: CcpApplication | None, app_id: str, request: Reque
     return application
 
 
-def _qualified(account: AccountView) -> str:
+def _qualified(account: Account) -> str:
     return f"Safe={account.safe};Folder={account.folder};Object={account.name}"
 
 
-def select_account(accounts: list[AccountView], query: CcpQuery) -> AccountView:
+def select_account(accounts: list[Account], query: CcpQuery) -> Account:
     matches = [a for a in accounts if all(c.matches(a) for c in query.criteria)]
     if len(matches) > 1 and any(c.name.casefold() == "virtualusername" for c in query.criteria):
         # A dual-account group answers a VirtualUsername query with its Active member.
@@ -213,13 +202,13 @@ def select_account(accounts: list[AccountView], query: CcpQuery) -> AccountView:
         if len(active) == 1:
             matches = active
     if not matches:
-        raise CcpError(
+        raise ccp_error(
             404,
             "APPAP004E",
             f"Password object matching query [{query.text}] was not found (Diagnostic Info: 5)." + NOT_FOUND_TAIL,
         )
     if len(matches) > 1:
-        raise CcpError(
+        raise ccp_error(
             400,
             "APPAP227E",
             f"Too many password objects matching query [{query.text}] were found: "
@@ -228,7 +217,7 @@ def select_account(accounts: list[AccountView], query: CcpQuery) -> AccountView:
     return matches[0]
 
 
-def ccp_properties(account: AccountView) -> dict[str, str]:
+def ccp_properties(account: Account) -> dict[str, str]:
     """The flat, all-string property set CCP returns; only properties the account defines."""
     body = {"Content": account.secret, "CreationMethod": "PVWA"}
     if account.address:
@@ -245,24 +234,21 @@ def ccp_properties(account: AccountView) -> dict[str, str]:
     return body
 
 
-def build_router(app: DevApp) -> Router:
-    router = Router()
+def get_password(app: DevApp, request: Request) -> Response:
+    vault = app.model("vault", VaultModel)
+    subject = subject_string(request.peer_cert)
+    if subject:
+        request.audit.detail = f"cert={subject}"
+    query = parse_query(request)
+    request.audit.object = query.text[:1024]
+    application = authenticate(vault.ccp_application(query.app_id), query.app_id, request)
+    visible = [a for a in vault.accounts(app.clock.now()) if application.may_use_safe(a.safe)]
+    account = select_account(visible, query)
+    if account.change_in_process and query.fail_on_change:
+        raise ccp_error(500, "APPAP282E", f"Password [{account.name}] is currently being changed by the CPM.")
+    return json_response(200, ccp_properties(account))
 
-    @router.add("GET", r"(?i)/AIMWebService/api/Accounts/?", "ccp.get_password")
-    def get_password(request: Request) -> Response:
-        subject = subject_string(request.peer_cert)
-        if subject:
-            request.audit.detail = f"cert={subject}"
-        try:
-            query = parse_query(request)
-            request.audit.object = query.text[:1024]
-            application = authenticate(app.vault.ccp_application(query.app_id), query.app_id, request)
-            visible = [a for a in app.vault.accounts(app.clock.now()) if application.may_use_safe(a.safe)]
-            account = select_account(visible, query)
-            if account.change_in_process and query.fail_on_change:
-                raise CcpError(500, "APPAP282E", f"Password [{account.name}] is currently being changed by the CPM.")
-        except CcpError as error:
-            return error.response()
-        return json_response(200, ccp_properties(account))
 
-    return router
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("GET", r"(?i)/AIMWebService/api/Accounts/?", "ccp.get_password", get_password),
+)

@@ -1,0 +1,83 @@
+"""What an emulated API is, for ``DevApp``: the contract a fourth API implements.
+
+An API is registered in ``DevApp`` (and ``DevServer``, and the pytest fixtures) under a *name*,
+which is also its top-level seed key and the prefix of its rotation targets (``conjur:<id>``)::
+
+    DevServer(seed, apis={**DEFAULT_APIS, "toy": ToyApi})
+
+The registered object (usually the API's model class) is an ``EmulatedApi``: it builds the API's
+state from its seed section and lists the API's routes. The state it builds is an ``ApiModel``, the
+hooks the admin API and the clock drive (rotation, change windows, token TTL and revocation).
+
+Handlers are plain module-level functions ``handler(app, request) -> Response``; they find their
+state with ``app.model(name, ModelClass)`` and end a request with an error by raising
+``DevHttpError`` (see ``errors.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .http import Request, Response
+
+if TYPE_CHECKING:
+    from .app import DevApp
+
+AppHandler = Callable[["DevApp", Request], Response]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """One row of an API's route table."""
+
+    method: str
+    pattern: str
+    """A regular expression matched against the whole raw (still percent-encoded) path."""
+    endpoint: str
+    """``<api>.<action>``: the name knobs, faults and the audit log use (``dev.*`` skips knobs)."""
+    handler: AppHandler
+    admin: bool = False
+    """Needs the admin token; input errors (``SeedError``, a missing object) become 400 / 404."""
+
+
+class ApiModel(Protocol):
+    """The state of one emulated API, as the pipeline and the admin API drive it."""
+
+    def rotate(self, object_id: str, value: str | None, now: float, change_window: float) -> dict[str, Any]:
+        """Gives ``object_id`` a new secret (``value`` or a random one); returns facts, never the value.
+        Raises ``KeyError`` for an unknown object."""
+        ...
+
+    def tick(self, now: float) -> None:
+        """Completes whatever was scheduled to finish by ``now`` (e.g. a CPM change window)."""
+        ...
+
+    def revoke_tokens(self) -> int:
+        """Invalidates every session / access token issued so far; returns how many."""
+        ...
+
+    def set_token_ttl(self, seconds: float) -> None:
+        """The lifetime of tokens issued from now on."""
+        ...
+
+
+class EmulatedApi(Protocol):
+    """What gets registered under an API's name: a factory of its state plus its route table."""
+
+    @property
+    def routes(self) -> Sequence[RouteSpec]:
+        """The API's routes, matched in order after those of the APIs registered before it."""
+        ...
+
+    @property
+    def target_hint(self) -> str:
+        """What follows ``<name>:`` in a rotation target, for error messages (``<variable id>``)."""
+        ...
+
+    def from_seed(self, data: Any, where: str, *, state_dir: Path) -> ApiModel:
+        """Validates the API's seed section (``{}`` when absent; ``where`` is its path for
+        ``SeedError``) and builds its state; ``state_dir`` is for files that outlive a restart."""
+        ...

@@ -7,8 +7,7 @@ import json
 import re
 from urllib.parse import unquote, unquote_plus
 
-from airflow.sdk._shared.secrets_masker import _secrets_masker
-from airflow.sdk.log import redact
+from airflow.sdk._shared.secrets_masker import _secrets_masker, redact
 
 from cyberark_ops import scrub
 from tests.scrub.conftest import CANARY

@@ -98,7 +98,7 @@ def _sample(form: str) -> dict[str, Any]:
         "typed": TypedRow("u", form),
         "dataclass": Account("acct", form, ["t", form]),
         "frozen": FrozenConn(f"sqlite://{form}", {"password": form}),
-        "model": Model(login="u", secret=form, nested=[{"k": form}], extra_field=f"e{form}"),
+        "model": Model(login="u", secret=form, nested=[{"k": form}], **{"extra_field": f"e{form}"}),
         "row": row,
         "ordered": OrderedDict([("a", form)]),
         "default": defaultdict(list, {"a": [form]}),
@@ -251,16 +251,16 @@ def test_cycles_do_not_hang_and_the_copy_keeps_them() -> None:
 
     mapping: dict[str, Any] = {"password": CANARY}
     mapping["self"] = (mapping, [mapping])
-    result = scrub.scrub(mapping)
-    assert result["password"] == "***"
-    assert result["self"][0] is result
-    assert result["self"][1][0] is result
+    copied = scrub.scrub(mapping)
+    assert copied["password"] == "***"
+    assert copied["self"][0] is copied
+    assert copied["self"][1][0] is copied
 
     account = Account("n", CANARY)
     account.tags = [account]  # type: ignore[list-item]
-    result = scrub.scrub(account)
-    assert result.password == "***"
-    assert result.tags[0] is result
+    rebuilt = scrub.scrub(account)
+    assert rebuilt.password == "***"
+    assert rebuilt.tags[0] is rebuilt
 
     clean: list[Any] = ["nothing"]
     clean.append(clean)

@@ -91,7 +91,7 @@ def _xcom(db: Path, dag_id: str, run_id: str, task_id: str) -> object:
 
 
 def _find(values: list[str], paths: list[Path]) -> list[str]:
-    from cyberark_ops.testing.leaks import leak_forms
+    from cyberark_ops.scrub import leak_forms
 
     hits = []
     for path in paths:

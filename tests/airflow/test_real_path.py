@@ -28,9 +28,9 @@ import pytest
 
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.seed import demo_seed
+from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
 from cyberark_ops.testing.connections import demo_conjur_connection
-from cyberark_ops.testing.leaks import leak_forms
 from tests.airflow import vault_calls
 
 pytestmark = pytest.mark.airflow

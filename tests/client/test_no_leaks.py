@@ -30,7 +30,7 @@ from cyberark_ops.client import (
     PVWALogonAuth,
     TokenCache,
 )
-from cyberark_ops.testing.leaks import leak_forms
+from cyberark_ops.scrub import leak_forms
 
 from .conftest import CONJUR_BATCH, Vault
 

@@ -60,6 +60,8 @@ class ApiSpec:
     session_per_fetch: bool = False
     """Open a client (a session) per fetch and close it after, instead of keeping one."""
     aliases: tuple[str, ...] = field(default=())
+    extra_fields: tuple[str, ...] = field(default=())
+    """Connection extras (and backend kwargs) this API reads beyond the built-in ones."""
 
     @property
     def methods(self) -> tuple[AuthMethod, ...]:

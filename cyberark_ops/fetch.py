@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from ._compat import Stats, current_context, mask_secret, min_masked_length
+from . import scrub
+from ._compat import Stats, current_context, min_masked_length
 from .apis import ApiSpec
 from .client import (
     BaseClient,
@@ -93,19 +94,22 @@ def audit_reason(extra: str | None = None) -> str:
 
 
 def mask(value: str) -> None:
-    """Registers a credential used to reach CyberArk (API key, password) with Airflow's masker."""
+    """Registers a credential used to reach CyberArk (API key, password), in every form it leaks in."""
     if value:
-        mask_secret(value)
+        scrub.register(value, allow_short=True)
 
 
-def register_fetched(value: str, source: str) -> str:
-    """Masks a fetched value before anyone can log it; warns when Airflow cannot mask it."""
-    if len(value) < min_masked_length():
-        log.warning(
-            "The value of %s is shorter than [logging] min_length_masked_secret; Airflow will not mask it.",
-            source,
-        )
-    mask(value)
+def register_fetched(value: str, source: str, *, username: str | None = None) -> str:
+    """Masks a fetched value, in every form it leaks in (``scrub.forms``), before anyone can log
+    it, and keeps it for scrubbing return values; warns when Airflow cannot mask it."""
+    if value:
+        short = len(value) < min_masked_length()
+        if short:
+            log.warning(
+                "The value of %s is shorter than [logging] min_length_masked_secret; Airflow will not mask it.",
+                source,
+            )
+        scrub.register(value, username=username, allow_short=True, warn_short=False)
     return value
 
 
@@ -205,7 +209,7 @@ class Fetcher:
             return self.client().get(resolved, reason=reason)
 
         credential = self._observe(action, str(resolved), fetch)
-        register_fetched(credential.secret, str(resolved))
+        register_fetched(credential.secret, str(resolved), username=credential.username)
         return credential
 
     def get_secret(self, ref: str | CredentialRef) -> str:

@@ -484,13 +484,16 @@ class Registry:
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError(f"{type(self).__name__} holds secrets and cannot be pickled or copied")
 
-    def register(self, value: str, *, username: str | None = None, allow_short: bool = False) -> None:
+    def register(
+        self, value: str, *, username: str | None = None, allow_short: bool = False, warn_short: bool = True
+    ) -> None:
         """Mask every form of ``value`` with Airflow's masker and scrub them from now on.
 
         Raises :class:`SecretTooShort` for a value shorter than ``[logging] min_length_masked_secret``
         unless ``allow_short`` (then it is scrubbed but Airflow will not mask it in logs; a warning
         without the value says so), and ``ConfigurationError`` for an empty or non-UTF-8 value.
-        Registering the same value (and username) again does nothing.
+        Registering the same value (and username) again does nothing. ``warn_short=False`` leaves
+        the warning to a caller that can name where the value came from.
         """
         if not isinstance(value, str):
             raise TypeError(f"a secret to register must be str, not {type(value).__name__}")
@@ -525,7 +528,7 @@ class Registry:
                 if new:
                     mask_secret(new)
                     self._masked.update(new)
-            if short and self._mask:
+            if short and self._mask and warn_short:
                 log.warning(
                     "A secret of %d characters is scrubbed from return values, but Airflow will not mask it in "
                     "logs: it masks only values of at least %d characters (%s)",
@@ -607,9 +610,9 @@ def registry() -> Registry:
     return _REGISTRY
 
 
-def register(value: str, *, username: str | None = None, allow_short: bool = False) -> None:
+def register(value: str, *, username: str | None = None, allow_short: bool = False, warn_short: bool = True) -> None:
     """Register ``value`` in the task registry; see :meth:`Registry.register`."""
-    _REGISTRY.register(value, username=username, allow_short=allow_short)
+    _REGISTRY.register(value, username=username, allow_short=allow_short, warn_short=warn_short)
 
 
 def scrub(value: T, secrets: Registry | Iterable[str] | None = None) -> T:

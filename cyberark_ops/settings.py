@@ -19,7 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
 
-from .apis import ApiSpec, api_names, api_spec
+from .apis import ApiSpec, api_names, api_spec, apis
 from .client import BaseClient, ConfigurationError, EventCallback, TransportConfig
 
 # Extras that hold transport settings, with the type each must have.
@@ -237,8 +237,9 @@ class ConnectionSettings:
                 f"({_ENV_FOR.get(inline[0], 'password_env')}) instead",
             )
         for key in own:
-            if not isinstance(key, str) or key not in BACKEND_FIELDS:
-                raise backend_error(str(key), _unknown_field(str(key), [*BACKEND_FIELDS, *skipped]))
+            known = backend_fields()
+            if not isinstance(key, str) or key not in known:
+                raise backend_error(str(key), _unknown_field(str(key), [*known, *skipped]))
         url = own.get("url")
         if not isinstance(url, str) or not url.strip():
             raise backend_error("url", "the CyberArk base URL is required, e.g. https://conjur.example.com")
@@ -392,6 +393,13 @@ _API_FIELDS = (
     "rate_limit_per_second",
 )
 BACKEND_FIELDS = ("url", "login", *_TRANSPORT_FIELDS, *_API_FIELDS)
+
+
+def backend_fields() -> tuple[str, ...]:
+    """The settings backend kwargs may carry: the built-in ones and those each registered API reads."""
+    return tuple(dict.fromkeys([*BACKEND_FIELDS, *(f for spec in apis().values() for f in spec.extra_fields)]))
+
+
 _INLINE_SECRETS = ("api_key", "jwt_token", "client_key_password", *_MISPLACED_SECRETS)
 _FILE_FOR = {"api_key": "api_key_file", "jwt_token": "jwt_token_path"}
 _ENV_FOR = {"api_key": "api_key_env"}

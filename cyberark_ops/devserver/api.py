@@ -3,7 +3,7 @@
 An API is registered in ``DevApp`` (and ``DevServer``, and the pytest fixtures) under a *name*,
 which is also its top-level seed key and the prefix of its rotation targets (``conjur:<id>``)::
 
-    DevServer(seed, apis={**DEFAULT_APIS, "toy": ToyApi})
+    DevServer(seed, apis={**DEFAULT_APIS, "acme": AcmeApi})
 
 The registered object (usually the API's model class) is an ``EmulatedApi``: it builds the API's
 state from its seed section and lists the API's routes. The state it builds is an ``ApiModel``, the

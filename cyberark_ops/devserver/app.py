@@ -42,7 +42,7 @@ looping for minutes under the lock."""
 
 DEFAULT_APIS: Mapping[str, EmulatedApi] = {"conjur": ConjurApi, "vault": VaultApi}
 """The APIs every dev server emulates, by name (= seed key = rotation target prefix). Add one with
-``DevApp(seed, state_dir=..., apis={**DEFAULT_APIS, "toy": ToyApi})``; see ``api.py``."""
+``DevApp(seed, state_dir=..., apis={**DEFAULT_APIS, "acme": AcmeApi})``; see ``api.py``."""
 
 M = TypeVar("M")
 

@@ -4,7 +4,7 @@ Enable with ``pytest_plugins = ["cyberark_ops.devserver.pytest_plugin"]`` in a `
 (or ``cyberark_ops.testing.pytest_plugin``, which adds the Airflow connection fixture).
 Set a different seed for a module or package by overriding the ``cyberark_devserver_seed``
 fixture (a mapping, a path, or None for the built-in demo seed), and emulate other APIs by
-overriding ``cyberark_devserver_apis`` (e.g. ``{**DEFAULT_APIS, "toy": ToyApi}``; see ``api.py``).
+overriding ``cyberark_devserver_apis`` (e.g. ``{**DEFAULT_APIS, "acme": AcmeApi}``; see ``api.py``).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class DevServer:
     Use it as ``with DevServer() as server:``; ``server.info()`` gives the URL, CA and client
     certificate paths and the admin token, and ``server.app`` gives direct access to state, the
     clock, knobs and the audit log. ``apis`` replaces the registered APIs, e.g.
-    ``DevServer(seed, apis={**DEFAULT_APIS, "toy": ToyApi})`` adds one (see ``api.py``).
+    ``DevServer(seed, apis={**DEFAULT_APIS, "acme": AcmeApi})`` adds one (see ``api.py``).
     """
 
     def __init__(

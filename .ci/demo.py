@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -82,7 +83,8 @@ def main() -> int:
 
 
 def _xcom(db: Path, dag_id: str, run_id: str, task_id: str) -> object:
-    with sqlite3.connect(db) as conn:
+    # closing() as well: sqlite3's own context manager commits but leaves the connection open.
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         row = conn.execute(
             "select value from xcom where dag_id=? and run_id=? and task_id=? and key='return_value'",
             (dag_id, run_id, task_id),
@@ -95,7 +97,10 @@ def _find(values: list[str], paths: list[Path]) -> list[str]:
 
     hits = []
     for path in paths:
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # SQLite removes its -shm / -wal files when the last reader closes
+            continue
         for value in values:
             for name, form in leak_forms(value).items():
                 if len(form) >= 5 and form.encode() in data:

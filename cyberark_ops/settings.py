@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 from .apis import ApiSpec, api_names, api_spec, apis
 from .client import BaseClient, ConfigurationError, EventCallback, TransportConfig
@@ -37,7 +38,7 @@ _TRANSPORT_FIELDS: dict[str, type] = {
 # Extras that may hold a secret: names on Airflow's sensitive list, redacted by key.
 SENSITIVE_EXTRAS = ("api_key", "jwt_token", "client_key_password")
 # Secret-looking extras that Airflow would show in clear; refused with a pointer to the right field.
-_MISPLACED_SECRETS = ("password", "client_secret", "jwt", "secret")
+_MISPLACED_SECRETS = ("password", "client_secret", "jwt", "secret", "token", "apikey", "private_key", "access_token")
 
 
 _CONNECTION_PREFIX = "CyberArk connection: "
@@ -196,6 +197,7 @@ class ConnectionSettings:
         """From an Airflow connection's fields."""
         if not isinstance(extras, Mapping):
             raise settings_error("extra", f"must be a JSON object, not {type(extras).__name__}")
+        extras = _form_extras(extras)
         misplaced = [key for key in _MISPLACED_SECRETS if extras.get(key)]
         if misplaced:
             raise settings_error(
@@ -203,14 +205,18 @@ class ConnectionSettings:
                 "this secret does not belong in extras; put it in the password field or in a file "
                 "named by password_file",
             )
+        known = connection_fields()
+        for key in extras:
+            if key not in known:
+                raise settings_error(key, _unknown_field(key, known))
+        if extras.get("api_key") and password:
+            raise settings_error(
+                "api_key", "both the password field and the api_key extra hold an API key; keep one of them"
+            )
         api = _api_name(extras.get("api") or extras.get("api_kind"))
         if not host:
             raise settings_error("host", "the CyberArk base URL is required, e.g. https://conjur.example.com")
-        base_url = host.strip()
-        if "://" not in base_url:
-            base_url = f"https://{base_url}"
-            if port:
-                base_url += f":{port}"
+        base_url = _with_port(host.strip(), port)
         if schema and schema.strip("/"):
             base_url = base_url.rstrip("/") + "/" + schema.strip("/")
         return cls(api=api, base_url=base_url, login=login or None, secret=password or None, extras=dict(extras))
@@ -324,6 +330,40 @@ class ConnectionSettings:
             raise
 
 
+_FORM_PREFIX = "extra__cyberark__"
+
+
+def _form_extras(extras: Mapping[str, Any]) -> dict[str, Any]:
+    """Extras as the connection form leaves them: every declared field, empty ones as null or "",
+    and (older forms) names prefixed ``extra__cyberark__``. An empty field is an unset one, so an
+    empty ``verify`` never turns TLS verification off."""
+    cleaned: dict[str, Any] = {}
+    for key, value in extras.items():
+        name = str(key).removeprefix(_FORM_PREFIX)
+        if value is None or value == "":
+            continue
+        cleaned[name] = value
+    return cleaned
+
+
+def _with_port(host: str, port: int | None) -> str:
+    """The base URL with the connection's Port field in it (a full URL used to drop it silently)."""
+    if "://" not in host:
+        return f"https://{host}" + (f":{port}" if port else "")
+    if not port:
+        return host
+    try:
+        parts = urlsplit(host)
+        present = parts.port
+    except ValueError:
+        raise settings_error("host", "is not a valid URL (check the port in it)") from None
+    if present is None:
+        return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{port}"))
+    if present != port:
+        raise settings_error("port", f"{port} contradicts the port in the base URL ({present}); keep one of them")
+    return host
+
+
 def _api_name(value: Any) -> str:
     if value is None or value == "":
         return "conjur"
@@ -393,6 +433,11 @@ _API_FIELDS = (
     "rate_limit_per_second",
 )
 BACKEND_FIELDS = ("url", "login", *_TRANSPORT_FIELDS, *_API_FIELDS)
+
+
+def connection_fields() -> tuple[str, ...]:
+    """The extras a ``cyberark`` connection may carry: built-in ones and those of registered APIs."""
+    return tuple(f for f in backend_fields() if f not in ("url", "login"))
 
 
 def backend_fields() -> tuple[str, ...]:

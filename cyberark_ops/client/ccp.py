@@ -8,6 +8,7 @@ altered query would fetch a different account.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -214,11 +215,12 @@ def _str_or_none(value: object) -> str | None:
 
 
 def ccp_reason(reason: str | None) -> str | None:
-    """The reason is free text (run ids carry ``+00:00``): characters CCP cannot carry become spaces."""
+    """Free text for the audit: ``+00:00`` (in run ids) becomes ``Z``; what else CCP cannot carry, a space."""
     if not reason:
         return None
     # A lone surrogate (from a decoded file name, say) must not fail the fetch in quote().
     text = reason.encode("utf-8", "replace").decode("utf-8")
+    text = re.sub(r"\+00:00\b", "Z", text)  # run ids end in +00:00; "Z" says the same without a '+'
     cleaned = " ".join(CONTROL_CHARS.sub(" ", CCP_FORBIDDEN.sub(" ", text)).split())[:500]
     return cleaned or None
 

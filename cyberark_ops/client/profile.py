@@ -27,7 +27,7 @@ import requests
 
 from .errors import CyberArkError
 
-SERVER_MESSAGE_MAX = 300
+SERVER_MESSAGE_MAX = 600
 """At most this much of a server's own error message is quoted in an exception message."""
 ERROR_BODY_READ = 4096
 
@@ -75,7 +75,11 @@ def clean_server_message(message: str | None) -> str | None:
     """A server message fit for one log line: no control characters, at most ``SERVER_MESSAGE_MAX``."""
     if message is None:
         return None
-    return re.sub(r"[\x00-\x1f\x7f]+", " ", message).strip()[:SERVER_MESSAGE_MAX] or None
+    text = re.sub(r"[\x00-\x1f\x7f]+", " ", message).strip()
+    if len(text) > SERVER_MESSAGE_MAX:
+        # Cut at a word, visibly: a sentence cut mid-word reads as if a word had been redacted.
+        text = text[:SERVER_MESSAGE_MAX].rsplit(" ", 1)[0].rstrip() + "…"
+    return text or None
 
 
 def error_body_parser(fields: ErrorFields) -> ErrorBodyParser:

@@ -142,7 +142,9 @@ def test_query_format_is_checked(vault: Vault) -> None:
 
 def test_reason_is_cleaned_not_refused(vault: Vault) -> None:
     ccp(vault).get_account(safe="DB-Prod", object="pg-prod", reason="run scheduled__2026-11-25T10:00+00:00 & more")
-    assert vault.events(action="ccp.get_password")[0]["reason"] == "run scheduled__2026-11-25T10:00 00:00 more"
+    assert (
+        vault.events(action="ccp.get_password")[0]["reason"] == "run scheduled__2026-11-25T10:00Z more"
+    )  # issue 16: was " 00:00"
     assert ccp_reason("\n") is None
 
 

@@ -29,7 +29,9 @@ def main() -> int:
     shutil.rmtree(DEMO / "home", ignore_errors=True)
     DEMO.mkdir(exist_ok=True)
     seed = demo_seed()
-    secret_values = [str(v["value"]) for v in seed["conjur"]["variables"] if v.get("id") == "prod/db/password"]
+    # Every value the demo task fetches: the leak search looks for each, not only the password.
+    fetched_ids = ("demo/sqlite/path", "prod/db/username", "prod/db/password")
+    secret_values = [str(v["value"]) for v in seed["conjur"]["variables"] if v.get("id") in fetched_ids]
     started = time.monotonic()
     step("starting the CyberArk dev server (demo seed)")
     with DevServer(state_dir=DEMO / "devserver") as server:
@@ -79,6 +81,10 @@ def main() -> int:
         for leak in leaks:
             print(f"   LEAK: {leak}")
     step(f"done in {time.monotonic() - started:.0f} s; Airflow home kept in {stack.home}")
+    print("   to browse this run in the Airflow UI (Ctrl-C stops it):")
+    print(f"   AIRFLOW_HOME={stack.home} AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True \\")
+    print(f"     AIRFLOW__CORE__DAGS_FOLDER={ROOT / 'example_dags'} .venv/bin/airflow api-server --port 8080")
+    print("   then open http://127.0.0.1:8080; `rm -rf .airflow-demo` removes everything the demo left")
     return 0 if state == "success" and not leaks else 1
 
 

@@ -130,7 +130,18 @@ def check_conjur(client: ConjurClient, settings: ConnectionSettings) -> str:
 
 
 def check_ccp(client: CCPClient, settings: ConnectionSettings) -> str:
-    return client.check_service()
+    """Says what it could not check: CCP has no call that authenticates without querying an
+    account, so "success" would otherwise promise fetches that then fail with APPAP306E."""
+    checked = client.check_service()
+    app_id = settings.extras.get("app_id")
+    unchecked = (
+        f" Not checked: whether AppID {app_id!r} exists and accepts this machine"
+        + (" and its client certificate" if settings.extras.get("client_cert") else "")
+        + "; the first fetch shows it (403 APPAP306E if not)."
+    )
+    if not settings.extras.get("client_cert"):
+        unchecked += " No client certificate is configured: an AppID that requires one refuses every fetch."
+    return checked + unchecked
 
 
 def check_pvwa(client: PVWAClient, settings: ConnectionSettings) -> str:

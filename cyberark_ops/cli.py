@@ -50,6 +50,13 @@ def _devserver(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     server.start()
     print(json.dumps(server.info()), flush=True)
+    if args.print_connections:
+        from .devserver.seed import load_seed
+        from .testing.connections import devserver_connections, export_lines
+
+        print("# ready-to-paste Airflow connections to this server (dev values only):", flush=True)
+        for line in export_lines(devserver_connections(server.info(), load_seed(args.seed))):
+            print(line, flush=True)
     try:
         while not stop.wait(0.5):
             pass
@@ -79,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--state-dir", type=Path, help=f"certificates and audit log (default {default_state_dir()})")
     dev.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
     dev.add_argument("--admin-token", help="fixed admin token (default: random; env CYBERARK_DEVSERVER_ADMIN_TOKEN)")
+    dev.add_argument(
+        "--print-connections",
+        action="store_true",
+        help="after the JSON line, print export AIRFLOW_CONN_CYBERARK_{CONJUR,CCP,PVWA}=... lines for this server",
+    )
     dev.set_defaults(handler=_devserver)
     return parser
 

@@ -26,7 +26,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "api": {
         "label": "CyberArk API",
         "description": ", ".join(BUILTIN_APIS),
-        "schema": {"type": ["string", "null"], "enum": [*BUILTIN_APIS, None]},
+        # A default, so the form opens on "conjur" rather than on a literal "null".
+        "schema": {"type": ["string", "null"], "enum": [*BUILTIN_APIS, None], "default": BUILTIN_APIS[0]},
     },
     "account": _field("Conjur account", "Conjur account name (SaaS: conjur)"),
     "auth_method": _field(
@@ -57,6 +58,24 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "read_timeout": _field("Read timeout (s)", "Default 30", kind="number"),
     "max_retries": _field("Retries", "Retries on connection errors, 429 and 5xx (default 3)", kind="integer"),
     "deadline": _field("Deadline (s)", "Upper bound for one fetch including retries (default 60)", kind="number"),
+    "cloud": _field("Secrets Manager SaaS", "Conjur Cloud (default: detected from the host name)", kind="boolean"),
+    "backoff_base": _field("Backoff base (s)", "First retry delay, doubled per retry (default 0.5)", kind="number"),
+    "backoff_max": _field("Backoff max (s)", "Longest retry delay (default 8)", kind="number"),
+    "verify": _field(
+        "Verify TLS", "Verify the server's certificate (default true; false only for a throwaway lab)", kind="boolean"
+    ),
+    "allow_insecure_http": _field(
+        "Allow plain http",
+        "Accept an http:// base URL (default false: credentials would cross in clear)",
+        kind="boolean",
+    ),
+    "connection_timeout": _field(
+        "CCP ConnectionTimeout (s)",
+        "How long CCP waits for the Vault (default 2/3 of the read timeout)",
+        kind="integer",
+    ),
+    "api_key_env": _field("API key variable", "Name of an environment variable holding the Conjur API key"),
+    "password_env": _field("Password variable", "Name of an environment variable holding the PVWA password / secret"),
     "rate_limit_per_second": _field(
         "Rate-limit budget (req/s)", "Client-side budget per connection and worker process", kind="number"
     ),

@@ -36,3 +36,10 @@ def test_airflow_3_1_form_methods_match_the_declarations() -> None:
     assert {name for name, w in widgets.items() if w.field_class is PasswordField} == SECRET_FIELDS
     assert widgets["max_retries"].field_class.__name__ == "IntegerField"
     assert widgets["fail_on_password_change"].field_class.__name__ == "BooleanField"
+
+
+def test_the_form_offers_every_extra_the_settings_accept_and_opens_on_conjur() -> None:
+    from cyberark_ops.settings import connection_fields
+
+    assert set(connection_fields()) - set(CONN_FIELDS) == {"api_kind"}  # api_kind: a legacy alias of api
+    assert CONN_FIELDS["api"]["schema"]["default"] == "conjur"

@@ -14,13 +14,15 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "CyberArkHook": "cyberark_ops.hooks.cyberark",
     "Credential": "cyberark_ops.client.credential",
+    "VaultedSqlOperator": "cyberark_ops.operators.sql",
 }
 
 if TYPE_CHECKING:
     from .client.credential import Credential
     from .hooks.cyberark import CyberArkHook
+    from .operators.sql import VaultedSqlOperator
 
-__all__ = ["Credential", "CyberArkHook", "__version__", "get_provider_info"]
+__all__ = ["Credential", "CyberArkHook", "VaultedSqlOperator", "__version__", "get_provider_info"]
 
 
 def get_provider_info() -> dict[str, Any]:

@@ -111,6 +111,7 @@ def provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "CyberArk", "python-modules": ["cyberark_ops.hooks.cyberark"]}],
+        "operators": [{"integration-name": "CyberArk", "python-modules": ["cyberark_ops.operators.sql"]}],
         "secrets-backends": ["cyberark_ops.secrets.CyberArkSecretsBackend"],
         "connection-types": [
             {

@@ -100,17 +100,21 @@ def _rotate_between_fetch_and_use(
     return fetched
 
 
+def _rotating_case(db: str, sql: str) -> tuple[str, Any, VaultedSqlOperator]:
+    """The DB user set to the canary; the dev server target, the password setter and an operator."""
+    if db == "postgres":
+        set_pg_password(CANARY)
+        need_pg_password_auth()
+        return PG_TARGET, set_pg_password, pg_operator(sql)
+    set_my_password(CANARY)
+    return MY_TARGET, set_my_password, my_operator(sql)
+
+
 @pytest.mark.parametrize("db", ["postgres", "mariadb"])
 def test_rotation_between_fetch_and_use_succeeds_on_retry(
     vault: Connections, monkeypatch: pytest.MonkeyPatch, db: str
 ) -> None:
-    if db == "postgres":
-        set_pg_password(CANARY)
-        need_pg_password_auth()
-        target, setter, op = PG_TARGET, set_pg_password, pg_operator("select 42")
-    else:
-        set_my_password(CANARY)
-        target, setter, op = MY_TARGET, set_my_password, my_operator("select 42")
+    target, setter, op = _rotating_case(db, "select 42")
     fetched = _rotate_between_fetch_and_use(monkeypatch, vault, target, setter)
     assert op.execute({}) == [(42,)]
     assert fetched == [CANARY, f"{CANARY}-rotated-1"], "one fetch again, one retry"
@@ -120,13 +124,7 @@ def test_rotation_between_fetch_and_use_succeeds_on_retry(
 def test_second_auth_failure_is_clear_and_names_no_value(
     vault: Connections, monkeypatch: pytest.MonkeyPatch, db: str
 ) -> None:
-    if db == "postgres":
-        set_pg_password(CANARY)
-        need_pg_password_auth()
-        target, setter, op = PG_TARGET, set_pg_password, pg_operator("select 1")
-    else:
-        set_my_password(CANARY)
-        target, setter, op = MY_TARGET, set_my_password, my_operator("select 1")
+    target, setter, op = _rotating_case(db, "select 1")
     fetched = _rotate_between_fetch_and_use(monkeypatch, vault, target, setter, times=2)
     with pytest.raises(VaultedAuthError, match="rejected the login") as info:
         op.execute({})

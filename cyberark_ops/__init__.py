@@ -15,14 +15,25 @@ _LAZY: dict[str, str] = {
     "CyberArkHook": "cyberark_ops.hooks.cyberark",
     "Credential": "cyberark_ops.client.credential",
     "VaultedSqlOperator": "cyberark_ops.operators.sql",
+    "VaultedMixin": "cyberark_ops.operators.vaulted",
+    "vaulted": "cyberark_ops.operators.vaulted",
 }
 
 if TYPE_CHECKING:
     from .client.credential import Credential
     from .hooks.cyberark import CyberArkHook
     from .operators.sql import VaultedSqlOperator
+    from .operators.vaulted import VaultedMixin, vaulted
 
-__all__ = ["Credential", "CyberArkHook", "VaultedSqlOperator", "__version__", "get_provider_info"]
+__all__ = [
+    "Credential",
+    "CyberArkHook",
+    "VaultedMixin",
+    "VaultedSqlOperator",
+    "__version__",
+    "get_provider_info",
+    "vaulted",
+]
 
 
 def get_provider_info() -> dict[str, Any]:

@@ -111,7 +111,12 @@ def provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "CyberArk", "python-modules": ["cyberark_ops.hooks.cyberark"]}],
-        "operators": [{"integration-name": "CyberArk", "python-modules": ["cyberark_ops.operators.sql"]}],
+        "operators": [
+            {
+                "integration-name": "CyberArk",
+                "python-modules": ["cyberark_ops.operators.sql", "cyberark_ops.operators.vaulted"],
+            }
+        ],
         "secrets-backends": ["cyberark_ops.secrets.CyberArkSecretsBackend"],
         "connection-types": [
             {

@@ -1,1 +1,8 @@
-"""Operators that fetch their credential from CyberArk inside ``execute`` and leave no trace of it."""
+"""Vaulted operators: the credential is fetched inside ``execute`` and never stored by Airflow."""
+
+from __future__ import annotations
+
+from .sql import VaultedSqlOperator
+from .vaulted import VaultedMixin, bind_connection, vaulted
+
+__all__ = ["VaultedMixin", "VaultedSqlOperator", "bind_connection", "vaulted"]

@@ -1,62 +1,45 @@
-"""``VaultedSqlOperator``: common-sql's ``SQLExecuteQueryOperator`` with its password from CyberArk.
+"""``VaultedSqlOperator``: common-sql's ``SQLExecuteQueryOperator`` on a CyberArk credential.
 
-The Airflow connection named by ``conn_id`` holds only what is not secret (host, schema, port,
-type, extras); the password (and, where the CyberArk account has them, login, address, port and
-database) is fetched in ``execute``. The downstream hook gets an in-memory ``Connection``: nothing
-is written to the metadata DB, the environment or a file, the value never enters a template field
-or ``hook_params`` (both are rendered and stored), and the result is scrubbed before it becomes
-XCom.
+Why a subclass rather than the generic wrapper: ``BaseSQLOperator.get_hook`` looks the connection
+up before building the hook, and OpenLineage calls ``get_db_hook()`` again after ``execute``; here
+``get_db_hook`` builds the hook on the in-memory connection once and caches it, so the vault is
+called once per attempt and nothing is looked up under the vaulted conn id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
-from airflow.sdk import BaseHook, Connection
 
-from .. import scrub
-from .._compat import min_masked_length
-from ..client import ConfigurationError, Credential
+from ..client import ConfigurationError
 from ..hooks.cyberark import CyberArkHook
+from .vaulted import VaultedMixin, bind_connection, vault_connection
 
-NO_LOGIN_TYPES = frozenset({"sqlite"})
-"""Connection types without authentication: SQLite's hook puts login and password into the file
-path of its URI, so they are left out (the fetched value is still masked and scrubbed)."""
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
-
-class ShortSecretRefused(ConfigurationError):
-    """Airflow would not mask the value in task logs (``[logging] min_length_masked_secret``)."""
+DEFAULT_VAULTED_CONN_ID = "cyberark_vaulted"
 
 
-def attach_connection(hook: BaseHook, connection: Connection) -> None:
-    """Makes ``hook`` use ``connection`` instead of looking its conn id up.
+class VaultedSqlOperator(VaultedMixin, SQLExecuteQueryOperator):
+    """Run SQL with a credential fetched from CyberArk in ``execute``; the result is scrubbed.
 
-    The one place that relies on hook internals: an instance attribute ``get_connection`` shadows
-    the classmethod every hook calls (``SqliteHook.get_uri`` does so directly, ignoring a
-    ``connection=`` argument), and ``DbApiHook.connection`` returns ``_connection``. A test fails
-    loudly if a common-sql or provider release stops honouring either.
-    """
-    hook.get_connection = lambda conn_id: connection  # type: ignore[method-assign]
-    hook._connection = connection  # type: ignore[attr-defined]
-
-
-class VaultedSqlOperator(SQLExecuteQueryOperator):
-    """Runs SQL with a credential fetched from CyberArk just in time.
-
-    :param credential: the reference to fetch (``prod/db/password``, ``ccp:Safe=DB;Object=pg``,
-        ``pvwa:DB-Prod/pg-prod``); a reference, not a secret, so it may be templated.
     :param vault_conn_id: the ``cyberark`` connection to fetch through.
-    :param conn_id: an Airflow connection with the non-secret parts; without one, ``conn_type`` is
-        required and host, port, schema and login come from the CyberArk account.
-    :param conn_type: the connection type when there is no ``conn_id`` (or to override it).
-    :param allow_short_secret: run even when the value is too short for Airflow to mask it in logs.
-    :param reason: extra text for the audited reason (dag, task and run are always included).
+    :param credential: the reference (``ccp:Safe=DB;Object=pg``, a Conjur variable id...); templated.
+    :param conn_id: an Airflow connection holding only the non-secret parts (host, schema, port,
+        conn type, extras); None when the account carries address / port / database.
+    :param conn_type: the hook's connection type (``postgres``, ``mysql``, ``sqlite``...), required
+        without ``conn_id``.
+    :param conn_extra: extras for the in-memory connection (e.g. ``{"client": "mysql-connector-python"}``).
+    :param allow_short_secret: accept a secret shorter than ``[logging] min_length_masked_secret``
+        (scrubbed from the result, but Airflow will not mask it in logs).
+    Every other argument is ``SQLExecuteQueryOperator``'s.
     """
 
-    template_fields: Sequence[str] = (*SQLExecuteQueryOperator.template_fields, "credential")
+    template_fields = (*SQLExecuteQueryOperator.template_fields, "credential")
 
     def __init__(
         self,
@@ -65,74 +48,61 @@ class VaultedSqlOperator(SQLExecuteQueryOperator):
         vault_conn_id: str = CyberArkHook.default_conn_name,
         conn_id: str | None = None,
         conn_type: str | None = None,
+        conn_extra: Mapping[str, Any] | None = None,
         allow_short_secret: bool = False,
-        reason: str | None = None,
+        vault_reason: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(conn_id=conn_id, **kwargs)
-        if not conn_id and not conn_type:
-            raise ConfigurationError(
-                f"{self.task_id}: give conn_id (the non-secret parts of the connection) or conn_type", field="conn_type"
-            )
-        self.credential = credential
-        self.vault_conn_id = vault_conn_id
-        self.conn_type = conn_type
-        self.allow_short_secret = allow_short_secret
-        self.reason = reason
+        if conn_id is None and not conn_type:
+            raise ConfigurationError("VaultedSqlOperator needs conn_id or conn_type", field="conn_type")
+        super().__init__(
+            credential=credential,
+            vault_conn_id=vault_conn_id,
+            conn_type=conn_type,
+            conn_extra=conn_extra,
+            allow_short_secret=allow_short_secret,
+            vault_reason=vault_reason,
+            conn_id=conn_id,
+            **kwargs,
+        )
         self._vaulted_hook: DbApiHook | None = None
 
-    def execute(self, context: Any) -> Any:
-        with scrub.task_scope():
-            try:
-                return scrub.scrub(super().execute(context))  # type: ignore[no-untyped-call]
-            finally:
-                self._vaulted_hook = None  # the hook holds the in-memory connection and its password
+    def _reset_vaulted(self) -> None:
+        super()._reset_vaulted()
+        self._vaulted_hook = None
 
     def get_db_hook(self) -> DbApiHook:
-        # Cached: OpenLineage calls get_db_hook() again after execute, and must not fetch again.
-        if self._vaulted_hook is None:
-            self._vaulted_hook = self._build_hook(self._fetch())
-        return self._vaulted_hook
-
-    def _fetch(self) -> Credential:
-        credential = CyberArkHook(self.vault_conn_id, reason=self.reason).get_credential(self.credential)
-        minimum = min_masked_length()
-        if len(credential.secret) < minimum and not self.allow_short_secret:
-            raise ShortSecretRefused(
-                f"{self.task_id}: the value of {self.credential!r} has {len(credential.secret)} characters; Airflow "
-                f"masks only values of at least {minimum} ([logging] min_length_masked_secret), so it would show "
-                "in task logs. Rotate it to a longer one, or pass allow_short_secret=True.",
-                field="credential",
-            )
-        return credential
-
-    def _build_hook(self, credential: Credential) -> DbApiHook:
-        base = BaseHook.get_connection(self.conn_id) if self.conn_id else None
-        conn_type = self.conn_type or (base.conn_type if base else None)
-        connection = Connection(
-            conn_id=self.conn_id or f"cyberark_vaulted_{self.task_id}",
-            conn_type=conn_type,
-            host=(base.host if base else None) or credential.address,
-            schema=(base.schema if base else None) or credential.database,
-            port=(base.port if base else None) or credential.port,
-            login=None if conn_type in NO_LOGIN_TYPES else (base.login if base else None) or credential.username,
-            password=None if conn_type in NO_LOGIN_TYPES else credential.secret,
-            extra=base.extra if base else None,
+        """The hook on the in-memory connection, built once per fetch (OpenLineage asks again)."""
+        if self._vaulted_hook is not None:
+            return self._vaulted_hook
+        cred = self._vaulted or self.fetch_credential()
+        conn_id = self.conn_id or DEFAULT_VAULTED_CONN_ID
+        conn = vault_connection(
+            cred,
+            conn_id=conn_id,
+            base=self._base_connection(self.conn_id),
+            conn_type=self.conn_type,
+            extra=self.conn_extra,
         )
-        hook_params = {**connection.extra_dejson, **self.hook_params}  # as common-sql merges them
-        hook = connection.get_hook(hook_params=hook_params)  # type: ignore[no-untyped-call]
+        # Extras become hook parameters as in BaseSQLOperator.get_hook, on a copy: hook_params is a
+        # rendered template field and must stay as the user wrote it.
+        hook_params = {**conn.extra_dejson, **(self.hook_params or {})}
+        hook = bind_connection(conn.get_hook(hook_params=hook_params), conn)  # type: ignore[no-untyped-call]
         if not isinstance(hook, DbApiHook):
             raise ConfigurationError(
-                f"{self.task_id}: connection type {conn_type!r} has no common-sql hook ({type(hook).__name__})",
+                f"connection type {conn.conn_type!r} gives {type(hook).__name__}, not a common-sql DbApiHook",
                 field="conn_type",
             )
-        attach_connection(hook, connection)
         if self.database:
-            if hook.conn_type == "postgres":
+            if conn.conn_type == "postgres":
                 hook.database = self.database
             else:
                 hook.schema = self.database
+        self._vaulted_hook = hook
         return hook
 
+    def _execute_vaulted(self, context: Context) -> Any:
+        return SQLExecuteQueryOperator.execute(self, context)  # type: ignore[no-untyped-call]
 
-__all__ = ["NO_LOGIN_TYPES", "ShortSecretRefused", "VaultedSqlOperator", "attach_connection"]
+
+__all__ = ["DEFAULT_VAULTED_CONN_ID", "VaultedSqlOperator"]

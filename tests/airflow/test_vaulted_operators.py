@@ -1,0 +1,218 @@
+"""The vaulted operators on Airflow's real supervisor path, and where the canary did not end up.
+
+One stack (api-server + scheduler with LocalExecutor + dag-processor, throwaway ``AIRFLOW_HOME``),
+one DAG: ``VaultedSqlOperator`` on SQLite, PostgreSQL and MariaDB, the generic ``vaulted()``
+wrapper on common-sql and on ``BashOperator``. The canary holds ``@ : / % + " ' \\ &``, a space
+and unicode; the SQL tasks deliberately log it (raw, ``%r``, URL-quoted) and return it. Afterwards
+every form from ``scrub.leak_forms`` is searched in the task log files and in the metadata DB's
+xcom, rendered_task_instance_fields, connection and variable tables (and the whole dump).
+``dag.test()`` would prove nothing here: it never masks.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from cyberark_ops.client.ccp import ccp_reason
+from cyberark_ops.devserver import DevServer
+from cyberark_ops.scrub import leak_forms
+from cyberark_ops.testing.airflow_stack import AirflowStack
+from tests.airflow import FAST_EXTRAS, vault_calls
+from tests.operators.conftest import (
+    CANARY,
+    MY_REF,
+    MY_USER,
+    PG_REF,
+    PG_USER,
+    set_my_password,
+    set_pg_password,
+    vaulted_seed,
+)
+
+pytestmark = pytest.mark.airflow
+
+DAG_ID = "cyberark_vaulted_ops"
+TABLES = ("xcom", "rendered_task_instance_fields", "connection", "variable")
+SQL_TASKS = ("on_sqlite", "on_postgres", "on_mariadb")
+TASKS = (*SQL_TASKS, "generic_sql", "bash_child")
+
+DAG_SOURCE = '''
+import hashlib, logging, os
+from urllib.parse import quote, quote_plus
+
+import pendulum
+from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import DAG
+
+from cyberark_ops import VaultedSqlOperator, vaulted
+
+log = logging.getLogger("careless")
+
+
+class CarelessSql(VaultedSqlOperator):
+    """Logs the secret every way a careless task would, and returns it with the rows."""
+
+    def fetch_credential(self):
+        cred = super().fetch_credential()
+        log.info("raw %s", cred.secret)
+        log.info("repr %r", cred.secret)
+        log.info("quoted %s and %s", quote(cred.secret, safe=""), quote_plus(cred.secret))
+        self._careless = cred.secret
+        return cred
+
+    def _execute_vaulted(self, context):
+        return [*super()._execute_vaulted(context), self._careless]
+
+
+with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False):
+    CarelessSql(task_id="on_sqlite", vault_conn_id="cyberark_ccp", credential=PG_REF,
+                conn_id="local_sqlite", sql="select 'lite'")
+    CarelessSql(task_id="on_postgres", vault_conn_id="cyberark_ccp", credential=PG_REF,
+                conn_type="postgres", sql="select current_user")
+    CarelessSql(task_id="on_mariadb", vault_conn_id="cyberark_ccp", credential=MY_REF,
+                conn_type="mysql", conn_extra={"client": "mysql-connector-python"}, sql="select current_user()")
+    vaulted(SQLExecuteQueryOperator)(task_id="generic_sql", vault_conn_id="cyberark_ccp", credential=PG_REF,
+                                     conn_id="vop_target", target_conn_id="vop_target", conn_type="postgres",
+                                     sql="select current_user")
+    vaulted(BashOperator)(
+        task_id="bash_child", vault_conn_id="cyberark_ccp", credential=PG_REF, secret_env="VOP_SECRET",
+        bash_command=(
+            'if [ "$(printf %s "$VOP_SECRET" | sha256sum | cut -d" " -f1)" = "' + SHA + '" ]; '
+            'then m=match; else m=differ; fi; '
+            'p=$(tr "\\\\0" "\\\\n" < /proc/$PPID/environ | grep -c "^VOP_SECRET=" || true); '
+            'echo "$m parent_env_hits=$p"'
+        ),
+    )
+'''
+
+
+@dataclass
+class Run:
+    stack: AirflowStack
+    run_id: str
+    state: str
+    task_states: dict[str, str]
+    calls: list[dict[str, Any]]
+
+    def xcom(self, task_id: str) -> Any:
+        with sqlite3.connect(self.stack.home / "airflow.db") as db:
+            row = db.execute(
+                "select value from xcom where dag_id=? and run_id=? and task_id=? and key='return_value'",
+                (DAG_ID, self.run_id, task_id),
+            ).fetchone()
+        return None if row is None else _plain(json.loads(row[0]))
+
+
+def _plain(value: Any) -> Any:
+    """XCom's JSON with Airflow's serialized tuples (``{"__classname__": ..., "__data__": [...]}``) as lists."""
+    if isinstance(value, dict):
+        if "__data__" in value and "__classname__" in value:
+            return _plain(value["__data__"])
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    import hashlib
+
+    set_pg_password(CANARY)
+    set_my_password(CANARY)
+    base = tmp_path_factory.mktemp("vaulted-ops")
+    dags = base / "dags"
+    dags.mkdir()
+    source = (
+        DAG_SOURCE.replace("DAG_ID", repr(DAG_ID))
+        .replace("PG_REF", repr(PG_REF))
+        .replace("MY_REF", repr(MY_REF))
+        .replace("SHA", repr(hashlib.sha256(CANARY.encode()).hexdigest()))
+    )
+    (dags / "vaulted_ops.py").write_text(source)
+    with DevServer(vaulted_seed(), state_dir=base / "devserver") as server:
+        info = server.info()
+        ccp = {
+            "conn_type": "cyberark",
+            "host": info["url"],
+            "extra": {
+                "api": "ccp",
+                "app_id": "AirflowProd",
+                "client_cert": info["client_cert"],
+                "client_key": info["client_key"],
+                "ca_bundle": info["ca_cert"],
+                **FAST_EXTRAS,
+            },
+        }
+        stack = AirflowStack(
+            base / "home",
+            dags,
+            {
+                "AIRFLOW_CONN_CYBERARK_CCP": json.dumps(ccp),
+                "AIRFLOW_CONN_LOCAL_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(base / "lite.db")}),
+            },
+        )
+        stack.migrate()
+        stack.start()
+        try:
+            stack.wait_for_dag(DAG_ID)
+            run_id = stack.trigger(DAG_ID)
+            state = stack.wait_for_run(DAG_ID, run_id, timeout=180)
+            task_states = stack.task_states(DAG_ID, run_id)
+        finally:
+            stack.stop()
+        calls = vault_calls(server)
+    yield Run(stack, run_id, state, task_states, calls)
+
+
+def test_every_task_succeeds_and_returns_scrubbed_values(run: Run) -> None:
+    assert run.state == "success", f"{run.task_states}; see {run.stack.process_log('scheduler')}"
+    assert run.task_states == dict.fromkeys(TASKS, "success")
+    assert run.xcom("on_sqlite") == [["lite"], "***"]
+    assert run.xcom("on_postgres") == [[PG_USER], "***"]
+    mariadb = run.xcom("on_mariadb")
+    assert mariadb[0][0].startswith(f"{MY_USER}@") and mariadb[1] == "***"
+    assert run.xcom("generic_sql") == [[PG_USER]]
+
+
+def test_only_the_bash_child_sees_the_secret(run: Run) -> None:
+    assert run.xcom("bash_child") == "match parent_env_hits=0"
+
+
+def test_no_form_of_the_canary_in_task_logs_or_metadata_tables(run: Run) -> None:
+    logs = run.stack.task_log_files(DAG_ID)
+    assert len(logs) >= len(TASKS), "a task log file per task"
+    places: dict[str, bytes] = {str(p.relative_to(run.stack.home)): p.read_bytes() for p in logs}
+    with sqlite3.connect(run.stack.home / "airflow.db") as db:
+        for table in TABLES:
+            rows = db.execute(f"select * from {table}").fetchall()
+            places[f"table {table}"] = repr(rows).encode() + json.dumps(rows, default=str).encode()
+        places["sqlite dump"] = "\n".join(db.iterdump()).encode()
+    # Controls: the careless lines were written (masked), and the tables hold the runs' rows.
+    text = b"".join(data for place, data in places.items() if not place.startswith(("table", "sqlite")))
+    assert text.count(b"repr ") >= 3 and b"***" in text
+    assert b"on_postgres" in places["table rendered_task_instance_fields"]
+    forms = {**leak_forms(CANARY, username=PG_USER), **leak_forms(CANARY, username=MY_USER)}
+    leaks = [
+        f"{form} in {place}"
+        for form, value in forms.items()
+        for place, data in places.items()
+        if value.encode() in data
+    ]
+    assert leaks == []
+    print(f"searched {len(forms)} forms in {len(places)} places: {len(leaks)} hits")
+
+
+def test_each_vault_call_names_dag_task_and_run(run: Run) -> None:
+    fetches = [c for c in run.calls if "reason" in c and c.get("reason")]
+    assert len(fetches) == len(TASKS), "one vault call per task: the hook is built once"
+    for task_id in TASKS:
+        expected = ccp_reason(f"airflow dag={DAG_ID} task={task_id} run={run.run_id}")
+        assert expected and any(str(c["reason"]).startswith(expected) for c in fetches), (task_id, fetches)

@@ -1,0 +1,181 @@
+"""``VaultedSqlOperator`` in process against real SQLite, PostgreSQL and MariaDB.
+
+Behaviour only (``execute`` with a minimal context); leak claims need the supervisor path and live
+in ``tests/airflow/test_vaulted_operators.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from cyberark_ops import VaultedSqlOperator, scrub
+from cyberark_ops.operators.vaulted import VaultedAuthError
+from tests.hooks.conftest import Connections
+from tests.operators.conftest import (
+    CANARY,
+    MY_REF,
+    MY_TARGET,
+    MY_USER,
+    PG_REF,
+    PG_TARGET,
+    PG_USER,
+    need_pg_password_auth,
+    set_my_password,
+    set_pg_password,
+)
+
+MYSQL_EXTRA = {"client": "mysql-connector-python"}
+
+
+def literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def pg_operator(sql: str, **kwargs: Any) -> VaultedSqlOperator:
+    return VaultedSqlOperator(
+        task_id="pg", vault_conn_id="cyberark_ccp", credential=PG_REF, conn_type="postgres", sql=sql, **kwargs
+    )
+
+
+def my_operator(sql: str, **kwargs: Any) -> VaultedSqlOperator:
+    return VaultedSqlOperator(
+        task_id="my",
+        vault_conn_id="cyberark_ccp",
+        credential=MY_REF,
+        conn_type="mysql",
+        conn_extra=MYSQL_EXTRA,
+        sql=sql,
+        **kwargs,
+    )
+
+
+def test_sqlite_with_conn_id_runs_and_scrubs(vault: Connections, sqlite_conn: str) -> None:
+    op = VaultedSqlOperator(
+        task_id="lite",
+        vault_conn_id="cyberark_ccp",
+        credential=PG_REF,
+        conn_id=sqlite_conn,
+        sql=f"select 'row', {literal(CANARY).replace(chr(92) * 2, chr(92))}",
+    )
+    result = op.execute({})
+    assert result == [("row", "***")]
+    assert len(scrub.registry()) == 0, "the credential must be dropped when the task ends"
+    assert len(vault.calls("ccp")) == 1, "one vault call per attempt (the hook is cached)"
+
+
+def test_postgres_without_conn_id(vault: Connections) -> None:
+    set_pg_password(CANARY)
+    op = pg_operator(f"select current_user, {literal(CANARY).replace(chr(92) * 2, chr(92))}")
+    assert op.execute({}) == [(PG_USER, "***")]
+
+
+def test_mariadb_without_conn_id(vault: Connections) -> None:
+    set_my_password(CANARY)
+    op = my_operator(f"select current_user(), {literal(CANARY).replace(chr(39) * 2, chr(92) + chr(39))}")
+    rows = op.execute({})
+    assert rows[0][0].startswith(f"{MY_USER}@")
+    assert rows[0][1] == "***"
+
+
+def _rotate_between_fetch_and_use(
+    monkeypatch: pytest.MonkeyPatch, vault: Connections, target: str, set_password: Any, times: int = 1
+) -> list[str]:
+    """After each of the first ``times`` fetches, rotate the account and the DB user to a new value."""
+    fetched: list[str] = []
+    original = VaultedSqlOperator.fetch_credential
+
+    def fetch(self: VaultedSqlOperator) -> Any:
+        cred = original(self)
+        fetched.append(cred.secret)
+        if len(fetched) <= times:
+            new = f"{CANARY}-rotated-{len(fetched)}"
+            vault.server.app.rotate(target, value=new)
+            set_password(new)
+        return cred
+
+    monkeypatch.setattr(VaultedSqlOperator, "fetch_credential", fetch)
+    return fetched
+
+
+def _rotating_case(db: str, sql: str) -> tuple[str, Any, VaultedSqlOperator]:
+    """The DB user set to the canary; the dev server target, the password setter and an operator."""
+    if db == "postgres":
+        set_pg_password(CANARY)
+        need_pg_password_auth()
+        return PG_TARGET, set_pg_password, pg_operator(sql)
+    set_my_password(CANARY)
+    return MY_TARGET, set_my_password, my_operator(sql)
+
+
+@pytest.mark.parametrize("db", ["postgres", "mariadb"])
+def test_rotation_between_fetch_and_use_succeeds_on_retry(
+    vault: Connections, monkeypatch: pytest.MonkeyPatch, db: str
+) -> None:
+    target, setter, op = _rotating_case(db, "select 42")
+    fetched = _rotate_between_fetch_and_use(monkeypatch, vault, target, setter)
+    assert op.execute({}) == [(42,)]
+    assert fetched == [CANARY, f"{CANARY}-rotated-1"], "one fetch again, one retry"
+
+
+@pytest.mark.parametrize("db", ["postgres", "mariadb"])
+def test_second_auth_failure_is_clear_and_names_no_value(
+    vault: Connections, monkeypatch: pytest.MonkeyPatch, db: str
+) -> None:
+    target, setter, op = _rotating_case(db, "select 1")
+    fetched = _rotate_between_fetch_and_use(monkeypatch, vault, target, setter, times=2)
+    with pytest.raises(VaultedAuthError, match="rejected the login") as info:
+        op.execute({})
+    assert len(fetched) == 2
+    text = "".join(str(a) for a in info.value.args) + repr(info.value)
+    for secret in fetched:
+        for form in scrub.leak_forms(secret).values():
+            assert form not in text
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_short_secret_is_refused_unless_allowed(vault: Connections, sqlite_conn: str) -> None:
+    vault.server.app.rotate(PG_TARGET, value="abc")
+    op = VaultedSqlOperator(
+        task_id="short", vault_conn_id="cyberark_ccp", credential=PG_REF, conn_id=sqlite_conn, sql="select 1"
+    )
+    with pytest.raises(scrub.SecretTooShort, match="min_length_masked_secret") as info:
+        op.execute({})
+    assert "abc" not in str(info.value)
+    op_ok = VaultedSqlOperator(
+        task_id="short_ok",
+        vault_conn_id="cyberark_ccp",
+        credential=PG_REF,
+        conn_id=sqlite_conn,
+        sql="select 'abc'",
+        allow_short_secret=True,
+    )
+    assert op_ok.execute({}) == [("***",)]
+
+
+def test_template_fields_hold_no_secret(vault: Connections, sqlite_conn: str) -> None:
+    op = VaultedSqlOperator(
+        task_id="tpl",
+        vault_conn_id="cyberark_ccp",
+        credential="{{ params.ref }}",
+        conn_id=sqlite_conn,
+        sql="select 1",
+        hook_params={"log_sql": False},
+        params={"ref": PG_REF},
+    )
+    op.render_template_fields({"params": {"ref": PG_REF}})
+    assert op.credential == PG_REF
+    op.execute({})
+    rendered = repr({field: getattr(op, field) for field in op.template_fields})
+    assert not re.search("|".join(re.escape(f) for f in scrub.leak_forms(CANARY).values()), rendered)
+    assert op.hook_params == {"log_sql": False}, "hook_params must stay as written (no extras merged)"
+    assert "_vaulted" not in repr(vars(op)) or op._vaulted is None
+
+
+def test_needs_conn_id_or_conn_type() -> None:
+    from cyberark_ops.client import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="conn_id or conn_type"):
+        VaultedSqlOperator(task_id="x", credential="a", sql="select 1")

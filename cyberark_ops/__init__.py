@@ -14,13 +14,16 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "CyberArkHook": "cyberark_ops.hooks.cyberark",
     "Credential": "cyberark_ops.client.credential",
+    "Secret": "cyberark_ops.decorators",
+    "with_cyberark_secret": "cyberark_ops.decorators",
 }
 
 if TYPE_CHECKING:
     from .client.credential import Credential
+    from .decorators import Secret, with_cyberark_secret
     from .hooks.cyberark import CyberArkHook
 
-__all__ = ["Credential", "CyberArkHook", "__version__", "get_provider_info"]
+__all__ = ["Credential", "CyberArkHook", "Secret", "__version__", "get_provider_info", "with_cyberark_secret"]
 
 
 def get_provider_info() -> dict[str, Any]:

@@ -222,7 +222,8 @@ def with_cyberark_secret(
             _refuse_shipped(fn)
             import attr
 
-            return cast(F, attr.evolve(fn, function=_wrap(fn.function, injector)))  # type: ignore[attr-defined]
+            decorated: Any = fn
+            return cast(F, attr.evolve(decorated, function=_wrap(decorated.function, injector)))
         if not callable(fn):
             raise TypeError("@with_cyberark_secret decorates a function")
         return cast(F, _wrap(fn, injector))

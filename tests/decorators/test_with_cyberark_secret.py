@@ -57,3 +57,34 @@ def test_above_task_makes_no_call_at_parse_time(conns: Connections) -> None:
 
     d()
     assert conns.calls() == []
+
+
+def test_a_short_secret_is_refused_without_its_value(conns: Connections) -> None:
+    conn = conns.conjur()
+
+    @with_cyberark_secret(vault_conn_id=conn, port="prod/db/port")
+    def fn(port: str) -> str:
+        return port
+
+    with pytest.raises(scrub.SecretTooShort) as info:
+        fn()
+    assert "5432" not in str(info.value)
+    assert len(scrub.registry()) == 0
+
+    @with_cyberark_secret(vault_conn_id=conn, allow_short_secret=True, port="prod/db/port")
+    def ok(port: str) -> str:
+        return port
+
+    assert ok() == "***"
+
+
+def test_above_task_virtualenv_is_refused_at_parse_time() -> None:
+    from airflow.sdk import task
+
+    from cyberark_ops.client import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="another interpreter"):
+
+        @with_cyberark_secret(password="prod/db/password")
+        @task.virtualenv
+        def t(password: str) -> None: ...

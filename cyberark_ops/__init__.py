@@ -17,10 +17,13 @@ _LAZY: dict[str, str] = {
     "VaultedSqlOperator": "cyberark_ops.operators.sql",
     "VaultedMixin": "cyberark_ops.operators.vaulted",
     "vaulted": "cyberark_ops.operators.vaulted",
+    "Secret": "cyberark_ops.decorators",
+    "with_cyberark_secret": "cyberark_ops.decorators",
 }
 
 if TYPE_CHECKING:
     from .client.credential import Credential
+    from .decorators import Secret, with_cyberark_secret
     from .hooks.cyberark import CyberArkHook
     from .operators.sql import VaultedSqlOperator
     from .operators.vaulted import VaultedMixin, vaulted
@@ -28,11 +31,13 @@ if TYPE_CHECKING:
 __all__ = [
     "Credential",
     "CyberArkHook",
+    "Secret",
     "VaultedMixin",
     "VaultedSqlOperator",
     "__version__",
     "get_provider_info",
     "vaulted",
+    "with_cyberark_secret",
 ]
 
 

@@ -1,0 +1,223 @@
+"""``@with_cyberark_secret``: a TaskFlow function gets CyberArk secrets just in time, as keyword arguments.
+
+Why a function wrapper and not an operator: the return value must be scrubbed *before* Airflow
+pushes it as XCom (nothing masks XCom, and ``post_execute`` cannot change it), so the scrub
+happens inside the callable ``PythonOperator`` runs. The fetch happens there too, in the task
+process, never at DAG parse time: placed above ``@task`` the decorator re-wraps the task's
+function instead of wrapping the parse-time factory call.
+
+Each call: one ``CyberArkHook`` per vault connection; the plain-string secrets of one connection
+in one ``get_secrets`` call (a Conjur batch); every fetched value is masked by the fetch itself
+(all leak forms); the function runs inside ``scrub.task_scope()``; its return value is scrubbed,
+and an exception it raises is replaced by a scrubbed one; the registry is cleared at the end.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from . import scrub
+from ._compat import min_masked_length
+from .client import ConfigurationError, Credential
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_CONN_ID = "cyberark_default"
+# Decorators that ship the function's source to another interpreter: the wrapper would not exist
+# there (NameError at run time), so these are refused when the DAG is parsed.
+_SHIPPING_OPERATORS = ("virtualenv", "externalpython", "external_python", "docker", "kubernetes", "pythonvirtualenv")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret to inject: ``ref`` (a Conjur variable id or a typed reference such as
+    ``ccp:Safe=DB;Object=pg``); ``as_credential`` hands the function a :class:`Credential`
+    (secret plus username, address, ...) instead of the value alone; ``vault_conn_id`` overrides
+    the decorator's connection for this secret."""
+
+    ref: str
+    as_credential: bool = False
+    vault_conn_id: str | None = None
+
+
+def _is_task_decorator(fn: Any) -> bool:
+    return bool(getattr(fn, "_airflow_is_task_decorator", False))
+
+
+def _refuse_shipped(decorated: Any) -> None:
+    operator_class = getattr(decorated, "operator_class", None)
+    names = " ".join(
+        str(x).lower()
+        for x in (
+            getattr(operator_class, "__name__", ""),
+            getattr(operator_class, "custom_operator_name", ""),
+        )
+    )
+    if any(n in names.replace("_", "") or n in names for n in _SHIPPING_OPERATORS):
+        raise ConfigurationError(
+            f"@with_cyberark_secret cannot be used with {getattr(operator_class, 'custom_operator_name', names)!r}: "
+            "that decorator runs the function's source in another interpreter, where this wrapper does "
+            "not exist; fetch the secret with CyberArkHook in a @task and pass only non-secret data on",
+            field="decorator",
+        )
+
+
+def _scrubbed_exception(error: BaseException) -> BaseException:
+    """``error`` itself when no secret form is in it; else one of the same type with scrubbed
+    args (or a ``RuntimeError`` when that type cannot be rebuilt), with no cause or context kept,
+    since those and the traceback's locals could hold the value."""
+    args = error.args
+    clean = scrub.scrub(args)
+    if clean is args and scrub.scrub(str(error)) == str(error):
+        return error
+    try:
+        replacement = type(error)(*clean)
+        if scrub.scrub(str(replacement)) != str(replacement):
+            raise TypeError
+    except Exception:  # noqa: BLE001 - any type that cannot be rebuilt from its args
+        replacement = RuntimeError(f"{type(error).__name__}: {scrub.scrub(str(error))}")
+    return replacement
+
+
+class _Injector:
+    """What one decorated function fetches; ``fetch()`` runs at call time only."""
+
+    def __init__(
+        self, secrets: Mapping[str, str | Secret], vault_conn_id: str, reason: str | None, allow_short_secret: bool
+    ) -> None:
+        if not secrets:
+            raise ConfigurationError("@with_cyberark_secret needs at least one name=reference", field="secrets")
+        self.secrets: dict[str, Secret] = {}
+        for name, spec in secrets.items():
+            secret = Secret(spec) if isinstance(spec, str) else spec
+            if not isinstance(secret, Secret) or not isinstance(secret.ref, str) or not secret.ref:
+                raise ConfigurationError(
+                    f"@with_cyberark_secret({name}=...) needs a reference string or Secret(...)", field=name
+                )
+            self.secrets[name] = secret
+        self.vault_conn_id = vault_conn_id
+        self.reason = reason
+        self.allow_short_secret = allow_short_secret
+
+    def fetch(self) -> dict[str, Any]:
+        from .hooks.cyberark import CyberArkHook
+
+        by_conn: dict[str, list[tuple[str, Secret]]] = {}
+        for name, secret in self.secrets.items():
+            by_conn.setdefault(secret.vault_conn_id or self.vault_conn_id, []).append((name, secret))
+        values: dict[str, Any] = {}
+        for conn_id, items in by_conn.items():
+            hook = CyberArkHook(conn_id, reason=self.reason)
+            try:
+                plain = [(n, s) for n, s in items if not s.as_credential]
+                if plain:
+                    fetched = hook.get_secrets([s.ref for _, s in plain])
+                    for name, secret in plain:
+                        values[name] = fetched[secret.ref]
+                for name, secret in items:
+                    if secret.as_credential:
+                        values[name] = hook.get_credential(secret.ref)
+            finally:
+                hook.close()
+        if not self.allow_short_secret:
+            minimum = min_masked_length()
+            for name, value in values.items():
+                text = value.secret if isinstance(value, Credential) else value
+                if len(text) < minimum:
+                    raise scrub.SecretTooShort(
+                        f"the secret injected as {name!r} has fewer than {minimum} characters, so Airflow "
+                        f"would not mask it in task logs ({scrub.MIN_LENGTH_SETTING}); pass "
+                        "allow_short_secret=True to use it anyway (it is still scrubbed from the return value)",
+                        field=name,
+                    )
+        return values
+
+
+def _visible_signature(fn: Callable[..., Any], hidden: set[str]) -> inspect.Signature:
+    signature = inspect.signature(fn)
+    missing = hidden - set(signature.parameters)
+    if missing and not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+        raise ConfigurationError(
+            f"{fn.__name__}() has no parameter for the injected secret(s) {sorted(missing)}", field="secrets"
+        )
+    return signature.replace(parameters=[p for n, p in signature.parameters.items() if n not in hidden])
+
+
+def _wrap(fn: Callable[..., Any], injector: _Injector) -> Callable[..., Any]:
+    hidden = set(injector.secrets)
+    visible = _visible_signature(fn, hidden)
+
+    def clash(kwargs: Mapping[str, Any]) -> None:
+        taken = hidden & set(kwargs)
+        if taken:
+            raise ConfigurationError(f"{sorted(taken)} are injected by @with_cyberark_secret; do not pass them")
+
+    if inspect.iscoroutinefunction(fn):
+        # Not yet: an async task needs Airflow's async masking path (amask_secret), untested here.
+        raise ConfigurationError(
+            f"@with_cyberark_secret on {getattr(fn, '__name__', fn)!r}: async functions are not supported yet; "
+            "fetch with CyberArkHook inside the task instead"
+        )
+
+    @functools.wraps(fn)
+    def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+        clash(kwargs)
+        with scrub.task_scope():
+            try:
+                result = fn(*args, **kwargs, **injector.fetch())
+            except BaseException as error:
+                clean = _scrubbed_exception(error)
+                if clean is error:
+                    raise
+                raise clean from None
+            return scrub.scrub(result)
+
+    wrapper: Callable[..., Any] = sync_wrapper
+    # inspect.signature prefers __signature__ over following __wrapped__: Airflow binds op_args /
+    # op_kwargs / context keys against the parameters it can see, so the injected ones are hidden.
+    wrapper.__signature__ = visible  # type: ignore[attr-defined]
+    annotations = dict(getattr(fn, "__annotations__", {}))
+    for name in hidden:
+        annotations.pop(name, None)
+    wrapper.__annotations__ = annotations
+    wrapper._cyberark_secrets = tuple(hidden)  # type: ignore[attr-defined]
+    return wrapper
+
+
+def with_cyberark_secret(
+    *,
+    vault_conn_id: str = DEFAULT_CONN_ID,
+    reason: str | None = None,
+    allow_short_secret: bool = False,
+    **secrets: str | Secret,
+) -> Callable[[F], F]:
+    """Inject CyberArk secrets as keyword arguments, fetched when the task runs.
+
+    ``@with_cyberark_secret(password="prod/db/password", api=Secret("ccp:Safe=S;Object=o", as_credential=True))``
+    above or below ``@task`` / ``@task.python``: ``password`` arrives as ``str``, ``api`` as a
+    :class:`Credential`. Those parameters are hidden from the signature Airflow sees. Secrets
+    shorter than ``[logging] min_length_masked_secret`` fail the task (no value in the message)
+    unless ``allow_short_secret``. Refused at parse time under decorators that ship the source
+    elsewhere (virtualenv, external_python, docker, kubernetes).
+    """
+    injector = _Injector(secrets, vault_conn_id, reason, allow_short_secret)
+
+    def decorate(fn: F) -> F:
+        if _is_task_decorator(fn):  # placed above @task: re-wrap its function, call nothing now
+            _refuse_shipped(fn)
+            import attr
+
+            decorated: Any = fn
+            return cast(F, attr.evolve(decorated, function=_wrap(decorated.function, injector)))
+        if not callable(fn):
+            raise TypeError("@with_cyberark_secret decorates a function")
+        return cast(F, _wrap(fn, injector))
+
+    return decorate
+
+
+__all__ = ["Secret", "with_cyberark_secret"]

@@ -1,0 +1,3 @@
+from tests.hooks.conftest import Connections, conns
+
+__all__ = ["Connections", "conns"]

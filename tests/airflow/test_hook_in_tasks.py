@@ -169,8 +169,8 @@ def test_ccp_reason_names_dag_task_and_run(scenario: Scenario) -> None:
     (fetch,) = [e for e in scenario.run_calls if e["action"] == "ccp.get_password"]
     assert fetch["identity"] == "AirflowProd"
     assert fetch["status"] == 200
-    # CCP cannot carry '+' in Reason; the client turns it into a space ('+00:00' in run ids).
-    run_id = scenario.run_id.replace("+", " ")
+    # CCP cannot carry '+' in Reason: the client writes the '+00:00' of run ids as 'Z' (issue 16).
+    run_id = re.sub(r"\+00:00\b", "Z", scenario.run_id).replace("+", " ")
     assert fetch["reason"] == f"airflow dag={DAG_ID} task=ccp_credential run={run_id} nightly load"
 
 

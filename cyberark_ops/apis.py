@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 Builder = Callable[..., Any]
@@ -59,8 +59,7 @@ class ApiSpec:
     """``batch(client, refs, reason) -> {ref: value}`` for APIs that fetch many values in one call."""
     session_per_fetch: bool = False
     """Open a client (a session) per fetch and close it after, instead of keeping one."""
-    aliases: tuple[str, ...] = field(default=())
-    extra_fields: tuple[str, ...] = field(default=())
+    extra_fields: tuple[str, ...] = ()
     """Connection extras (and backend kwargs) this API reads beyond the built-in ones."""
 
     @property
@@ -93,17 +92,13 @@ _APIS: dict[str, ApiSpec] = {}
 
 
 def register_api(spec: ApiSpec) -> ApiSpec:
-    """Adds (or replaces) an API; its name and aliases become valid ``api`` extras."""
-    for name in (spec.name, *spec.aliases):
-        _APIS[name] = spec
+    """Adds (or replaces) an API; its name becomes a valid ``api`` extra."""
+    _APIS[spec.name] = spec
     return spec
 
 
 def unregister_api(name: str) -> None:
-    spec = _APIS.get(name)
-    if spec is not None:
-        for key in (spec.name, *spec.aliases):
-            _APIS.pop(key, None)
+    _APIS.pop(name, None)
 
 
 def api_spec(name: str) -> ApiSpec | None:

@@ -230,7 +230,8 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
         pattern = self.patterns[kind]
         if template is None or not isinstance(item, str) or (pattern is not None and not pattern.match(item)):
             return None
-        if not item or _UNSAFE_ID.search(item) or any(_UNSAFE_ID.search(v) for v in values.values()):
+        # The placeholder values are the id or parts of it, so checking the id covers them.
+        if not item or _UNSAFE_ID.search(item):
             log.debug("CyberArk secrets backend: %s id has characters no vault path can hold; not looked up", kind)
             return None
         cache_key = (self._key, kind, item)
@@ -248,7 +249,7 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
             CACHE.put(cache_key, None, self.negative_cache_ttl)
             return None
         except Forbidden as exc:
-            raise VaultLookupFailed(self._message(kind, item, path, f"the vault denied access: {exc}")) from None
+            raise self._failure(kind, item, path, f"the vault denied access: {exc}") from None
         except CyberArkError as exc:
             if self.fall_through_on_error and not isinstance(exc, ConfigurationError):
                 log.warning(

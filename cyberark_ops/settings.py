@@ -205,10 +205,7 @@ class ConnectionSettings:
                 "this secret does not belong in extras; put it in the password field or in a file "
                 "named by password_file",
             )
-        known = connection_fields()
-        for key in extras:
-            if key not in known:
-                raise settings_error(key, _unknown_field(key, known))
+        _refuse_unknown(extras, connection_fields(), settings_error)
         if extras.get("api_key") and password:
             raise settings_error(
                 "api_key", "both the password field and the api_key extra hold an API key; keep one of them"
@@ -242,10 +239,7 @@ class ConnectionSettings:
                 f"name a file ({_FILE_FOR.get(inline[0], 'password_file')}) or an environment variable "
                 f"({_ENV_FOR.get(inline[0], 'password_env')}) instead",
             )
-        for key in own:
-            known = backend_fields()
-            if not isinstance(key, str) or key not in known:
-                raise backend_error(str(key), _unknown_field(str(key), [*known, *skipped]))
+        _refuse_unknown(own, backend_fields(), backend_error, also_known=skipped)
         url = own.get("url")
         if not isinstance(url, str) or not url.strip():
             raise backend_error("url", "the CyberArk base URL is required, e.g. https://conjur.example.com")
@@ -400,10 +394,21 @@ def as_backend_error(exc: ConfigurationError) -> ConfigurationError:
     return backend_error(field, problem)
 
 
-def _unknown_field(name: str, known: Iterable[str]) -> str:
-    nearest = difflib.get_close_matches(name, list(known), n=1)
-    hint = f"; did you mean {nearest[0]!r}?" if nearest else ""
-    return f"not a known setting{hint}"
+def _refuse_unknown(
+    settings: Iterable[Any],
+    known: Iterable[str],
+    error: Callable[[str, str], ConfigurationError],
+    *,
+    also_known: Iterable[str] = (),
+) -> None:
+    """Refuses the first setting not in ``known``, naming the nearest known one (a typo such as
+    ``ca_bundel`` would otherwise be ignored without a word)."""
+    names = set(known)
+    for key in settings:
+        if not isinstance(key, str) or key not in names:
+            nearest = difflib.get_close_matches(str(key), [*names, *also_known], n=1)
+            hint = f"; did you mean {nearest[0]!r}?" if nearest else ""
+            raise error(str(key), f"not a known setting{hint}")
 
 
 # Every setting a connection's extras (or backend kwargs) may carry, beyond the transport ones.

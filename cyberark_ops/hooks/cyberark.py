@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._compat import BaseHook
-from ..apis import api_names
+from ..apis import BUILTIN_APIS
 from ..client import BaseClient, ConfigurationError, Credential, CredentialRef, CyberArkError
 from ..fetch import Fetcher
 from ..settings import ConnectionSettings, parse_extras
@@ -176,5 +176,5 @@ class CyberArkHook(BaseHook):
         return widgets
 
 
-API_KINDS = api_names()
+API_KINDS = BUILTIN_APIS  # the name this module exported before the API table existed
 __all__ = ["API_KINDS", "CyberArkHook"]

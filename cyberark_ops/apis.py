@@ -10,6 +10,7 @@ built-in builders are named as ``"module:function"`` and imported only when a cl
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,8 +22,12 @@ to reach CyberArk itself, so that it can be masked."""
 
 
 def _resolve(target: Any) -> Any:
-    if not isinstance(target, str):
-        return target
+    return _import(target) if isinstance(target, str) else target
+
+
+@functools.cache
+def _import(target: str) -> Any:
+    """``"module:name"``, imported once: specs resolve their types on every fetch."""
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
 

@@ -14,8 +14,11 @@ and an exception it raises is replaced by a scrubbed one; the registry is cleare
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import functools
 import inspect
+import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -62,6 +65,37 @@ def _refuse_shipped(decorated: Any) -> None:
             f"@with_cyberark_secret cannot be used with {getattr(operator_class, 'custom_operator_name', names)!r}: "
             "that decorator runs the function's source in another interpreter, where this wrapper does "
             "not exist; fetch the secret with CyberArkHook in a @task and pass only non-secret data on",
+            field="decorator",
+        )
+
+
+def _shipping_decorator_above(fn: Callable[..., Any]) -> str | None:
+    """The name of a source-shipping decorator written above ours (``@task.virtualenv`` over
+    ``@with_cyberark_secret``), read from the function's source: in that order the task object
+    is built after us, so its source (with our decorator line in it) is all there is to go by."""
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return None  # no source (REPL, exec): nothing would be shipped from it either
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    for decorator in node.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        if name.lower().replace("_", "") in {n.replace("_", "") for n in _SHIPPING_OPERATORS}:
+            return ast.unparse(target)
+    return None
+
+
+def _refuse_shipped_below(fn: Callable[..., Any]) -> None:
+    shipped = _shipping_decorator_above(fn)
+    if shipped:
+        raise ConfigurationError(
+            f"@with_cyberark_secret cannot be used under @{shipped}: that decorator runs the function's source "
+            "in another interpreter, where this wrapper does not exist; fetch the secret with CyberArkHook "
+            "in a @task and pass only non-secret data on",
             field="decorator",
         )
 
@@ -156,13 +190,6 @@ def _wrap(fn: Callable[..., Any], injector: _Injector) -> Callable[..., Any]:
         if taken:
             raise ConfigurationError(f"{sorted(taken)} are injected by @with_cyberark_secret; do not pass them")
 
-    if inspect.iscoroutinefunction(fn):
-        # Not yet: an async task needs Airflow's async masking path (amask_secret), untested here.
-        raise ConfigurationError(
-            f"@with_cyberark_secret on {getattr(fn, '__name__', fn)!r}: async functions are not supported yet; "
-            "fetch with CyberArkHook inside the task instead"
-        )
-
     @functools.wraps(fn)
     def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
         clash(kwargs)
@@ -176,7 +203,26 @@ def _wrap(fn: Callable[..., Any], injector: _Injector) -> Callable[..., Any]:
                 raise clean from None
             return scrub.scrub(result)
 
-    wrapper: Callable[..., Any] = sync_wrapper
+    @functools.wraps(fn)
+    async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+        clash(kwargs)
+        with scrub.task_scope():
+            # The fetch blocks on HTTP and masks through the supervisor's comms with a blocking
+            # send(); a worker thread keeps both off the event loop (send() from the loop thread
+            # can deadlock against an asend() in flight).
+            injected = await asyncio.to_thread(injector.fetch)
+            try:
+                result = await fn(*args, **kwargs, **injected)
+            except BaseException as error:
+                clean = _scrubbed_exception(error)
+                if clean is error:
+                    raise
+                raise clean from None
+            finally:
+                injected.clear()
+            return scrub.scrub(result)
+
+    wrapper: Callable[..., Any] = async_wrapper if inspect.iscoroutinefunction(fn) else sync_wrapper
     # inspect.signature prefers __signature__ over following __wrapped__: Airflow binds op_args /
     # op_kwargs / context keys against the parameters it can see, so the injected ones are hidden.
     wrapper.__signature__ = visible  # type: ignore[attr-defined]
@@ -215,9 +261,35 @@ def with_cyberark_secret(
             return cast(F, attr.evolve(decorated, function=_wrap(decorated.function, injector)))
         if not callable(fn):
             raise TypeError("@with_cyberark_secret decorates a function")
+        _refuse_shipped_below(fn)
         return cast(F, _wrap(fn, injector))
 
     return decorate
 
 
-__all__ = ["Secret", "with_cyberark_secret"]
+def cyberark_task(
+    python_callable: Callable[..., Any] | None = None,
+    multiple_outputs: bool | None = None,
+    *,
+    secrets: Mapping[str, str | Secret] | None = None,
+    vault_conn_id: str = DEFAULT_CONN_ID,
+    reason: str | None = None,
+    allow_short_secret: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """``@task.cyberark(secrets={"password": "prod/db/password"}, retries=2)``: ``@task`` and
+    :func:`with_cyberark_secret` in one. The secrets come as a mapping because every other keyword
+    is the operator's (``task_id``, ``retries``, ...), as with ``@task``."""
+    from airflow.providers.standard.decorators.python import python_task
+
+    inject = with_cyberark_secret(
+        vault_conn_id=vault_conn_id, reason=reason, allow_short_secret=allow_short_secret, **dict(secrets or {})
+    )
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        return python_task(python_callable=inject(fn), multiple_outputs=multiple_outputs, **kwargs)
+
+    return decorate(python_callable) if python_callable is not None else decorate
+
+
+__all__ = ["Secret", "cyberark_task", "with_cyberark_secret"]

@@ -118,6 +118,7 @@ def provider_info() -> dict[str, Any]:
             }
         ],
         "secrets-backends": ["cyberark_ops.secrets.CyberArkSecretsBackend"],
+        "task-decorators": [{"name": "cyberark", "class-name": "cyberark_ops.decorators.cyberark_task"}],
         "connection-types": [
             {
                 "connection-type": "cyberark",

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cyberark_ops.devserver import DevServer
+from cyberark_ops.testing.airflow_stack import AirflowStack
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 PYTHON = sys.executable
@@ -88,3 +91,80 @@ def connection(server: DevServer, *, login: str | None, password: str | None, **
 def vault_calls(server: DevServer, since: int = 0) -> list[dict[str, Any]]:
     """Requests the dev server answered on its CyberArk APIs (its own ``/_dev`` admin API excluded)."""
     return [e for e in server.app.audit.events(since) if not str(e["action"]).startswith("dev.")]
+
+
+@dataclass
+class DagRun:
+    """One finished run on a stopped stack; XCom is read straight from its SQLite metadata DB."""
+
+    stack: AirflowStack
+    dag_id: str
+    run_id: str
+    state: str
+    task_states: dict[str, str]
+
+    def xcom(self, task_id: str) -> Any:
+        with sqlite3.connect(self.stack.home / "airflow.db") as db:
+            row = db.execute(
+                "select value from xcom where dag_id=? and run_id=? and task_id=? and key='return_value'",
+                (self.dag_id, self.run_id, task_id),
+            ).fetchone()
+        return None if row is None else plain_xcom(json.loads(row[0]))
+
+    def explain(self) -> str:
+        return f"{self.dag_id}: {self.state} {self.task_states}; see {self.stack.process_log('scheduler')}"
+
+
+def plain_xcom(value: Any) -> Any:
+    """XCom's JSON with Airflow's serialized tuples (``{"__classname__": ..., "__data__": [...]}``) as lists."""
+    if isinstance(value, dict):
+        if "__data__" in value and "__classname__" in value:
+            return plain_xcom(value["__data__"])
+        return {k: plain_xcom(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_xcom(v) for v in value]
+    return value
+
+
+def run_dags(stack: AirflowStack, dag_ids: Sequence[str], *, timeout: float = 180) -> dict[str, DagRun]:
+    """Starts the stack, triggers each DAG once (all at the same time), waits for every run, stops."""
+    stack.migrate()
+    stack.start()
+    try:
+        for dag_id in dag_ids:
+            stack.wait_for_dag(dag_id)
+        run_ids = {dag_id: stack.trigger(dag_id) for dag_id in dag_ids}
+        runs = {}
+        for dag_id, run_id in run_ids.items():
+            state = stack.wait_for_run(dag_id, run_id, timeout=timeout)
+            runs[dag_id] = DagRun(stack, dag_id, run_id, state, stack.task_states(dag_id, run_id))
+    finally:
+        stack.stop()
+    return runs
+
+
+def stored_places(stack: AirflowStack, dag_ids: Iterable[str]) -> dict[str, bytes]:
+    """What Airflow kept of the runs: each task log file, each metadata table (rows as ``repr`` and
+    JSON), and a dump of the whole SQLite DB, by a name that says where a hit was."""
+    places = {
+        str(path.relative_to(stack.home)): path.read_bytes()
+        for dag_id in dag_ids
+        for path in stack.task_log_files(dag_id)
+    }
+    with sqlite3.connect(stack.home / "airflow.db") as db:
+        tables = [row[0] for row in db.execute("select name from sqlite_master where type='table'")]
+        for table in tables:
+            rows = db.execute(f'select * from "{table}"').fetchall()
+            places[f"table {table}"] = repr(rows).encode() + json.dumps(rows, default=str).encode()
+        places["sqlite dump"] = "\n".join(db.iterdump()).encode()
+    return places
+
+
+def find_leaks(places: Mapping[str, bytes], forms: Mapping[str, str]) -> list[str]:
+    """``"<form> in <place>"`` for every form of a secret found in a place."""
+    return [
+        f"{form} in {place}"
+        for form, value in forms.items()
+        for place, data in places.items()
+        if value.encode() in data
+    ]

@@ -12,7 +12,6 @@ xcom, rendered_task_instance_fields, connection and variable tables (and the who
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,7 @@ from cyberark_ops.client.ccp import ccp_reason
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from tests.airflow import FAST_EXTRAS, vault_calls
+from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, run_dags, stored_places, vault_calls
 from tests.operators.conftest import (
     CANARY,
     MY_REF,
@@ -94,35 +93,16 @@ with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchu
 
 
 @dataclass
-class Run:
-    stack: AirflowStack
-    run_id: str
-    state: str
-    task_states: dict[str, str]
+class VaultedRun:
+    dag_run: DagRun
     calls: list[dict[str, Any]]
 
     def xcom(self, task_id: str) -> Any:
-        with sqlite3.connect(self.stack.home / "airflow.db") as db:
-            row = db.execute(
-                "select value from xcom where dag_id=? and run_id=? and task_id=? and key='return_value'",
-                (DAG_ID, self.run_id, task_id),
-            ).fetchone()
-        return None if row is None else _plain(json.loads(row[0]))
-
-
-def _plain(value: Any) -> Any:
-    """XCom's JSON with Airflow's serialized tuples (``{"__classname__": ..., "__data__": [...]}``) as lists."""
-    if isinstance(value, dict):
-        if "__data__" in value and "__classname__" in value:
-            return _plain(value["__data__"])
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+        return self.dag_run.xcom(task_id)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultedRun]:
     import hashlib
 
     set_pg_password(CANARY)
@@ -159,22 +139,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 "AIRFLOW_CONN_LOCAL_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(base / "lite.db")}),
             },
         )
-        stack.migrate()
-        stack.start()
-        try:
-            stack.wait_for_dag(DAG_ID)
-            run_id = stack.trigger(DAG_ID)
-            state = stack.wait_for_run(DAG_ID, run_id, timeout=180)
-            task_states = stack.task_states(DAG_ID, run_id)
-        finally:
-            stack.stop()
+        dag_run = run_dags(stack, [DAG_ID])[DAG_ID]
         calls = vault_calls(server)
-    yield Run(stack, run_id, state, task_states, calls)
+    yield VaultedRun(dag_run, calls)
 
 
-def test_every_task_succeeds_and_returns_scrubbed_values(run: Run) -> None:
-    assert run.state == "success", f"{run.task_states}; see {run.stack.process_log('scheduler')}"
-    assert run.task_states == dict.fromkeys(TASKS, "success")
+def test_every_task_succeeds_and_returns_scrubbed_values(run: VaultedRun) -> None:
+    assert run.dag_run.state == "success", run.dag_run.explain()
+    assert run.dag_run.task_states == dict.fromkeys(TASKS, "success")
     assert run.xcom("on_sqlite") == [["lite"], "***"]
     assert run.xcom("on_postgres") == [[PG_USER], "***"]
     mariadb = run.xcom("on_mariadb")
@@ -182,37 +154,28 @@ def test_every_task_succeeds_and_returns_scrubbed_values(run: Run) -> None:
     assert run.xcom("generic_sql") == [[PG_USER]]
 
 
-def test_only_the_bash_child_sees_the_secret(run: Run) -> None:
+def test_only_the_bash_child_sees_the_secret(run: VaultedRun) -> None:
     assert run.xcom("bash_child") == "match parent_env_hits=0"
 
 
-def test_no_form_of_the_canary_in_task_logs_or_metadata_tables(run: Run) -> None:
-    logs = run.stack.task_log_files(DAG_ID)
-    assert len(logs) >= len(TASKS), "a task log file per task"
-    places: dict[str, bytes] = {str(p.relative_to(run.stack.home)): p.read_bytes() for p in logs}
-    with sqlite3.connect(run.stack.home / "airflow.db") as db:
-        for table in TABLES:
-            rows = db.execute(f"select * from {table}").fetchall()
-            places[f"table {table}"] = repr(rows).encode() + json.dumps(rows, default=str).encode()
-        places["sqlite dump"] = "\n".join(db.iterdump()).encode()
+def test_no_form_of_the_canary_in_task_logs_or_metadata_tables(run: VaultedRun) -> None:
+    stack = run.dag_run.stack
+    assert len(stack.task_log_files(DAG_ID)) >= len(TASKS), "a task log file per task"
+    places = stored_places(stack, [DAG_ID])
+    assert set(TABLES) <= {p.removeprefix("table ") for p in places}
     # Controls: the careless lines were written (masked), and the tables hold the runs' rows.
     text = b"".join(data for place, data in places.items() if not place.startswith(("table", "sqlite")))
     assert text.count(b"repr ") >= 3 and b"***" in text
     assert b"on_postgres" in places["table rendered_task_instance_fields"]
     forms = {**leak_forms(CANARY, username=PG_USER), **leak_forms(CANARY, username=MY_USER)}
-    leaks = [
-        f"{form} in {place}"
-        for form, value in forms.items()
-        for place, data in places.items()
-        if value.encode() in data
-    ]
+    leaks = find_leaks(places, forms)
     assert leaks == []
     print(f"searched {len(forms)} forms in {len(places)} places: {len(leaks)} hits")
 
 
-def test_each_vault_call_names_dag_task_and_run(run: Run) -> None:
+def test_each_vault_call_names_dag_task_and_run(run: VaultedRun) -> None:
     fetches = [c for c in run.calls if "reason" in c and c.get("reason")]
     assert len(fetches) == len(TASKS), "one vault call per task: the hook is built once"
     for task_id in TASKS:
-        expected = ccp_reason(f"airflow dag={DAG_ID} task={task_id} run={run.run_id}")
+        expected = ccp_reason(f"airflow dag={DAG_ID} task={task_id} run={run.dag_run.run_id}")
         assert expected and any(str(c["reason"]).startswith(expected) for c in fetches), (task_id, fetches)

@@ -29,6 +29,9 @@ from tests.operators.conftest import (
     MY_USER,
     PG_REF,
     PG_USER,
+    ROT_REF,
+    ROT_TARGET,
+    ROT_USER,
     set_my_password,
     set_pg_password,
     vaulted_seed,
@@ -39,7 +42,8 @@ pytestmark = pytest.mark.airflow
 DAG_ID = "cyberark_vaulted_ops"
 TABLES = ("xcom", "rendered_task_instance_fields", "connection", "variable")
 SQL_TASKS = ("on_sqlite", "on_postgres", "on_mariadb")
-TASKS = (*SQL_TASKS, "generic_sql", "bash_child")
+TASKS = (*SQL_TASKS, "generic_sql", "bash_child", "rotated_before_use")
+ROTATED = f"{CANARY}-rotated"
 
 DAG_SOURCE = '''
 import hashlib, logging, os
@@ -70,6 +74,34 @@ class CarelessSql(VaultedSqlOperator):
         return [*super()._execute_vaulted(context), self._careless]
 
 
+class RotatedBeforeUse(VaultedSqlOperator):
+    """Right after the first fetch, before the login, the account is rotated in the vault (the dev
+    server's admin API) and in MariaDB: the login fails and the operator's own retry must recover."""
+
+    def fetch_credential(self):
+        cred = super().fetch_credential()
+        if not getattr(self, "_rotated", False):
+            self._rotated = True
+            import mysql.connector
+            import requests
+
+            requests.post(
+                os.environ["VOP_DEVSERVER_URL"] + "/_dev/rotate",
+                json={"target": ROT_TARGET, "value": ROTATED},
+                headers={"Authorization": "Bearer " + os.environ["VOP_ADMIN_TOKEN"]},
+                verify=os.environ["VOP_CA"],
+                timeout=10,
+            ).raise_for_status()
+            db = mysql.connector.connect(host="127.0.0.1", port=3306, user="root", database="test")
+            try:
+                cur = db.cursor()
+                for host in ("%", "localhost", "127.0.0.1"):
+                    cur.execute("alter user 'ROT_USER'@'" + host + "' identified by %s", (ROTATED,))
+            finally:
+                db.close()
+        return cred
+
+
 with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False):
     CarelessSql(task_id="on_sqlite", vault_conn_id="cyberark_ccp", credential=PG_REF,
                 conn_id="local_sqlite", sql="select 'lite'")
@@ -77,6 +109,8 @@ with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchu
                 conn_type="postgres", sql="select current_user")
     CarelessSql(task_id="on_mariadb", vault_conn_id="cyberark_ccp", credential=MY_REF,
                 conn_type="mysql", conn_extra={"client": "mysql-connector-python"}, sql="select current_user()")
+    RotatedBeforeUse(task_id="rotated_before_use", vault_conn_id="cyberark_ccp", credential=ROT_REF,
+                     conn_type="mysql", conn_extra={"client": "mysql-connector-python"}, sql="select 42")
     vaulted(SQLExecuteQueryOperator)(task_id="generic_sql", vault_conn_id="cyberark_ccp", credential=PG_REF,
                                      conn_id="vop_target", target_conn_id="vop_target", conn_type="postgres",
                                      sql="select current_user")
@@ -107,6 +141,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultedRun]:
 
     set_pg_password(CANARY)
     set_my_password(CANARY)
+    set_my_password(CANARY, user=ROT_USER)
     base = tmp_path_factory.mktemp("vaulted-ops")
     dags = base / "dags"
     dags.mkdir()
@@ -114,6 +149,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultedRun]:
         DAG_SOURCE.replace("DAG_ID", repr(DAG_ID))
         .replace("PG_REF", repr(PG_REF))
         .replace("MY_REF", repr(MY_REF))
+        .replace("ROT_REF", repr(ROT_REF))
+        .replace("ROT_TARGET", repr(ROT_TARGET))
+        .replace("ROT_USER", ROT_USER)
+        .replace("ROTATED", repr(ROTATED))
         .replace("SHA", repr(hashlib.sha256(CANARY.encode()).hexdigest()))
     )
     (dags / "vaulted_ops.py").write_text(source)
@@ -137,6 +176,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultedRun]:
             {
                 "AIRFLOW_CONN_CYBERARK_CCP": json.dumps(ccp),
                 "AIRFLOW_CONN_LOCAL_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(base / "lite.db")}),
+                "VOP_DEVSERVER_URL": info["url"],
+                "VOP_ADMIN_TOKEN": info["admin_token"],
+                "VOP_CA": info["ca_cert"],
             },
         )
         dag_run = run_dags(stack, [DAG_ID])[DAG_ID]
@@ -152,6 +194,16 @@ def test_every_task_succeeds_and_returns_scrubbed_values(run: VaultedRun) -> Non
     mariadb = run.xcom("on_mariadb")
     assert mariadb[0][0].startswith(f"{MY_USER}@") and mariadb[1] == "***"
     assert run.xcom("generic_sql") == [[PG_USER]]
+    assert run.xcom("rotated_before_use") == [[42]]
+
+
+def test_a_rotation_between_fetch_and_use_is_recovered_by_the_operators_own_retry(run: VaultedRun) -> None:
+    assert run.dag_run.task_states["rotated_before_use"] == "success"
+    expected = ccp_reason(f"airflow dag={DAG_ID} task=rotated_before_use run={run.dag_run.run_id}")
+    fetches = [c for c in run.calls if expected and str(c.get("reason", "")).startswith(expected)]
+    assert len(fetches) == 2, "fetched once, rejected by MariaDB after the rotation, fetched again"
+    log = b"".join(p.read_bytes() for p in run.dag_run.stack.task_log_files(DAG_ID) if "rotated_before_use" in str(p))
+    assert b"rejected the login" in log and b"fetching the credential again once" in log
 
 
 def test_only_the_bash_child_sees_the_secret(run: VaultedRun) -> None:
@@ -167,7 +219,11 @@ def test_no_form_of_the_canary_in_task_logs_or_metadata_tables(run: VaultedRun) 
     text = b"".join(data for place, data in places.items() if not place.startswith(("table", "sqlite")))
     assert text.count(b"repr ") >= 3 and b"***" in text
     assert b"on_postgres" in places["table rendered_task_instance_fields"]
-    forms = {**leak_forms(CANARY, username=PG_USER), **leak_forms(CANARY, username=MY_USER)}
+    forms = {
+        **leak_forms(CANARY, username=PG_USER),
+        **leak_forms(CANARY, username=MY_USER),
+        **{f"rotated {k}": v for k, v in leak_forms(ROTATED, username=ROT_USER).items()},
+    }
     leaks = find_leaks(places, forms)
     assert leaks == []
     print(f"searched {len(forms)} forms in {len(places)} places: {len(leaks)} hits")
@@ -175,7 +231,7 @@ def test_no_form_of_the_canary_in_task_logs_or_metadata_tables(run: VaultedRun) 
 
 def test_each_vault_call_names_dag_task_and_run(run: VaultedRun) -> None:
     fetches = [c for c in run.calls if "reason" in c and c.get("reason")]
-    assert len(fetches) == len(TASKS), "one vault call per task: the hook is built once"
+    assert len(fetches) == len(TASKS) + 1, "one vault call per task (the hook is built once), two for the rotated one"
     for task_id in TASKS:
         expected = ccp_reason(f"airflow dag={DAG_ID} task={task_id} run={run.dag_run.run_id}")
         assert expected and any(str(c["reason"]).startswith(expected) for c in fetches), (task_id, fetches)

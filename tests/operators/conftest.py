@@ -30,6 +30,10 @@ PG_REF = f"ccp:Safe={SAFE};Object=vop-pg"
 MY_REF = f"ccp:Safe={SAFE};Object=vop-maria"
 PG_TARGET = "vault:9_1"
 MY_TARGET = "vault:9_2"
+# A MariaDB account of its own for the real-path rotation test, so no other task races with it.
+ROT_USER = "vop_rot"
+ROT_REF = f"ccp:Safe={SAFE};Object=vop-rot"
+ROT_TARGET = "vault:9_3"
 
 
 def vaulted_seed(password: str = CANARY) -> dict[str, Any]:
@@ -51,6 +55,15 @@ def vaulted_seed(password: str = CANARY) -> dict[str, Any]:
             "name": "vop-maria",
             "safe": SAFE,
             "userName": MY_USER,
+            "address": "127.0.0.1",
+            "platformId": "MySQL",
+            "secret": password,
+            "properties": {"Port": 3306, "Database": "test"},
+        },
+        {
+            "name": "vop-rot",
+            "safe": SAFE,
+            "userName": ROT_USER,
             "address": "127.0.0.1",
             "platformId": "MySQL",
             "secret": password,

@@ -34,14 +34,12 @@ def literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def pg_operator(sql: str, **kwargs: Any) -> VaultedSqlOperator:
-    return VaultedSqlOperator(
-        task_id="pg", vault_conn_id="cyberark_ccp", credential=PG_REF, conn_type="postgres", sql=sql, **kwargs
-    )
+def pg_operator(sql: str, cls: type[VaultedSqlOperator] = VaultedSqlOperator, **kwargs: Any) -> VaultedSqlOperator:
+    return cls(task_id="pg", vault_conn_id="cyberark_ccp", credential=PG_REF, conn_type="postgres", sql=sql, **kwargs)
 
 
-def my_operator(sql: str, **kwargs: Any) -> VaultedSqlOperator:
-    return VaultedSqlOperator(
+def my_operator(sql: str, cls: type[VaultedSqlOperator] = VaultedSqlOperator, **kwargs: Any) -> VaultedSqlOperator:
+    return cls(
         task_id="my",
         vault_conn_id="cyberark_ccp",
         credential=MY_REF,
@@ -80,52 +78,41 @@ def test_mariadb_without_conn_id(vault: Connections) -> None:
     assert rows[0][1] == "***"
 
 
-def _rotate_between_fetch_and_use(
-    monkeypatch: pytest.MonkeyPatch, vault: Connections, target: str, set_password: Any, times: int = 1
-) -> list[str]:
-    """After each of the first ``times`` fetches, rotate the account and the DB user to a new value."""
-    fetched: list[str] = []
-    original = VaultedSqlOperator.fetch_credential
-
-    def fetch(self: VaultedSqlOperator) -> Any:
-        cred = original(self)
-        fetched.append(cred.secret)
-        if len(fetched) <= times:
-            new = f"{CANARY}-rotated-{len(fetched)}"
-            vault.server.app.rotate(target, value=new)
-            set_password(new)
-        return cred
-
-    monkeypatch.setattr(VaultedSqlOperator, "fetch_credential", fetch)
-    return fetched
-
-
-def _rotating_case(db: str, sql: str) -> tuple[str, Any, VaultedSqlOperator]:
-    """The DB user set to the canary; the dev server target, the password setter and an operator."""
+def _rotating_operator(vault: Connections, db: str, sql: str, times: int = 1) -> tuple[VaultedSqlOperator, list[str]]:
+    """An operator whose first ``times`` fetches are each followed by a rotation of the account
+    (dev server) and of the DB user (to the same new value), before the login uses the value."""
     if db == "postgres":
+        target, set_password, build = PG_TARGET, set_pg_password, pg_operator
         set_pg_password(CANARY)
         need_pg_password_auth()
-        return PG_TARGET, set_pg_password, pg_operator(sql)
-    set_my_password(CANARY)
-    return MY_TARGET, set_my_password, my_operator(sql)
+    else:
+        target, set_password, build = MY_TARGET, set_my_password, my_operator
+        set_my_password(CANARY)
+    fetched: list[str] = []
+
+    class RotatedAfterFetch(VaultedSqlOperator):
+        def fetch_credential(self) -> Any:
+            cred = super().fetch_credential()
+            fetched.append(cred.secret)
+            if len(fetched) <= times:
+                new = f"{CANARY}-rotated-{len(fetched)}"
+                vault.server.app.rotate(target, value=new)
+                set_password(new)
+            return cred
+
+    return build(sql, RotatedAfterFetch), fetched
 
 
 @pytest.mark.parametrize("db", ["postgres", "mariadb"])
-def test_rotation_between_fetch_and_use_succeeds_on_retry(
-    vault: Connections, monkeypatch: pytest.MonkeyPatch, db: str
-) -> None:
-    target, setter, op = _rotating_case(db, "select 42")
-    fetched = _rotate_between_fetch_and_use(monkeypatch, vault, target, setter)
+def test_rotation_between_fetch_and_use_succeeds_on_retry(vault: Connections, db: str) -> None:
+    op, fetched = _rotating_operator(vault, db, "select 42")
     assert op.execute({}) == [(42,)]
     assert fetched == [CANARY, f"{CANARY}-rotated-1"], "one fetch again, one retry"
 
 
 @pytest.mark.parametrize("db", ["postgres", "mariadb"])
-def test_second_auth_failure_is_clear_and_names_no_value(
-    vault: Connections, monkeypatch: pytest.MonkeyPatch, db: str
-) -> None:
-    target, setter, op = _rotating_case(db, "select 1")
-    fetched = _rotate_between_fetch_and_use(monkeypatch, vault, target, setter, times=2)
+def test_second_auth_failure_is_clear_and_names_no_value(vault: Connections, db: str) -> None:
+    op, fetched = _rotating_operator(vault, db, "select 1", times=2)
     with pytest.raises(VaultedAuthError, match="rejected the login") as info:
         op.execute({})
     assert len(fetched) == 2

@@ -88,6 +88,9 @@ def audit_reason(extra: str | None = None) -> str:
         task_id = getattr(ti, "task_id", None)
         run_id = getattr(ti, "run_id", None) or context.get("run_id")
         parts += [f"dag={dag_id}", f"task={task_id}", f"run={run_id}"]
+        map_index = getattr(ti, "map_index", None)
+        if isinstance(map_index, int) and map_index >= 0:
+            parts.append(f"map={map_index}")  # mapped instances share dag, task and run
     if extra:
         parts.append(extra)
     return " ".join(parts)

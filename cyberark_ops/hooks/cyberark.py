@@ -104,6 +104,13 @@ class CyberArkHook(BaseHook):
         if self._fetcher is not None:
             self._fetcher.close()
 
+    def __enter__(self) -> CyberArkHook:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """``with CyberArkHook(...) as hook:`` closes its connections when the block ends."""
+        self.close()
+
     # -- public fetch API --------------------------------------------------------------------------
 
     def get_secret(self, path: str | CredentialRef) -> str:

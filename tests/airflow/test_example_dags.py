@@ -1,0 +1,248 @@
+"""Every example DAG, run end to end on Airflow's real supervisor path against the dev server.
+
+One stack (api-server + scheduler with LocalExecutor + dag-processor, throwaway ``AIRFLOW_HOME``)
+whose DAGs folder is a copy of ``example_dags/``, with the connections ``cyberark-ops devserver
+--print-connections`` prints, the secrets backend for ``demo_*`` connections, a local HTTP API
+that accepts only the vaulted token, and PostgreSQL at 127.0.0.1 for the CCP account
+``DB-Prod/pg-prod``. Each DAG is triggered once; afterwards each run's result is checked and no
+form of any value the examples fetched may be in a task log file or any metadata table.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cyberark_ops.devserver import DevServer
+from cyberark_ops.devserver.seed import demo_seed
+from cyberark_ops.scrub import leak_forms
+from cyberark_ops.testing.airflow_stack import AirflowStack
+from cyberark_ops.testing.connections import demo_conjur_connection, devserver_connections
+from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, plain_xcom, run_dags, stored_places, vault_calls
+from tests.operators.conftest import need_server
+
+pytestmark = pytest.mark.airflow
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
+DAG_IDS = sorted(path.stem for path in EXAMPLES.glob("*.py"))
+API_TOKEN_ID = "prod/api/key"
+PG_USER, PG_PASSWORD, PG_DB = "etl_user", "Pg-Pr0d-Dev!", "sales"
+
+
+def _variable(seed: dict[str, Any], variable_id: str) -> dict[str, Any]:
+    return next(v for v in seed["conjur"]["variables"] if v.get("id") == variable_id)
+
+
+def _account(seed: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(a for a in seed["vault"]["accounts"] if a["name"] == name)
+
+
+class InventoryApi:
+    """An HTTP API that answers only ``Bearer <token>`` and echoes the token back (a careless API)."""
+
+    def __init__(self, token: str) -> None:
+        self.seen: list[str] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                auth = self.headers.get("Authorization", "")
+                api.seen.append("ok" if auth == f"Bearer {token}" else "refused")
+                status, body = (200, {"items": 3, "echo": auth}) if auth == f"Bearer {token}" else (401, {})
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/inventory"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _prepare_postgres() -> None:
+    import psycopg2
+
+    need_server(5432, "PostgreSQL")
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test")
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("select 1 from pg_roles where rolname = %s", (PG_USER,))
+            verb = "alter" if cur.fetchone() else "create"
+            cur.execute(f"{verb} role {PG_USER} login password %s", (PG_PASSWORD,))
+            cur.execute("select 1 from pg_database where datname = %s", (PG_DB,))
+            if cur.fetchone() is None:
+                cur.execute(f"create database {PG_DB} owner {PG_USER}")
+    finally:
+        conn.close()
+
+
+@dataclass
+class Examples:
+    runs: dict[str, DagRun]
+    stack: AirflowStack
+    calls: list[dict[str, Any]]
+    fetched: dict[str, str]
+    api: InventoryApi
+
+    def explain(self) -> str:
+        return "; ".join(run.explain() for run in self.runs.values() if run.state != "success")
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Examples]:
+    _prepare_postgres()
+    base = tmp_path_factory.mktemp("examples")
+    dags = base / "dags"
+    shutil.copytree(EXAMPLES, dags, ignore=shutil.ignore_patterns("__pycache__"))
+    seed = copy.deepcopy(demo_seed())
+    # The seed's fixed /tmp paths become this test's own.
+    _variable(seed, "demo/sqlite/path")["value"] = str(base / "demo.sqlite")
+    _variable(seed, "airflow/dev/connections/demo_sqlite")["value"] = f"sqlite:///{base / 'backend.sqlite'}"
+    _account(seed, "sqlite-dev")["address"] = str(base / "vaulted.sqlite")
+    fetched = {
+        "conjur prod/db/password": str(_variable(seed, "prod/db/password")["value"]),
+        "conjur prod/api/key": str(_variable(seed, API_TOKEN_ID)["values"][-1]),
+        "conjur demo/staging/db/password": str(_variable(seed, "demo/staging/db/password")["value"]),
+        **{f"conjur prod/batch/secret-0{n}": f"batch-value-0{n}" for n in range(1, 6)},
+        "ccp sqlite-dev": str(_account(seed, "sqlite-dev")["secret"]),
+        "ccp pg-prod": str(_account(seed, "pg-prod")["secret"]),
+    }
+    api = InventoryApi(fetched["conjur prod/api/key"])
+    try:
+        with DevServer(seed, state_dir=base / "devserver") as server:
+            info = server.info()
+            conns = devserver_connections(info, seed)
+            conns["cyberark_default"] = demo_conjur_connection(info, seed, key_dir=base)
+            for conn in conns.values():
+                conn["extra"].update(FAST_EXTRAS)
+            api_key = str(conns["cyberark_conjur"]["password"])
+            backend = {
+                "url": info["url"],
+                "api": "conjur",
+                "account": info["conjur_account"],
+                "login": conns["cyberark_conjur"]["login"],
+                "api_key_env": "CYBERARK_EXAMPLES_API_KEY",
+                "ca_bundle": info["ca_cert"],
+                "env": "dev",
+                "connections_path": "airflow/{env}/connections/{conn_id}",
+                "connections_lookup_pattern": "^demo_",
+            }
+            env = {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in conns.items()}
+            env |= {
+                "AIRFLOW__SECRETS__BACKEND": "cyberark_ops.secrets.CyberArkSecretsBackend",
+                "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(backend),
+                "CYBERARK_EXAMPLES_API_KEY": api_key,
+                "AIRFLOW_VAR_INVENTORY_API_URL": api.url,
+                "AIRFLOW_VAR_DEPLOYMENT_ENV": "staging",
+            }
+            stack = AirflowStack(base / "home", dags, env)
+            runs = run_dags(stack, DAG_IDS, timeout=300)
+            calls = vault_calls(server)
+        yield Examples(runs, stack, calls, fetched, api)
+    finally:
+        api.close()
+
+
+def _xcoms(run: DagRun, task_id: str) -> list[Any]:
+    """Every map index's return value of ``task_id``, in map-index order."""
+    with sqlite3.connect(run.stack.home / "airflow.db") as db:
+        rows = db.execute(
+            "select value from xcom where dag_id=? and run_id=? and task_id=? and key='return_value' "
+            "order by map_index",
+            (run.dag_id, run.run_id, task_id),
+        ).fetchall()
+    return [plain_xcom(json.loads(value)) for (value,) in rows]
+
+
+def test_every_example_dag_was_run(examples: Examples) -> None:
+    assert set(examples.runs) == set(DAG_IDS)
+    assert len(DAG_IDS) >= 8, DAG_IDS
+    assert {dag_id: run.state for dag_id, run in examples.runs.items()} == dict.fromkeys(DAG_IDS, "success"), (
+        examples.explain()
+    )
+
+
+def test_vaulted_sql_on_sqlite_and_postgres(examples: Examples) -> None:
+    assert examples.runs["cyberark_vaulted_sql"].xcom("sales_by_region") == [["amer", 340], ["apac", 95], ["emea", 180]]
+    assert examples.runs["cyberark_vaulted_postgres"].xcom("whoami") == [[PG_USER, PG_DB]]
+    assert examples.runs["cyberark_sqlite_demo"].xcom("load_and_query") == [["amer", 340], ["apac", 95], ["emea", 180]]
+
+
+def test_the_decorated_task_calls_the_api_with_the_vaulted_token(examples: Examples) -> None:
+    assert examples.api.seen == ["ok"]
+    # The API echoed the token: scrubbed before it became XCom.
+    assert examples.runs["cyberark_http_token"].xcom("sync_inventory") == {
+        "status": 200,
+        "items": 3,
+        "echo": "Bearer ***",
+    }
+
+
+def test_the_backend_serves_a_dag_with_no_cyberark_code(examples: Examples) -> None:
+    assert "cyberark" not in (EXAMPLES / "cyberark_backend_sql.py").read_text().split('"""')[2].lower()
+    assert examples.runs["cyberark_backend_sql"].xcom("sqlite_version") == [["backend", 1]]
+    looked_up = [c for c in examples.calls if "airflow/dev/connections/demo_sqlite" in json.dumps(c)]
+    assert looked_up, "the connection came from Conjur"
+    assert not [c for c in examples.calls if "connections/cyberark_" in json.dumps(c)], "outside the pattern: no call"
+
+
+def test_ccp_and_pvwa_return_the_accounts_non_secret_parts(examples: Examples) -> None:
+    run = examples.runs["cyberark_ccp_pvwa"]
+    expected = {"user": PG_USER, "address": "127.0.0.1", "has_secret": True}
+    assert run.xcom("from_ccp") == expected
+    assert run.xcom("from_pvwa") == expected
+    for api in ("ccp", "pvwa"):
+        reasons = [str(c.get("reason")) for c in examples.calls if c["api"] == api and c.get("reason")]
+        assert any("task=from_" in r and "quarterly reconciliation" in r for r in reasons), (api, reasons)
+
+
+def test_the_environment_picks_the_path(examples: Examples) -> None:
+    result = examples.runs["cyberark_per_environment"].xcom("check_database_password")
+    assert result == {
+        "env": "staging",
+        "path": "demo/staging/db/password",
+        "length": len(examples.fetched["conjur demo/staging/db/password"]),
+    }
+
+
+def test_each_mapped_instance_fetches_its_own_and_says_so(examples: Examples) -> None:
+    run = examples.runs["cyberark_mapped"]
+    assert _xcoms(run, "fetch_one") == [{"id": f"prod/batch/secret-0{n}", "length": 14} for n in range(1, 6)]
+    reasons = [str(c.get("reason")) for c in examples.calls if c["api"] == "conjur" and c.get("reason")]
+    for index in range(5):
+        assert any(re.search(rf"task-fetch-one-run-.*-map-{index}-mapped-export$", r) for r in reasons), reasons
+
+
+def test_no_fetched_value_in_any_task_log_or_metadata_table(examples: Examples) -> None:
+    places = stored_places(examples.stack, DAG_IDS)
+    assert sum(1 for place in places if not place.startswith(("table ", "sqlite"))) >= 12, "task logs written"
+    forms = {
+        f"{what} {form}": value
+        for what, secret in examples.fetched.items()
+        for form, value in leak_forms(secret).items()
+    }
+    leaks = find_leaks(places, forms)
+    assert leaks == []
+    print(f"searched {len(forms)} forms of {len(examples.fetched)} values in {len(places)} places: 0 hits")

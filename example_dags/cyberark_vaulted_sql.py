@@ -29,10 +29,12 @@ with DAG(
         credential="ccp:Safe=App-Dev;Object=sqlite-dev",
         conn_type="sqlite",
         vault_reason="daily sales report",
-        sql=[
-            "create table if not exists sales (region text, amount integer)",
-            "delete from sales",
-            "insert into sales values ('emea', 120), ('amer', 340), ('apac', 95), ('emea', 60)",
-            "select region, sum(amount) from sales group by region order by region",
-        ],
+        sql="""
+            create table if not exists sales (region text, amount integer);
+            delete from sales;
+            insert into sales values ('emea', 120), ('amer', 340), ('apac', 95), ('emea', 60);
+            select region, sum(amount) from sales group by region order by region;
+        """,
+        split_statements=True,
+        return_last=True,
     )

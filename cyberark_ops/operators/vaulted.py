@@ -147,6 +147,10 @@ def vault_connection(
         if base is not None
         else (credential.address, credential.database, credential.port)
     )
+    if no_auth and base is None:
+        # A SQLite account's address is the file; its Database ("main") names no file, and in
+        # SqliteHook's URI a schema or port would become part of the path.
+        schema, port = None, None
     return Connection(
         conn_id=conn_id,
         conn_type=kind,

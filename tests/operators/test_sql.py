@@ -7,6 +7,7 @@ in ``tests/airflow/test_vaulted_operators.py``.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from tests.operators.conftest import (
     need_pg_password_auth,
     set_my_password,
     set_pg_password,
+    vaulted_seed,
 )
 
 MYSQL_EXTRA = {"client": "mysql-connector-python"}
@@ -166,3 +168,23 @@ def test_needs_conn_id_or_conn_type() -> None:
 
     with pytest.raises(ConfigurationError, match="conn_id or conn_type"):
         VaultedSqlOperator(task_id="x", credential="a", sql="select 1")
+
+
+def test_sqlite_without_conn_id_opens_the_accounts_file(
+    make_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The account's address is the file; its Database property ("main") must not become part of the path."""
+    seed = vaulted_seed()
+    account = next(a for a in seed["vault"]["accounts"] if a["name"] == "sqlite-dev")
+    account["address"] = str(tmp_path / "from-the-account.sqlite")
+    assert account["properties"]["Database"] == "main"
+    Connections(make_server(seed), monkeypatch).ccp()
+    op = VaultedSqlOperator(
+        task_id="lite",
+        vault_conn_id="cyberark_ccp",
+        credential="ccp:Safe=App-Dev;Object=sqlite-dev",
+        conn_type="sqlite",
+        sql=["create table t (x integer)", "insert into t values (7)", "select x from t"],
+    )
+    assert op.execute({})[-1] == [(7,)], "a list of statements returns one result per statement"
+    assert (tmp_path / "from-the-account.sqlite").exists()

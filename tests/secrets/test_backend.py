@@ -81,7 +81,7 @@ def vault(make_server: Callable[..., DevServer], tmp_path: Path) -> Iterator[Vau
 
 def test_conjur_serves_connections_variables_and_config(vault: Vault) -> None:
     backend = vault.conjur()
-    assert backend.get_conn_value("demo_sqlite") == "sqlite:////tmp/cyberark-ops-demo.sqlite"
+    assert backend.get_conn_value("demo_sqlite") == "sqlite://%2Ftmp%2Fcyberark-ops-demo.sqlite"
     conn = backend.get_connection("demo_postgres")
     assert conn is not None
     assert (conn.conn_type, conn.login, conn.password, conn.port) == (

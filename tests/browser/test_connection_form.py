@@ -3,7 +3,9 @@
 The real Airflow 3 api-server (its React UI) in Debian's headless Chromium, driven by Playwright:
 add a CyberArk connection through the form, check that every secret field is a masked input and
 that the auth method is a choice, save it pointing at the dev server, press Test and read the
-toast. A screenshot of the result lands in ``test-artifacts/`` at the repository root (CI keeps it).
+toast. Airflow 3.3.2's list refuses Test on any portless connection (see ``PORTLESS_BUG``): the test
+shows that, works around it in the request, and checks the workaround docs/hook.md gives users
+(store the port). Screenshots land in ``test-artifacts/`` at the repository root (CI keeps them).
 """
 
 from __future__ import annotations
@@ -136,6 +138,7 @@ def test_the_form_masks_secrets_offers_auth_methods_and_tests_green(
             form.locator("input[name=element_account]").fill(conn["extra"]["account"])
             form.locator("input[name=element_ca_bundle]").fill(conn["extra"]["ca_bundle"])
             ARTIFACTS.mkdir(exist_ok=True)
+            form.get_by_role("combobox", name="CyberArk API").scroll_into_view_if_needed()
             page.screenshot(path=ARTIFACTS / "connection-form-filled.png", full_page=True)
             form.get_by_role("button", name="Save").click()
             expect(form).to_have_count(0)
@@ -155,12 +158,27 @@ def test_the_form_masks_secrets_offers_auth_methods_and_tests_green(
             page.screenshot(path=screenshot, full_page=True)
             print(f"\nscreenshot: {screenshot}\ntoast: {toast_text!r}\nworked around: {bug_toasts!r}")
             assert conn["password"] not in page.content()
+
+            # The workaround docs/hook.md gives for Airflow <= 3.3.2: store the port, and the
+            # unpatched list's Test passes.
+            page.unroute("**/api/v2/connections/test")
+            base, _, port = conn["host"].rpartition(":")
+            api_server.cli(
+                "connections", "add", f"{CONN_ID}_port", "--conn-type", "cyberark", "--conn-host", base,
+                "--conn-port", port, "--conn-login", conn["login"], "--conn-password", conn["password"],
+                "--conn-extra", json.dumps(conn["extra"]),
+            )  # fmt: skip
+            page.reload()
+            status, toast_text = _press_test(page, page.get_by_role("row").filter(has_text=f"{CONN_ID}_port"))
+            assert (status, toast_text.partition(" Authenticated")[0]) == (200, "Test Connection Successful")
         finally:
             context.close()
 
-    # The Test button authenticated at the dev server as the demo host, and fetched nothing.
+    # Each Test authenticated at the dev server as the demo host, and fetched nothing.
     calls = [json.loads(line) for line in Path(info["audit_log"]).read_text().splitlines()]
-    assert [(c["action"], c["identity"], c["outcome"]) for c in calls] == [
-        ("conjur.authenticate", conn["login"], "success"),
-        ("conjur.whoami", conn["login"], "success"),
-    ]
+    # (The api-server's process token cache may spare the second Test its authenticate call.)
+    assert {(c["identity"], c["outcome"]) for c in calls} == {(conn["login"], "success")}
+    actions = [c["action"] for c in calls]
+    assert actions[0] == "conjur.authenticate"
+    assert actions.count("conjur.whoami") == 2
+    assert set(actions) == {"conjur.authenticate", "conjur.whoami"}

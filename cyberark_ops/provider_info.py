@@ -15,6 +15,22 @@ from .apis import BUILTIN_APIS
 PACKAGE_NAME = "cyberark-ops"
 
 
+AUTH_METHOD_NAMES = (
+    "api_key",
+    "jwt",
+    "access_token_file",
+    "app_id",
+    "cyberark",
+    "ldap",
+    "radius",
+    "windows",
+    "client_credentials",
+)
+"""Every ``auth_method`` the built-in APIs accept, spelled out: PVWA's list lives with the client
+layer, and resolving it here would import requests into every process that discovers providers.
+A test checks it against the API table."""
+
+
 def _field(label: str, description: str, *, kind: str = "string", secret: bool = False) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": [kind, "null"]}
     if secret:
@@ -30,11 +46,21 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "schema": {"type": ["string", "null"], "enum": [*BUILTIN_APIS, None], "default": BUILTIN_APIS[0]},
     },
     "account": _field("Conjur account", "Conjur account name (SaaS: conjur)"),
-    "auth_method": _field(
-        "Auth method",
-        "Conjur: api_key | jwt | access_token_file. PVWA: cyberark | ldap | radius | windows. "
-        "Privilege Cloud: client_credentials",
-    ),
+    "auth_method": {
+        "label": "Auth method",
+        "description": (
+            "Empty: the API's first. Conjur: api_key | jwt | access_token_file. CCP: app_id. "
+            "PVWA: cyberark | ldap | radius | windows. Privilege Cloud: client_credentials"
+        ),
+        # A choice, not free text. Null picks the API's default method; values_display (read by
+        # Airflow's form) names that choice instead of showing a literal "null".
+        "schema": {
+            "type": ["string", "null"],
+            "enum": [*AUTH_METHOD_NAMES, None],
+            "default": None,
+            "values_display": {"null": "(the API's default)"},
+        },
+    },
     "api_key": _field("Conjur API key", "The host's or user's API key (or use the Password field)", secret=True),
     "api_key_file": _field(
         "API key file", "Path to a file holding the Conjur API key, read when a hook first connects"

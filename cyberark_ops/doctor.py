@@ -531,9 +531,7 @@ def _config_remedy(exc: ConfigurationError) -> str:
 
 
 def _cleaned(report: Report, secrets: _Secrets) -> Report:
-    report.checks = [
-        Check(c.name, c.status, secrets.clean(c.detail), secrets.clean(c.remedy)) for c in report.checks
-    ]
+    report.checks = [Check(c.name, c.status, secrets.clean(c.detail), secrets.clean(c.remedy)) for c in report.checks]
     return report
 
 

@@ -10,9 +10,12 @@ Airflow is imported only to look up a connection id.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,10 +34,10 @@ from .client import (
     NotFound,
     PVWAClient,
     PVWARef,
+    parse_ref,
 )
 from .client.base import TokenFacts
-from .fetch import Fetcher
-from .secrets import BACKEND_OPTIONS
+from .client.refs import has_scheme
 from .settings import ConnectionSettings, parse_extras
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
@@ -93,13 +96,16 @@ class DoctorUsageError(Exception):
 
 def settings_from_connection(conn_id: str) -> ConnectionSettings:
     """The connection as the hook reads it (any secrets backend Airflow has, env vars included)."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    with _logs_to_stderr(), contextlib.redirect_stdout(sys.stderr):
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
 
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        raise DoctorUsageError(f"connection {conn_id!r} is not defined (checked Airflow's secrets backends)") from None
+        try:
+            conn = BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:
+            raise DoctorUsageError(
+                f"connection {conn_id!r} is not defined (checked Airflow's secrets backends)"
+            ) from None
     if conn.conn_type and conn.conn_type != "cyberark":
         raise ConfigurationError(
             f"connection {conn_id!r} has type {conn.conn_type!r}, not 'cyberark'", field="conn_type"
@@ -114,7 +120,34 @@ def settings_from_connection(conn_id: str) -> ConnectionSettings:
     )
 
 
+@contextlib.contextmanager
+def _logs_to_stderr() -> Iterator[None]:
+    """Points log handlers that write to stdout at stderr for a while: Airflow's own lines (its
+    secrets masker warns on short extras) would otherwise land in the table or the --json document."""
+    loggers = [
+        logging.getLogger(),
+        *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+    ]
+    moved: list[logging.StreamHandler[Any]] = []
+    stdout = sys.stdout
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is stdout:
+                handler.setStream(sys.stderr)
+                moved.append(handler)
+    try:
+        yield
+    finally:
+        for handler in moved:
+            handler.setStream(stdout)
+
+
 def settings_from_backend_kwargs(kwargs: Mapping[str, Any]) -> ConnectionSettings:
+    """The settings the secrets backend would build; its own options (paths, patterns) are set aside."""
+    # The backend module subclasses Airflow's BaseSecretsBackend: imported only for these kwargs.
+    with _logs_to_stderr(), contextlib.redirect_stdout(sys.stderr):
+        from .secrets import BACKEND_OPTIONS
+
     return ConnectionSettings.from_backend_kwargs(kwargs, reserved=BACKEND_OPTIONS)
 
 
@@ -356,7 +389,10 @@ def check_clock(client: BaseClient[Any, Any]) -> Check:
     if offset is None:
         return Check(name, SKIP, "no dated HTTP answer from the server yet (give --path for CCP)")
     ahead = "ahead of" if offset > 0 else "behind"
-    detail = f"the server's clock is {abs(offset):.0f} s {ahead} this machine's (HTTP Date header)"
+    if abs(offset) < 1:
+        detail = "the server's clock agrees with this machine's to the second (HTTP Date header)"
+    else:
+        detail = f"the server's clock is {abs(offset):.0f} s {ahead} this machine's (HTTP Date header)"
     remedy = "Synchronise both clocks with NTP (chrony / systemd-timesyncd); JWTs and tokens depend on it"
     if abs(offset) > SKEW_FAIL:
         return Check(name, FAIL, detail, remedy)
@@ -375,21 +411,29 @@ def _path_remedy(settings: ConnectionSettings, exc: CyberArkError) -> str:
     return "Check safe and account name; the user needs List + Retrieve (and Use) accounts on the safe"
 
 
+def resolve(settings: ConnectionSettings, path: str) -> CredentialRef:
+    """A typed reference as ``Fetcher.resolve`` makes it (a bare path is one of this API's objects);
+    repeated here because the fetch module imports Airflow."""
+    ref = parse_ref(path if has_scheme(path) else f"{settings.spec.ref_scheme}:{path}")
+    if not settings.spec.accepts(ref):
+        raise ConfigurationError(f"{ref} is not a {settings.api} reference", field="reference")
+    return ref
+
+
 def check_paths(
     client: BaseClient[Any, Any],
-    fetcher: Fetcher,
+    settings: ConnectionSettings,
     paths: Sequence[str],
     secrets: _Secrets,
 ) -> tuple[list[Check], list[CredentialRef]]:
     checks: list[Check] = []
     readable: list[CredentialRef] = []
-    settings = fetcher.settings
     if not paths:
         return [Check("readable paths", SKIP, "no --path given", "Give the paths your DAGs use with --path")], []
     for path in paths:
         name = f"read {path}"
         try:
-            ref = fetcher.resolve(path)
+            ref = resolve(settings, path)
         except ConfigurationError as exc:
             checks.append(Check(name, FAIL, f"{path!r} is not a valid reference: {exc}", "Fix the reference"))
             continue
@@ -480,7 +524,6 @@ def run(
     for key in ("api_key", "jwt_token", "client_key_password"):
         secrets.add(str(settings.extras.get(key) or ""))
     tls = [check_ca_bundle(settings, now), check_client_certificate(settings, now)]
-    fetcher = Fetcher(settings, name=source, reason=DOCTOR_REASON)
     try:
         client = settings.build_client(register_secret=secrets.add)
     except ConfigurationError as exc:
@@ -511,7 +554,7 @@ def run(
             report.checks.append(check_clock(client))
             report.checks.extend(Check(n, SKIP, "authentication failed") for n in needs_client[4:])
             return _cleaned(report, secrets)
-        path_checks, readable = check_paths(client, fetcher, paths, secrets)
+        path_checks, readable = check_paths(client, settings, paths, secrets)
         report.checks.append(check_clock(client))
         report.checks.extend(path_checks)
         report.checks.append(check_least_privilege(client, settings, readable))

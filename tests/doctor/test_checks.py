@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -274,3 +276,16 @@ def test_backend_kwargs_are_checked_like_a_connection(dev_server: DevServer, tmp
     )
     assert not report.failed
     assert by_name(report)["read airflow/dev/connections/demo_sqlite"].status == "pass"
+
+
+def test_a_reference_for_another_api_fails_naming_it(dev_server: DevServer) -> None:
+    check = by_name(run(demo_connections(dev_server)["cyberark_conjur"], ["ccp:Safe=DB-Prod;Object=pg-prod"]))[
+        "read ccp:Safe=DB-Prod;Object=pg-prod"
+    ]
+    assert check.status == "fail"
+    assert "not a conjur reference" in check.detail
+
+
+def test_the_doctor_module_imports_no_airflow() -> None:
+    code = "import sys, cyberark_ops.doctor; sys.exit('airflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0

@@ -224,3 +224,23 @@ def test_the_installed_command_runs_as_a_subprocess(canary_server: DevServer, tm
     report = json.loads(failing.stdout)
     assert [c["name"] for c in report["checks"] if c["status"] == "fail"] == ["read etl/db/missing"]
     assert_no_canary(ok.stdout, ok.stderr, failing.stdout, failing.stderr)
+
+
+def test_json_on_stdout_stays_parseable_when_airflow_logs(dev_server: DevServer, tmp_path: Path) -> None:
+    """Airflow's secrets masker warns about short extras (the demo account ``demo``) on stdout."""
+    conn = {"conn_type": "cyberark", **demo_connections(dev_server)["cyberark_conjur"]}
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW_CONN_CYBERARK_DEMO": json.dumps(conn)}
+    result = subprocess.run(
+        [sys.executable, "-m", "cyberark_ops.cli", "doctor", "--conn-id", "cyberark_demo", "--json"],
+        capture_output=True,
+        check=False,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["api"] == "conjur" and report["ok"] is True
+    assert_no_canary(result.stdout, result.stderr)
+    for form in leak_forms(str(conn["password"])).values():
+        assert form not in result.stdout + result.stderr

@@ -177,11 +177,10 @@ class _Secrets:
 
 
 def _error_text(exc: BaseException) -> str:
+    """The error's message, with its HTTP status in front when the message does not say it."""
     status = getattr(exc, "status", None)
     text = str(exc)
-    if status and f"HTTP {status}" not in text and f"{status}" not in text.split(":", 1)[0]:
-        text = f"HTTP {status}: {text}"
-    return text
+    return f"HTTP {status}: {text}" if status and f"HTTP {status}" not in text else text
 
 
 def _cert_summary(cert: Any) -> tuple[str, datetime]:
@@ -527,13 +526,12 @@ def run(
     try:
         client = settings.build_client(register_secret=secrets.add)
     except ConfigurationError as exc:
-        status = FAIL
         tls_failed = any(check.status == FAIL for check in tls)
         if exc.field in _TLS_FIELDS and tls_failed:
             detail = f"the client cannot be built: {exc} (see the TLS checks)"
         else:
             detail = str(exc)
-        report.checks.append(Check("configuration", status, detail, _config_remedy(exc)))
+        report.checks.append(Check("configuration", FAIL, detail, _config_remedy(exc)))
         report.checks.extend(tls)
         report.checks.extend(Check(n, SKIP, "needs a client (the configuration failed)") for n in needs_client)
         return _cleaned(report, secrets)
@@ -598,7 +596,7 @@ def render_text(report: Report, width: int = 100) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_rich(report: Report) -> None:
+def render_rich(report: Report, console: Any = None) -> None:
     """The same table through ``rich`` (Airflow depends on it), for a terminal."""
     from rich.console import Console
     from rich.markup import escape
@@ -606,13 +604,15 @@ def render_rich(report: Report) -> None:
 
     styles = {PASS: "green", WARN: "yellow", FAIL: "bold red", SKIP: "dim"}
     table = Table(title=f"cyberark-ops doctor: {report.source}" + (f" ({report.api})" if report.api else ""))
-    for column in ("status", "check", "detail", "remedy"):
-        table.add_column(column, overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("detail", overflow="fold", ratio=3)
+    table.add_column("remedy", overflow="fold", ratio=2)
     for check in report.checks:
         style = styles[check.status]
         remedy = check.remedy if check.status != PASS else ""
         table.add_row(f"[{style}]{_MARKS[check.status]}[/]", escape(check.name), escape(check.detail), escape(remedy))
-    console = Console()
+    console = console or Console()
     console.print(table, markup=True, highlight=False)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import socket
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cyberark_ops import doctor
@@ -289,3 +291,27 @@ def test_a_reference_for_another_api_fails_naming_it(dev_server: DevServer) -> N
 def test_the_doctor_module_imports_no_airflow() -> None:
     code = "import sys, cyberark_ops.doctor; sys.exit('airflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0
+
+
+def test_an_expired_ca_in_the_bundle_fails(dev_server: DevServer, tmp_path: Path) -> None:
+    conn = demo_connections(dev_server)["cyberark_conjur"]
+    old_ca, _ = write_cert(tmp_path, "old-ca", not_after=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1))
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(Path(conn["extra"]["ca_bundle"]).read_text() + Path(old_ca).read_text())
+    conn["extra"] = {**conn["extra"], "ca_bundle": str(bundle)}
+    check = by_name(run(conn))["tls: CA bundle"]
+    assert check.status == "fail"
+    assert "CN=old-ca expired on" in check.detail
+    assert "ca_bundle" in check.remedy
+
+
+def test_the_rich_table_shows_every_check(dev_server: DevServer) -> None:
+    console_module = pytest.importorskip("rich.console")  # Airflow brings rich
+
+    report = run(demo_connections(dev_server)["cyberark_conjur"], ["admin/break-glass"])
+    buffer = io.StringIO()
+    doctor.render_rich(report, console_module.Console(file=buffer, width=400))
+    out = buffer.getvalue()
+    for check in report.checks:
+        assert check.name in out
+    assert "FAIL" in out and "[/]" not in out

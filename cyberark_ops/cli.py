@@ -65,6 +65,52 @@ def _devserver(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import (
+        DoctorUsageError,
+        render_json,
+        render_rich,
+        render_text,
+        run,
+        settings_from_backend_kwargs,
+        settings_from_connection,
+        use_rich,
+    )
+
+    if args.conn_id:
+        source = f"connection {args.conn_id!r}"
+
+        def load() -> Any:
+            return settings_from_connection(args.conn_id)
+
+    else:
+        source = "secrets backend kwargs"
+        try:
+            kwargs = json.loads(args.backend_kwargs)
+        except ValueError:
+            print("cyberark-ops doctor: --backend-kwargs is not valid JSON", file=sys.stderr)
+            return 2
+        if not isinstance(kwargs, dict):
+            print("cyberark-ops doctor: --backend-kwargs must be a JSON object", file=sys.stderr)
+            return 2
+
+        def load() -> Any:
+            return settings_from_backend_kwargs(kwargs)
+
+    try:
+        report = run(load, source=source, paths=args.path)
+    except DoctorUsageError as exc:
+        print(f"cyberark-ops doctor: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(render_json(report))
+    elif use_rich():
+        render_rich(report)
+    else:
+        sys.stdout.write(render_text(report))
+    return 1 if report.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cyberark-ops", description="CyberArk credentials for Airflow 3.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -92,6 +138,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="after the JSON line, print export AIRFLOW_CONN_CYBERARK_{CONJUR,CCP,PVWA}=... lines for this server",
     )
     dev.set_defaults(handler=_devserver)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check a CyberArk connection: configuration, TLS, reachability, auth, clock, paths, privileges",
+        description=(
+            "Checks a cyberark connection (or the secrets backend's kwargs) end to end and prints one line per "
+            "check with pass / warn / fail / skip and a remedy; never a secret value. Exit code 0 without a "
+            "failure, 1 with one, 2 on a usage error."
+        ),
+    )
+    target = doctor.add_mutually_exclusive_group(required=True)
+    target.add_argument("--conn-id", help="an Airflow connection id (looked up as a task would, env vars included)")
+    target.add_argument("--backend-kwargs", help="the secrets backend's backend_kwargs, as JSON")
+    doctor.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        help="a path (reference) your DAGs read, checked with a real fetch; repeatable",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.set_defaults(handler=_doctor)
     return parser
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from .auth import AuthContext, Authenticator, AuthStrategy
@@ -28,6 +29,15 @@ RefT = TypeVar("RefT")
 RefT_contra = TypeVar("RefT_contra", contravariant=True)
 ConfigT = TypeVar("ConfigT", bound="TransportConfig")
 ClientT = TypeVar("ClientT", bound="BaseClient[Any, Any]")
+
+
+@dataclass(frozen=True)
+class TokenFacts:
+    """What may be shown of an access token: its subject and lifetime (seconds, when it says)."""
+
+    subject: str | None
+    lifetime: float | None
+    renew_in: float
 
 
 class CredentialSource(Protocol[RefT_contra]):
@@ -61,6 +71,15 @@ class BaseClient(ABC, Generic[RefT, ConfigT]):
     @abstractmethod
     def get(self, ref: RefT, *, reason: str | None = None) -> Credential:
         """The credential ``ref`` designates; ``reason`` goes to the server's audit where it can."""
+
+    def check_connection(self) -> str:
+        """A TCP + TLS handshake with the server (no HTTP request, nothing audited); a sentence on success."""
+        return self._transport.check_connection()
+
+    @property
+    def server_clock_offset(self) -> float | None:
+        """Seconds the server's clock was ahead of ours at its last dated answer, or None before one."""
+        return self._transport.server_clock_offset
 
     def close(self) -> None:
         self._transport.close()
@@ -110,8 +129,14 @@ class AuthenticatedClient(BaseClient[RefT, ConfigT]):
     def login(self) -> str:
         return self.strategy.login
 
+    def fresh_token(self) -> TokenFacts:
+        """Authenticates anew (bypassing the token cache) and says who for how long, never the
+        token itself: checks the credential as it is now, not as it was when a token was cached."""
+        token = self._auth.authenticate()
+        return TokenFacts(subject=token.subject, lifetime=token.lifetime, renew_in=token.renew_in)
+
     def _auth_context(self) -> AuthContext:
         return AuthContext(self._transport)
 
 
-__all__ = ["AuthenticatedClient", "BaseClient", "CredentialSource"]
+__all__ = ["AuthenticatedClient", "BaseClient", "CredentialSource", "TokenFacts"]

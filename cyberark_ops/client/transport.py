@@ -256,6 +256,8 @@ class Transport:
         self._proxies: dict[str, dict[str, str]] = {}
         self._proxies_lock = threading.Lock()
         self._local = threading.local()
+        # The last answer's HTTP Date and our clock then, parsed only when asked (not per request).
+        self._last_date: tuple[str, float] | None = None
 
     # -- public surface used by the API modules -------------------------------------------------
 
@@ -478,6 +480,9 @@ class Transport:
             outcome = _Outcome(None, f"request failed ({type(exc).__name__})", "connection")
         else:
             status = response.status_code
+            date = response.headers.get("Date")
+            if date:
+                self._last_date = (date, time.time())
             # Honoured on 5xx too: a 503 with Retry-After is the server's own schedule.
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             outcome = _Outcome(response, f"HTTP {status}", f"status_{status}", retry_after)
@@ -494,6 +499,22 @@ class Transport:
                 {"api": self.api, "action": call.action, "retry_after": outcome.retry_after or 0.0},
             )
         return outcome
+
+    @property
+    def server_clock_offset(self) -> float | None:
+        """Seconds the server's clock was ahead of ours at its last dated answer (its HTTP ``Date``,
+        1 s resolution), or None before one; read by ``cyberark-ops doctor``."""
+        if self._last_date is None:
+            return None
+        value, received = self._last_date
+        try:
+            dated = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if dated.tzinfo is None:
+            return None
+        # Date is truncated to the second: the server's time lies within [Date, Date + 1).
+        return dated.timestamp() + 0.5 - received
 
     def _may_retry(self, call: Call, outcome: _Outcome) -> bool:
         """The one retry decision. An answer is retried on 429 and on a 5xx whose code allows it; a

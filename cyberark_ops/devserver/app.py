@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from email.utils import formatdate
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -244,6 +245,9 @@ class DevApp:
             },
             self.clock.now(),
         )
+        # Real servers date every answer (RFC 9110 §6.6.1); from the dev clock, so a clock jump
+        # shows up as skew to clients that compare it with their own (``cyberark-ops doctor``).
+        response.headers.setdefault("Date", formatdate(self.clock.now(), usegmt=True))
         return response
 
     def _call(self, spec: RouteSpec, request: Request) -> Response:

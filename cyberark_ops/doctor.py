@@ -1,0 +1,646 @@
+"""``cyberark-ops doctor``: what is wrong with a CyberArk connection, and how to fix it.
+
+Every check goes through the same settings, builders and client layer a task uses, so a pass here
+means a task's fetch gets as far. The report never holds a secret value: the credential for
+reaching CyberArk and every fetched value are only ever compared, and each line of text is scrubbed
+of them (in every encoded form) before it leaves this module, as a second line of defence.
+
+Airflow is imported only to look up a connection id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from . import scrub
+from .client import (
+    AuthenticatedClient,
+    AuthenticationFailed,
+    BaseClient,
+    ConfigurationError,
+    ConjurClient,
+    CredentialRef,
+    CyberArkError,
+    Forbidden,
+    NotFound,
+    PVWAClient,
+    PVWARef,
+    parse_ref,
+)
+from .client.base import TokenFacts
+from .client.refs import has_scheme
+from .settings import ConnectionSettings, parse_extras
+
+PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
+STATUSES = (PASS, WARN, FAIL, SKIP)
+
+EXPIRY_WARNING = timedelta(days=30)
+"""A certificate expiring within this window is a warning: time to renew it."""
+SKEW_WARN = 30.0
+SKEW_FAIL = 300.0
+"""Seconds of clock difference: JWTs and tokens with ``iat``/``exp`` start to misbehave at a few
+minutes (Conjur's authn-jwt allows no leeway at all)."""
+SHORT_TOKEN = 60.0
+"""A token living less than this is renewed on almost every fetch."""
+SHOWN_NAMES = 10
+DOCTOR_REASON = "cyberark-ops doctor"
+
+_TLS_FIELDS = {"ca_bundle", "client_cert", "client_key", "client_key_password", "verify"}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report. ``remedy`` says what to do when the status is not ``pass``."""
+
+    name: str
+    status: str
+    detail: str
+    remedy: str = ""
+
+
+@dataclass
+class Report:
+    source: str
+    api: str | None = None
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(check.status == FAIL for check in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "api": self.api,
+            "ok": not self.failed,
+            "summary": {status: sum(c.status == status for c in self.checks) for status in STATUSES},
+            "checks": [asdict(check) for check in self.checks],
+        }
+
+
+class DoctorUsageError(Exception):
+    """What the user asked for cannot be looked at (no such connection, malformed kwargs): exit 2."""
+
+
+# -- where the settings come from -------------------------------------------------------------------
+
+
+def settings_from_connection(conn_id: str) -> ConnectionSettings:
+    """The connection as the hook reads it (any secrets backend Airflow has, env vars included)."""
+    with _logs_to_stderr(), contextlib.redirect_stdout(sys.stderr):
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            conn = BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:
+            raise DoctorUsageError(
+                f"connection {conn_id!r} is not defined (checked Airflow's secrets backends)"
+            ) from None
+    if conn.conn_type and conn.conn_type != "cyberark":
+        raise ConfigurationError(
+            f"connection {conn_id!r} has type {conn.conn_type!r}, not 'cyberark'", field="conn_type"
+        )
+    return ConnectionSettings.from_fields(
+        host=conn.host,
+        port=conn.port,
+        schema=conn.schema,
+        login=conn.login,
+        password=conn.password,
+        extras=parse_extras(conn.extra),
+    )
+
+
+@contextlib.contextmanager
+def _logs_to_stderr() -> Iterator[None]:
+    """Points log handlers that write to stdout at stderr for a while: Airflow's own lines (its
+    secrets masker warns on short extras) would otherwise land in the table or the --json document."""
+    loggers = [
+        logging.getLogger(),
+        *(v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)),
+    ]
+    moved: list[logging.StreamHandler[Any]] = []
+    stdout = sys.stdout
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is stdout:
+                handler.setStream(sys.stderr)
+                moved.append(handler)
+    try:
+        yield
+    finally:
+        for handler in moved:
+            handler.setStream(stdout)
+
+
+def settings_from_backend_kwargs(kwargs: Mapping[str, Any]) -> ConnectionSettings:
+    """The settings the secrets backend would build; its own options (paths, patterns) are set aside."""
+    # The backend module subclasses Airflow's BaseSecretsBackend: imported only for these kwargs.
+    with _logs_to_stderr(), contextlib.redirect_stdout(sys.stderr):
+        from .secrets import BACKEND_OPTIONS
+
+    return ConnectionSettings.from_backend_kwargs(kwargs, reserved=BACKEND_OPTIONS)
+
+
+# -- the checks -------------------------------------------------------------------------------------
+
+
+class _Secrets:
+    """Everything that must not appear in the report: the credentials and every fetched value."""
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+
+    def add(self, value: str | None) -> None:
+        if value:
+            self.values.append(value)
+
+    def clean(self, text: str) -> str:
+        for value in self.values:
+            try:
+                found = scrub.forms(value)
+            except UnicodeEncodeError:
+                found = (value,)
+            for form in sorted(found, key=len, reverse=True):
+                if len(form) >= 3:
+                    text = text.replace(form, "***")
+        return text
+
+
+def _error_text(exc: BaseException) -> str:
+    """The error's message, with its HTTP status in front when the message does not say it."""
+    status = getattr(exc, "status", None)
+    text = str(exc)
+    return f"HTTP {status}: {text}" if status and f"HTTP {status}" not in text else text
+
+
+def _cert_summary(cert: Any) -> tuple[str, datetime]:
+    return cert.subject.rfc4514_string() or "(empty subject)", cert.not_valid_after_utc
+
+
+def _validity(what: str, subject: str, not_after: datetime, now: datetime, renew: str) -> Check | None:
+    """A fail or warn for an expired or soon-expiring certificate; None when it is fine."""
+    if not_after <= now:
+        return Check(
+            what,
+            FAIL,
+            f"{subject} expired on {not_after:%Y-%m-%d %H:%M} UTC",
+            renew,
+        )
+    if not_after - now <= EXPIRY_WARNING:
+        days = (not_after - now).days
+        return Check(what, WARN, f"{subject} expires on {not_after:%Y-%m-%d} UTC (in {days} day(s))", renew)
+    return None
+
+
+def check_ca_bundle(settings: ConnectionSettings, now: datetime) -> Check:
+    from cryptography import x509
+
+    name = "tls: CA bundle"
+    extras = settings.extras
+    if settings.base_url.lower().startswith("http://"):
+        return Check(
+            name,
+            WARN,
+            f"{settings.base_url} is plain HTTP: credentials cross the network unencrypted",
+            "Use an https:// URL; keep allow_insecure_http for a local dev server only",
+        )
+    if str(extras.get("verify", "")).strip().lower() in ("false", "0", "no", "off"):
+        return Check(
+            name,
+            WARN,
+            "TLS verification is off (verify=false): any server can impersonate CyberArk",
+            "Remove verify=false and set ca_bundle to the CA that signed the server certificate",
+        )
+    path = extras.get("ca_bundle")
+    if not path:
+        return Check(name, PASS, "no ca_bundle: the system trust store is used")
+    bundle = Path(str(path)).expanduser()
+    if bundle.is_dir():
+        return Check(name, PASS, f"{str(bundle)!r} is a hashed CA directory (not parsed here)")
+    try:
+        data = bundle.read_bytes()
+    except OSError as exc:
+        return Check(
+            name,
+            FAIL,
+            f"cannot read ca_bundle {str(bundle)!r} ({exc.strerror})",
+            "Point ca_bundle at a readable PEM file of the CA(s) that signed the server certificate",
+        )
+    try:
+        certs = x509.load_pem_x509_certificates(data)
+    except ValueError:
+        certs = []
+    if not certs:
+        return Check(
+            name,
+            FAIL,
+            f"ca_bundle {str(bundle)!r} holds no PEM certificate",
+            "Export the CA certificate as PEM (-----BEGIN CERTIFICATE-----) and point ca_bundle at it",
+        )
+    renew = "Replace the CA certificate in ca_bundle with the current one from your PKI team"
+    for cert in certs:
+        problem = _validity(name, *_cert_summary(cert), now, renew)
+        if problem is not None:
+            return problem
+    subjects = ", ".join(_cert_summary(cert)[0] for cert in certs[:3]) + (
+        f" and {len(certs) - 3} more" if len(certs) > 3 else ""
+    )
+    return Check(name, PASS, f"{len(certs)} CA certificate(s) in {str(bundle)!r}: {subjects}")
+
+
+def check_client_certificate(settings: ConnectionSettings, now: datetime) -> Check:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    name = "tls: client certificate"
+    extras = settings.extras
+    cert_path = extras.get("client_cert")
+    if not cert_path:
+        if settings.api == "ccp":
+            return Check(
+                name,
+                WARN,
+                "no client_cert: CCP identifies this machine by address and OS user only",
+                "If the AppID requires a certificate, set client_cert and client_key (PEM)",
+            )
+        return Check(name, SKIP, "no client certificate configured (none needed for this API)")
+    key_path = extras.get("client_key") or cert_path
+    fix_pair = "Set client_cert and client_key to a matching PEM pair (passphrase in client_key_password)"
+    try:
+        cert_data = Path(str(cert_path)).expanduser().read_bytes()
+        key_data = Path(str(key_path)).expanduser().read_bytes()
+    except OSError as exc:
+        return Check(name, FAIL, f"cannot read {exc.filename!r} ({exc.strerror})", fix_pair)
+    try:
+        cert = x509.load_pem_x509_certificate(cert_data)
+    except ValueError:
+        return Check(name, FAIL, f"client_cert {str(cert_path)!r} is not a PEM certificate", fix_pair)
+    password = extras.get("client_key_password")
+    try:
+        key = serialization.load_pem_private_key(key_data, password=str(password).encode() if password else None)
+    except (ValueError, TypeError):
+        # Neither the key bytes nor the passphrase go into the message.
+        return Check(
+            name,
+            FAIL,
+            f"client_key {str(key_path)!r} is not a PEM private key, or its passphrase is wrong or missing",
+            fix_pair,
+        )
+    spki = serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    subject, not_after = _cert_summary(cert)
+    if cert.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+        return Check(name, FAIL, f"client_key does not belong to the certificate {subject}", fix_pair)
+    renew = "Renew the client certificate (and register the new one with the AppID / authenticator)"
+    problem = _validity(name, subject, not_after, now, renew)
+    if problem is not None:
+        return problem
+    return Check(name, PASS, f"{subject}, valid until {not_after:%Y-%m-%d} UTC; the key matches")
+
+
+def check_reachability(client: BaseClient[Any, Any], settings: ConnectionSettings) -> Check:
+    name = "reachability"
+    try:
+        return Check(name, PASS, client.check_connection())
+    except ConfigurationError as exc:
+        return Check(
+            name,
+            FAIL,
+            str(exc),
+            "The server presents a certificate that ca_bundle does not trust (or for another host name): "
+            "set ca_bundle to the CA that signed it (ask for the chain: openssl s_client -showcerts)",
+        )
+    except CyberArkError as exc:
+        return Check(
+            name,
+            FAIL,
+            str(exc),
+            f"Check the URL and port ({settings.base_url}), that the server runs, and firewalls / proxies "
+            "between this machine and it",
+        )
+
+
+def _auth_remedy(settings: ConnectionSettings) -> str:
+    if settings.api == "conjur":
+        return (
+            "Check the login (host/<policy>/<id>), the account and the API key (rotated keys change); "
+            "for JWT, the service id and the token's claims"
+        )
+    return "Check the user name, the password (or client secret) and the auth method; a locked user needs an admin"
+
+
+def check_authentication(client: BaseClient[Any, Any], settings: ConnectionSettings) -> tuple[Check, TokenFacts | None]:
+    name = "authentication"
+    if not isinstance(client, AuthenticatedClient):
+        app_id = settings.extras.get("app_id")
+        return (
+            Check(
+                name,
+                SKIP,
+                f"{settings.spec.label} has no separate logon: AppID {app_id!r} (and its client certificate) "
+                "is checked on each fetch; see the readable-path checks",
+                "Give --path so that a real fetch checks the AppID" if settings.api == "ccp" else "",
+            ),
+            None,
+        )
+    try:
+        facts = client.fresh_token()
+    except (AuthenticationFailed, Forbidden) as exc:
+        return Check(name, FAIL, _error_text(exc), _auth_remedy(settings)), None
+    except CyberArkError as exc:
+        return Check(name, FAIL, _error_text(exc), "See the detail; the other checks point at the cause"), None
+    who = facts.subject or client.login
+    return Check(name, PASS, f"authenticated to {settings.spec.label} as {who!r}"), facts
+
+
+def check_token_ttl(facts: TokenFacts | None, settings: ConnectionSettings) -> Check:
+    name = "token TTL"
+    if facts is None:
+        return Check(name, SKIP, "no token obtained")
+    if facts.lifetime is None:
+        return Check(
+            name,
+            SKIP,
+            f"the {settings.spec.label} token does not say when it expires (the server ends the session)",
+        )
+    if facts.lifetime < SHORT_TOKEN:
+        return Check(
+            name,
+            WARN,
+            f"tokens live {facts.lifetime:g} s: nearly every fetch re-authenticates",
+            "Raise the token TTL on the server (Conjur: the authenticator's token_ttl, default 8 min)",
+        )
+    return Check(name, PASS, f"tokens live {facts.lifetime:g} s; renewed after {facts.renew_in:g} s")
+
+
+def check_clock(client: BaseClient[Any, Any]) -> Check:
+    name = "clock skew"
+    offset = client.server_clock_offset
+    if offset is None:
+        return Check(name, SKIP, "no dated HTTP answer from the server yet (give --path for CCP)")
+    ahead = "ahead of" if offset > 0 else "behind"
+    if abs(offset) < 1:
+        detail = "the server's clock agrees with this machine's to the second (HTTP Date header)"
+    else:
+        detail = f"the server's clock is {abs(offset):.0f} s {ahead} this machine's (HTTP Date header)"
+    remedy = "Synchronise both clocks with NTP (chrony / systemd-timesyncd); JWTs and tokens depend on it"
+    if abs(offset) > SKEW_FAIL:
+        return Check(name, FAIL, detail, remedy)
+    if abs(offset) > SKEW_WARN:
+        return Check(name, WARN, detail, remedy)
+    return Check(name, PASS, detail)
+
+
+def _path_remedy(settings: ConnectionSettings, exc: CyberArkError) -> str:
+    if settings.api == "conjur":
+        if isinstance(exc, Forbidden):
+            return "Permit execute on the variable to this identity in Conjur policy"
+        return "Check the variable id; permit read + execute on it to this identity"
+    if settings.api == "ccp":
+        return "Check the Safe/Object; the AppID needs Retrieve + List on the safe, and its authentication rules"
+    return "Check safe and account name; the user needs List + Retrieve (and Use) accounts on the safe"
+
+
+def resolve(settings: ConnectionSettings, path: str) -> CredentialRef:
+    """A typed reference as ``Fetcher.resolve`` makes it (a bare path is one of this API's objects);
+    repeated here because the fetch module imports Airflow."""
+    ref = parse_ref(path if has_scheme(path) else f"{settings.spec.ref_scheme}:{path}")
+    if not settings.spec.accepts(ref):
+        raise ConfigurationError(f"{ref} is not a {settings.api} reference", field="reference")
+    return ref
+
+
+def check_paths(
+    client: BaseClient[Any, Any],
+    settings: ConnectionSettings,
+    paths: Sequence[str],
+    secrets: _Secrets,
+) -> tuple[list[Check], list[CredentialRef]]:
+    checks: list[Check] = []
+    readable: list[CredentialRef] = []
+    if not paths:
+        return [Check("readable paths", SKIP, "no --path given", "Give the paths your DAGs use with --path")], []
+    for path in paths:
+        name = f"read {path}"
+        try:
+            ref = resolve(settings, path)
+        except ConfigurationError as exc:
+            checks.append(Check(name, FAIL, f"{path!r} is not a valid reference: {exc}", "Fix the reference"))
+            continue
+        try:
+            credential = client.get(ref, reason=DOCTOR_REASON)
+        except (NotFound, Forbidden, AuthenticationFailed) as exc:
+            checks.append(Check(name, FAIL, f"cannot read {path!r}: {_error_text(exc)}", _path_remedy(settings, exc)))
+            continue
+        except CyberArkError as exc:
+            checks.append(Check(name, FAIL, f"cannot read {path!r}: {_error_text(exc)}", "See the detail"))
+            continue
+        secrets.add(credential.secret)
+        del credential
+        readable.append(ref)
+        checks.append(Check(name, PASS, f"{ref} is readable (value not shown)"))
+    return checks, readable
+
+
+def _conjur_id(resource_id: str) -> str:
+    """``account:variable:prod/db/password`` → ``prod/db/password``."""
+    parts = resource_id.split(":", 2)
+    return parts[2] if len(parts) == 3 else resource_id
+
+
+def _listed(names: Iterable[str]) -> str:
+    ordered = sorted(names)
+    shown = ", ".join(ordered[:SHOWN_NAMES])
+    return shown + (f" and {len(ordered) - SHOWN_NAMES} more" if len(ordered) > SHOWN_NAMES else "")
+
+
+def check_least_privilege(
+    client: BaseClient[Any, Any], settings: ConnectionSettings, checked: Sequence[CredentialRef]
+) -> Check:
+    name = "least privilege"
+    narrow = "Scope the identity to the paths it uses: Airflow's service account should see nothing else"
+    try:
+        if isinstance(client, ConjurClient):
+            visible = {_conjur_id(str(item.get("id", ""))) for item in client.list_variables()}
+            used = {getattr(ref, "variable_id", "") for ref in checked}
+            what = "variable(s)"
+        elif isinstance(client, PVWAClient):
+            accounts = client.search()
+            visible = {f"{a.get('safeName')}/{a.get('name')}" for a in accounts}
+            by_id = {str(a.get("id")): f"{a.get('safeName')}/{a.get('name')}" for a in accounts}
+            used = set()
+            for ref in checked:
+                if isinstance(ref, PVWARef):
+                    used.add(by_id.get(ref.account_id or "", "") if ref.account_id else f"{ref.safe}/{ref.name}")
+            what = "account(s)"
+        else:
+            return Check(name, SKIP, f"cannot list: {settings.spec.label} has no listing call; not checked")
+    except CyberArkError as exc:
+        return Check(name, SKIP, f"cannot list what the identity sees: {_error_text(exc)}")
+    folded = {item.casefold() for item in used}
+    beyond = {item for item in visible if item.casefold() not in folded}
+    if not beyond:
+        return Check(name, PASS, f"the identity sees {len(visible)} {what}, all of them checked above")
+    detail = (
+        f"the identity sees {len(beyond)} {what} beyond the {len(used)} checked "
+        f"({len(visible)} in all): {_listed(beyond)}"
+    )
+    return Check(name, WARN, detail, narrow)
+
+
+# -- running them -----------------------------------------------------------------------------------
+
+
+def run(
+    load: Callable[[], ConnectionSettings],
+    *,
+    source: str,
+    paths: Sequence[str] = (),
+    now: datetime | None = None,
+) -> Report:
+    """Runs every check that can run; a check whose prerequisite failed is reported as skipped."""
+    report = Report(source=source)
+    secrets = _Secrets()
+    now = now or datetime.now(timezone.utc)
+    needs_client = ("reachability", "authentication", "token TTL", "clock skew", "readable paths", "least privilege")
+    try:
+        settings = load()
+    except ConfigurationError as exc:
+        report.checks.append(Check("configuration", FAIL, str(exc), _config_remedy(exc)))
+        report.checks.extend(Check(n, SKIP, "needs a valid configuration") for n in needs_client)
+        return report
+    report.api = settings.api
+    secrets.add(settings.secret)
+    for key in ("api_key", "jwt_token", "client_key_password"):
+        secrets.add(str(settings.extras.get(key) or ""))
+    tls = [check_ca_bundle(settings, now), check_client_certificate(settings, now)]
+    try:
+        client = settings.build_client(register_secret=secrets.add)
+    except ConfigurationError as exc:
+        tls_failed = any(check.status == FAIL for check in tls)
+        if exc.field in _TLS_FIELDS and tls_failed:
+            detail = f"the client cannot be built: {exc} (see the TLS checks)"
+        else:
+            detail = str(exc)
+        report.checks.append(Check("configuration", FAIL, detail, _config_remedy(exc)))
+        report.checks.extend(tls)
+        report.checks.extend(Check(n, SKIP, "needs a client (the configuration failed)") for n in needs_client)
+        return _cleaned(report, secrets)
+    report.checks.append(
+        Check("configuration", PASS, f"{settings.spec.label} at {settings.base_url}, auth {_auth_name(settings)}")
+    )
+    report.checks.extend(tls)
+    try:
+        reach = check_reachability(client, settings)
+        report.checks.append(reach)
+        if reach.status == FAIL:
+            report.checks.extend(Check(n, SKIP, "the server is not reachable") for n in needs_client[1:])
+            return _cleaned(report, secrets)
+        auth, facts = check_authentication(client, settings)
+        report.checks.append(auth)
+        report.checks.append(check_token_ttl(facts, settings))
+        if auth.status == FAIL:
+            report.checks.append(check_clock(client))
+            report.checks.extend(Check(n, SKIP, "authentication failed") for n in needs_client[4:])
+            return _cleaned(report, secrets)
+        path_checks, readable = check_paths(client, settings, paths, secrets)
+        report.checks.append(check_clock(client))
+        report.checks.extend(path_checks)
+        report.checks.append(check_least_privilege(client, settings, readable))
+    finally:
+        client.close()
+    return _cleaned(report, secrets)
+
+
+def _auth_name(settings: ConnectionSettings) -> str:
+    method = settings.spec.auth_method(settings.extras.get("auth_method"))
+    return method.name if method is not None else "?"
+
+
+def _config_remedy(exc: ConfigurationError) -> str:
+    where = f"the {exc.field!r} setting" if exc.field else "the connection"
+    return f"Fix {where} as the detail says (see docs/hook.md for every field)"
+
+
+def _cleaned(report: Report, secrets: _Secrets) -> Report:
+    report.checks = [Check(c.name, c.status, secrets.clean(c.detail), secrets.clean(c.remedy)) for c in report.checks]
+    return report
+
+
+# -- output -----------------------------------------------------------------------------------------
+
+_MARKS = {PASS: "PASS", WARN: "WARN", FAIL: "FAIL", SKIP: "skip"}
+
+
+def render_text(report: Report, width: int = 100) -> str:
+    """Aligned columns: status, check, detail; a remedy on its own indented line when needed."""
+    name_width = max([len(c.name) for c in report.checks] + [5])
+    lines = [f"cyberark-ops doctor: {report.source}" + (f" ({report.api})" if report.api else ""), ""]
+    lines.append(f"{'STATUS':<6}  {'CHECK':<{name_width}}  DETAIL")
+    for check in report.checks:
+        lines.append(f"{_MARKS[check.status]:<6}  {check.name:<{name_width}}  {check.detail}")
+        if check.remedy and check.status != PASS:
+            lines.append(f"{'':<6}  {'':<{name_width}}  -> {check.remedy}")
+    counts = report.as_dict()["summary"]
+    lines.append("")
+    lines.append(", ".join(f"{counts[s]} {s}" for s in STATUSES) + ("" if report.failed else " — no failure"))
+    return "\n".join(lines) + "\n"
+
+
+def render_rich(report: Report, console: Any = None) -> None:
+    """The same table through ``rich`` (Airflow depends on it), for a terminal."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    styles = {PASS: "green", WARN: "yellow", FAIL: "bold red", SKIP: "dim"}
+    table = Table(title=f"cyberark-ops doctor: {report.source}" + (f" ({report.api})" if report.api else ""))
+    table.add_column("status", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("detail", overflow="fold", ratio=3)
+    table.add_column("remedy", overflow="fold", ratio=2)
+    for check in report.checks:
+        style = styles[check.status]
+        remedy = check.remedy if check.status != PASS else ""
+        table.add_row(f"[{style}]{_MARKS[check.status]}[/]", escape(check.name), escape(check.detail), escape(remedy))
+    console = console or Console()
+    console.print(table, markup=True, highlight=False)
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(report.as_dict(), indent=2)
+
+
+def use_rich() -> bool:
+    if not os.isatty(1) or os.environ.get("NO_COLOR"):
+        return False
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+__all__ = [
+    "FAIL",
+    "PASS",
+    "SKIP",
+    "WARN",
+    "Check",
+    "DoctorUsageError",
+    "Report",
+    "render_json",
+    "render_text",
+    "run",
+    "settings_from_backend_kwargs",
+    "settings_from_connection",
+]

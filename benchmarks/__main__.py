@@ -25,7 +25,15 @@ from ._common import Config, Row, Server, quiet_environment
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADER = ["figure", "what", "measured", "ratio", "target", "status"]
-FIGURES = ("1 latency", "2 secrets per task", "3 secrets backend", "4 concurrency", "5 scrubbing", "6 dev server", "7 import cost")
+FIGURES = (
+    "1 latency",
+    "2 secrets per task",
+    "3 secrets backend",
+    "4 concurrency",
+    "5 scrubbing",
+    "6 dev server",
+    "7 import cost",
+)
 
 
 def _silence_logs() -> None:
@@ -81,7 +89,7 @@ def plot(rows: Sequence[Row], path: Path) -> bool:
         return False
     picked = []
     for row in rows:
-        found = re.match(r"([\d.]+)×", row.ratio)
+        found = re.match(r"([\d.]+)x", row.ratio)
         if found and isinstance(row.met, bool):
             picked.append((f"{row.figure}: {row.what[:60]}", float(found.group(1)), row.met))
     if not picked:
@@ -103,7 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few iterations (seconds, not minutes): a smoke run")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"results directory (default {RESULTS})")
-    parser.add_argument("--only", action="append", choices=[f.split()[0] for f in FIGURES], help="run only these figures")
+    parser.add_argument(
+        "--only", action="append", choices=[f.split()[0] for f in FIGURES], help="run only these figures"
+    )
     args = parser.parse_args(argv)
     config = Config.make(args.quick)
     quiet_environment()
@@ -133,7 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "results.md").write_text(table)
     drawn = plot(rows, args.out / "results.png")
     print(table)
-    print(f"written: {args.out / 'results.md'}" + (f", {args.out / 'results.png'}" if drawn else " (no matplotlib: no plot)"))
+    print(
+        f"written: {args.out / 'results.md'}"
+        + (f", {args.out / 'results.png'}" if drawn else " (no matplotlib: no plot)")
+    )
     return 1 if failed else 0
 
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 import yaml
@@ -28,7 +29,7 @@ from cyberark_ops.devserver.seed import demo_seed
 
 HOST_LOGIN = "host/airflow/worker"
 HOST_API_KEY = "c3m1acy12jr30a9xs415hhfcyjceajy2zrv74ksr54cn3eaem87vtk6"
-SECRET_ID = "prod/db/password"
+SECRET_ID = "prod/db/password"  # noqa: S105 - a variable id, not a value
 BATCH_IDS = [f"bench/batch/secret-{i:02d}" for i in range(1, 51)]
 BACKEND_ENV = "bench"
 BACKEND_IDS = [f"bench_{i}" for i in range(10)]
@@ -45,7 +46,11 @@ def bench_seed() -> dict[str, Any]:
         for cid in BACKEND_IDS
     ]
     conjur["permits"].append(
-        {"role": f"host:{HOST_LOGIN.removeprefix('host/')}", "privileges": ["read", "execute"], "resources": ["bench/*"]}
+        {
+            "role": f"host:{HOST_LOGIN.removeprefix('host/')}",
+            "privileges": ["read", "execute"],
+            "resources": ["bench/*"],
+        }
     )
     return seed
 
@@ -59,7 +64,7 @@ class Row:
     measured: str
     ratio: str
     target: str
-    met: bool | None | str
+    met: bool | str | None
 
     def cells(self) -> list[str]:
         if isinstance(self.met, str):
@@ -99,7 +104,7 @@ class Config:
             cold_n=10,
             batch_reps=2,
             backend_lookups=100,
-            concurrency_n=60,
+            concurrency_n=30,
             concurrency_rate=30.0,
             scrub_bytes=2_000_000,
             scrub_repeats=1,
@@ -132,7 +137,7 @@ def interleaved(scenarios: Mapping[str, tuple[Callable[[], object], int]], round
     samples: dict[str, list[float]] = {name: [] for name in scenarios}
     names = list(scenarios)
     rnd = random.Random(17)
-    for name, (work, n) in scenarios.items():  # warm-up: connections, tokens, caches
+    for work, n in scenarios.values():  # warm-up: connections, tokens, caches
         for _ in range(max(2, n // 20)):
             work()
     for r in range(rounds):
@@ -215,7 +220,7 @@ class Server:
 
 def raw_token_header(server: Server, session: requests.Session) -> dict[str, str]:
     """Authenticates by hand (``Accept-Encoding: base64``) and builds the ``Authorization`` header."""
-    login = requests.utils.quote(HOST_LOGIN, safe="")
+    login = quote(HOST_LOGIN, safe="")
     response = session.post(
         f"{server.url}/authn/{server.account}/{login}/authenticate",
         data=HOST_API_KEY,

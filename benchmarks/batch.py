@@ -54,7 +54,7 @@ def run(server: Server, config: Config) -> list[Row]:
                 FIG,
                 f"{count} secrets: batch `ConjurClient.get_secrets` vs one by one",
                 f"calls {len(batch_calls)} vs {len(single_calls)}; {ms(t_batch)} vs {ms(t_single)}",
-                f"{t_batch / one:.2f}× one secret; {t_single / t_batch:.1f}× faster than singles",
+                f"{t_batch / one:.2f}x one secret; {t_single / t_batch:.1f}x faster than singles",
                 "2 calls (authenticate + one batch)",
                 len(batch_calls) == 2,
             )

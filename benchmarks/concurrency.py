@@ -1,9 +1,10 @@
 """Figure 4: a burst of fetches against a rate-limited vault, with default client settings.
 
 The dev server is limited to R requests per second (its token bucket, burst R/10, so that N/R is
-close to the true minimum (N - burst)/R); the client is not told R. 500 fetches from 50 threads sharing one client (the documented use: one client per
-process), then from 8 processes with one client each, which learn the limit independently. The
-bound is N/R seconds: no client can finish sooner on average than the server lets it.
+close to the true minimum (N - burst)/R); the client is not told R. 500 fetches from 50 threads
+sharing one client (the documented use: one client per process), then from 8 processes with one
+client each, which learn the limit independently. The bound is N/R seconds: no client can finish
+sooner on average than the server lets it.
 """
 
 from __future__ import annotations
@@ -113,8 +114,8 @@ def run(server: Server, config: Config) -> list[Row]:
                     FIG,
                     f"{n} fetches from {label}, server limited to {rate:g}/s, burst {burst:g} (defaults)",
                     f"{len(failures)} failed ({kinds}); {spent:.2f} s; {rejected} answers were 429 of {len(calls)}",
-                    f"{ratio:.2f}× N/R ({bound:.1f} s)",
-                    "0 failures and ≤ 1.10× N/R",
+                    f"{ratio:.2f}x N/R ({bound:.1f} s)",
+                    "0 failures and ≤ 1.10x N/R",
                     not failures and ratio <= TARGET,
                 )
             )

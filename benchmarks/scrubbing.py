@@ -3,7 +3,7 @@
 The scrub half is ``benchmarks/scrub.py`` (also runnable alone). The operator half executes both
 operators in-process (``op.execute(context)``, as tests/operators do) on the same SQLite query, in
 shuffled rounds with the fetch one execute makes (a new hook from the connection, one get, closed;
-the process keeps its token, as a task's retries do), so the target reads: vaulted ≤ 1.05 × plain
+the process keeps its token, as a task's retries do), so the target reads: vaulted ≤ 1.05 x plain
 + one fetch.
 """
 
@@ -36,8 +36,8 @@ def scrub_rows(config: Config) -> list[Row]:
                 FIG,
                 f"`scrub.scrub` vs Airflow `redact(max_depth=50)`, {case.megabytes:.0f} MB, secret {case.label}",
                 f"{case.ours:.3f} s vs {case.airflow:.3f} s; canary gone: {case.clean}",
-                f"{speedup:.1f}× faster than redact",
-                f"≥ {target:g}× faster",
+                f"{speedup:.1f}x faster than redact",
+                f"≥ {target:g}x faster",
                 ok and speedup >= target,
             )
         )
@@ -53,7 +53,9 @@ def operator_rows(server: Server, config: Config) -> list[Row]:
         db = Path(tmp) / "bench.sqlite"
         with sqlite3.connect(db) as conn:
             conn.execute("create table sales (id integer, region text, amount real)")
-            conn.executemany("insert into sales values (?, ?, ?)", [(i, f"region-{i % 7}", i * 1.5) for i in range(ROWS)])
+            conn.executemany(
+                "insert into sales values (?, ?, ?)", [(i, f"region-{i % 7}", i * 1.5) for i in range(ROWS)]
+            )
         conn.close()
         os.environ["AIRFLOW_CONN_BENCH_SQLITE"] = json.dumps({"conn_type": "sqlite", "host": str(db)})
         os.environ["AIRFLOW_CONN_BENCH_CYBERARK"] = json.dumps(
@@ -98,13 +100,21 @@ def operator_rows(server: Server, config: Config) -> list[Row]:
     t_plain, t_vaulted, t_fetch = (median(samples[k]) for k in ("plain", "vaulted", "fetch"))
     ratio = (t_vaulted - t_fetch) / t_plain
     return [
-        Row(FIG, f"plain `SQLExecuteQueryOperator.execute`, SQLite, {ROWS} rows", f"median {ms(t_plain)}", "1.00", "—", None),
+        Row(
+            FIG,
+            f"plain `SQLExecuteQueryOperator.execute`, SQLite, {ROWS} rows",
+            f"median {ms(t_plain)}",
+            "1.00",
+            "—",
+            None,
+        ),
         Row(
             FIG,
             "`VaultedSqlOperator.execute`, same query (fetch + scrub of the result)",
-            f"median {ms(t_vaulted)}; one task fetch (new hook, get, close) {ms(t_fetch)}; {len(calls)} vault call(s) per execute",
-            f"{ratio:.3f}× plain + one fetch",
-            f"≤ {OPERATOR_TARGET:.2f}× plain + one fetch",
+            f"median {ms(t_vaulted)}; one task fetch (new hook, get, close) {ms(t_fetch)}; "
+            f"{len(calls)} vault call(s) per execute",
+            f"{ratio:.3f}x plain + one fetch",
+            f"≤ {OPERATOR_TARGET:.2f}x plain + one fetch",
             ratio <= OPERATOR_TARGET,
         ),
     ]

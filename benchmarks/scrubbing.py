@@ -5,12 +5,19 @@ operators in-process (``op.execute(context)``, as tests/operators do) on the sam
 shuffled rounds with the fetch one execute makes (a new hook from the connection, one get, closed;
 the process keeps its token, as a task's retries do), so the target reads: vaulted ≤ 1.05 x plain
 + one fetch.
+
+Each execute ends its task scope, and the scrub registry then calls ``re.purge()`` so no pattern
+text holding a secret stays cached; every library's dynamic regexes recompile on the next execute.
+A real task runs ``execute`` once per process, with a cold ``re`` cache for either operator, so
+the figure is given twice: repeated in one process, and with ``re.purge()`` before either
+operator's execute (what a new task process sees).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -92,32 +99,38 @@ def operator_rows(server: Server, config: Config) -> list[Row]:
                     "plain": (lambda: plain.execute({}), n),
                     "vaulted": (lambda: vaulted.execute({}), n),
                     "fetch": (task_fetch, n),
+                    "plain_fresh": (lambda: (re.purge(), plain.execute({})), n),
+                    "vaulted_fresh": (lambda: (re.purge(), vaulted.execute({})), n),
                 }
             )
         finally:
             for name in ("AIRFLOW_CONN_BENCH_SQLITE", "AIRFLOW_CONN_BENCH_CYBERARK"):
                 os.environ.pop(name, None)
-    t_plain, t_vaulted, t_fetch = (median(samples[k]) for k in ("plain", "vaulted", "fetch"))
-    ratio = (t_vaulted - t_fetch) / t_plain
-    return [
-        Row(
-            FIG,
-            f"plain `SQLExecuteQueryOperator.execute`, SQLite, {ROWS} rows",
-            f"median {ms(t_plain)}",
-            "1.00",
-            "—",
-            None,
-        ),
-        Row(
-            FIG,
-            "`VaultedSqlOperator.execute`, same query (fetch + scrub of the result)",
-            f"median {ms(t_vaulted)}; one task fetch (new hook, get, close) {ms(t_fetch)}; "
-            f"{len(calls)} vault call(s) per execute",
-            f"{ratio:.3f}x plain + one fetch",
-            f"≤ {OPERATOR_TARGET:.2f}x plain + one fetch",
-            ratio <= OPERATOR_TARGET,
-        ),
-    ]
+    t_fetch = median(samples["fetch"])
+    rows = []
+    for suffix, label in (("", "repeated in one process"), ("_fresh", "`re` cache cold, as in a new task process")):
+        t_plain, t_vaulted = median(samples["plain" + suffix]), median(samples["vaulted" + suffix])
+        ratio = (t_vaulted - t_fetch) / t_plain
+        rows += [
+            Row(
+                FIG,
+                f"plain `SQLExecuteQueryOperator.execute`, SQLite, {ROWS} rows, {label}",
+                f"median {ms(t_plain)}",
+                "1.00",
+                "—",
+                None,
+            ),
+            Row(
+                FIG,
+                f"`VaultedSqlOperator.execute`, same query, {label}",
+                f"median {ms(t_vaulted)}; one task fetch (new hook, get, close) {ms(t_fetch)}; "
+                f"{len(calls)} vault call(s) per execute",
+                f"{ratio:.3f}x plain + one fetch",
+                f"≤ {OPERATOR_TARGET:.2f}x plain + one fetch",
+                ratio <= OPERATOR_TARGET,
+            ),
+        ]
+    return rows
 
 
 def run(server: Server, config: Config) -> list[Row]:

@@ -1,0 +1,125 @@
+"""Figure 4: a burst of fetches against a rate-limited vault, with default client settings.
+
+The dev server is limited to R requests per second (its token bucket, burst R/10, so that N/R is
+close to the true minimum (N - burst)/R); the client is not told R. 500 fetches from 50 threads
+sharing one client (the documented use: one client per process), then from 8 processes with one
+client each, which learn the limit independently. The bound is N/R seconds: no client can finish
+sooner on average than the server lets it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from cyberark_ops.client import PROCESS_TOKEN_CACHE, ConjurClient, CyberArkError
+from cyberark_ops.client.pacing import reset_pacers
+
+from ._common import SECRET_ID, Config, Row, Server
+from .latency import conjur_config
+
+FIG = "4 concurrency"
+THREADS = 50
+PROCESSES = 8
+TARGET = 1.10
+
+
+def _fetch_many(client: ConjurClient, count: int) -> list[str]:
+    """Fetches ``count`` times; returns the failures' error types (never their messages' values)."""
+    failures: list[str] = []
+    for _ in range(count):
+        try:
+            client.get_secret(SECRET_ID)
+        except CyberArkError as exc:
+            failures.append(type(exc).__name__)
+    return failures
+
+
+def _shares(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def _process_worker(settings: dict[str, Any], count: int, ready: Any, start: Any, results: Any) -> None:
+    """One task process: its own client, pacer and token; waits for the common start signal."""
+    from cyberark_ops.client import ConjurApiKeyAuth, ConjurConfig
+
+    from ._common import HOST_API_KEY, HOST_LOGIN
+
+    config = ConjurConfig(auth=ConjurApiKeyAuth(HOST_LOGIN, HOST_API_KEY), **settings)
+    with ConjurClient(config) as client:
+        ready.put(True)
+        start.wait()
+        results.put(_fetch_many(client, count))
+
+
+def _threads(server: Server, n: int) -> tuple[list[str], float]:
+    reset_pacers()
+    PROCESS_TOKEN_CACHE.clear()
+    with ConjurClient(conjur_config(server)) as client:
+        barrier = threading.Barrier(THREADS + 1)
+
+        def work(count: int) -> list[str]:
+            barrier.wait()
+            return _fetch_many(client, count)
+
+        with ThreadPoolExecutor(THREADS) as pool:
+            futures = [pool.submit(work, count) for count in _shares(n, THREADS)]
+            barrier.wait()
+            start = time.perf_counter()
+            failures = [f for future in futures for f in future.result()]
+            spent = time.perf_counter() - start
+    return failures, spent
+
+
+def _processes(server: Server, n: int) -> tuple[list[str], float]:
+    ctx = multiprocessing.get_context("spawn")
+    ready, results, start = ctx.Queue(), ctx.Queue(), ctx.Event()
+    settings = {"base_url": server.url, "ca_bundle": server.ca, "account": server.account}
+    workers = [
+        ctx.Process(target=_process_worker, args=(settings, count, ready, start, results))
+        for count in _shares(n, PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    for _ in workers:
+        ready.get(timeout=120)
+    started = time.perf_counter()
+    start.set()
+    failures = [f for _ in workers for f in results.get(timeout=600)]
+    spent = time.perf_counter() - started
+    for worker in workers:
+        worker.join(30)
+    return failures, spent
+
+
+def run(server: Server, config: Config) -> list[Row]:
+    n, rate = config.concurrency_n, config.concurrency_rate
+    bound = n / rate
+    rows: list[Row] = []
+    burst = max(1.0, rate / 10)
+    server.set_rate_limit(rate, burst)
+    try:
+        for label, how in ((f"{THREADS} threads, one client", _threads), (f"{PROCESSES} processes", _processes)):
+            time.sleep(1.5)  # let the server's bucket refill between the cases
+            with server.counting() as calls:
+                failures, spent = how(server, n)
+            rejected = sum(1 for e in calls if e.get("fault") == "rate_limit" or e.get("status") == 429)
+            kinds = ", ".join(sorted(set(failures))) or "none"
+            ratio = spent / bound
+            rows.append(
+                Row(
+                    FIG,
+                    f"{n} fetches from {label}, server limited to {rate:g}/s, burst {burst:g} (defaults)",
+                    f"{len(failures)} failed ({kinds}); {spent:.2f} s; {rejected} answers were 429 of {len(calls)}",
+                    f"{ratio:.2f}x N/R ({bound:.1f} s)",
+                    "0 failures and ≤ 1.10x N/R",
+                    not failures and ratio <= TARGET,
+                )
+            )
+    finally:
+        server.set_rate_limit(None)
+        reset_pacers()
+    return rows

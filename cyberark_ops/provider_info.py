@@ -43,7 +43,12 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "CyberArk API",
         "description": ", ".join(BUILTIN_APIS),
         # A default, so the form opens on "conjur" rather than on a literal "null".
-        "schema": {"type": ["string", "null"], "enum": [*BUILTIN_APIS, None], "default": BUILTIN_APIS[0]},
+        "schema": {
+            "type": ["string", "null"],
+            "enum": [*BUILTIN_APIS, None],
+            "default": BUILTIN_APIS[0],
+            "values_display": {"null": "(conjur)"},
+        },
     },
     "account": _field("Conjur account", "Conjur account name (SaaS: conjur)"),
     "auth_method": {
@@ -108,8 +113,15 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "port"],
-    "relabeling": {"host": "Base URL", "login": "Login / client id", "password": "API key / password / secret"},
+    # Port stays visible: the settings use it, and Airflow 3.3.2's Test button refuses a connection
+    # with no stored port (apache/airflow#73298), so the form must be able to store one.
+    "hidden-fields": ["schema"],
+    "relabeling": {
+        "host": "Base URL",
+        "port": "Port (if not in the URL)",
+        "login": "Login / client id",
+        "password": "API key / password / secret",
+    },
     "placeholders": {
         "host": "https://conjur.example.com",
         "login": "host/airflow/worker",

@@ -34,10 +34,8 @@ from .client import (
     NotFound,
     PVWAClient,
     PVWARef,
-    parse_ref,
 )
 from .client.base import TokenFacts
-from .client.refs import has_scheme
 from .settings import ConnectionSettings, parse_extras
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
@@ -410,15 +408,6 @@ def _path_remedy(settings: ConnectionSettings, exc: CyberArkError) -> str:
     return "Check safe and account name; the user needs List + Retrieve (and Use) accounts on the safe"
 
 
-def resolve(settings: ConnectionSettings, path: str) -> CredentialRef:
-    """A typed reference as ``Fetcher.resolve`` makes it (a bare path is one of this API's objects);
-    repeated here because the fetch module imports Airflow."""
-    ref = parse_ref(path if has_scheme(path) else f"{settings.spec.ref_scheme}:{path}")
-    if not settings.spec.accepts(ref):
-        raise ConfigurationError(f"{ref} is not a {settings.api} reference", field="reference")
-    return ref
-
-
 def check_paths(
     client: BaseClient[Any, Any],
     settings: ConnectionSettings,
@@ -432,7 +421,7 @@ def check_paths(
     for path in paths:
         name = f"read {path}"
         try:
-            ref = resolve(settings, path)
+            ref = settings.resolve(path, source="this connection")
         except ConfigurationError as exc:
             checks.append(Check(name, FAIL, f"{path!r} is not a valid reference: {exc}", "Fix the reference"))
             continue

@@ -25,9 +25,7 @@ from .client import (
     CredentialRef,
     CyberArkError,
     RateLimited,
-    parse_ref,
 )
-from .client.refs import has_scheme
 from .settings import ConnectionSettings
 
 log = logging.getLogger("cyberark_ops.hooks.cyberark")
@@ -184,18 +182,7 @@ class Fetcher:
 
     def resolve(self, ref: str | CredentialRef) -> CredentialRef:
         """A typed reference; a bare string means an object of this source's API."""
-        if isinstance(ref, str):
-            # Never stripped: a pasted "id\n" is refused by parse_ref, not silently fetched.
-            resolved = parse_ref(ref if has_scheme(ref) else f"{self.spec.ref_scheme}:{ref}")
-        else:
-            resolved = ref
-        if not self.spec.accepts(resolved):
-            raise ConfigurationError(
-                f"reference {str(resolved)!r} is not for {self.api}: {self.name} reaches {self.api}, "
-                f"so use a {self.api}: reference or another connection",
-                field="reference",
-            )
-        return resolved
+        return self.settings.resolve(ref, source=self.name)
 
     # -- fetching -----------------------------------------------------------------------------------
 

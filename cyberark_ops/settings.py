@@ -21,7 +21,8 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from .apis import ApiSpec, api_names, api_spec, apis
-from .client import BaseClient, ConfigurationError, EventCallback, TransportConfig
+from .client import BaseClient, ConfigurationError, CredentialRef, EventCallback, TransportConfig
+from .client.refs import has_scheme, parse_ref
 
 # Extras that hold transport settings, with the type each must have.
 _TRANSPORT_FIELDS: dict[str, type] = {
@@ -179,6 +180,22 @@ class ConnectionSettings:
 
     def __repr__(self) -> str:
         return f"ConnectionSettings(api={self.api!r}, base_url={self.base_url!r}, login={self.login!r})"
+
+    def resolve(self, ref: str | CredentialRef, *, source: str) -> CredentialRef:
+        """A typed reference; a bare string means an object of this API. ``source`` names the
+        connection (or backend) in the error when ``ref`` belongs to another API."""
+        if isinstance(ref, str):
+            # Never stripped: a pasted "id\n" is refused by parse_ref, not silently fetched.
+            resolved = parse_ref(ref if has_scheme(ref) else f"{self.spec.ref_scheme}:{ref}")
+        else:
+            resolved = ref
+        if not self.spec.accepts(resolved):
+            raise ConfigurationError(
+                f"reference {str(resolved)!r} is not for {self.api}: {source} reaches {self.api}, "
+                f"so use a {self.api}: reference or another connection",
+                field="reference",
+            )
+        return resolved
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError("ConnectionSettings holds a credential and cannot be pickled; pass the conn id instead")

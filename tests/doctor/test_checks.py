@@ -287,7 +287,7 @@ def test_a_reference_for_another_api_fails_naming_it(dev_server: DevServer) -> N
         "read ccp:Safe=DB-Prod;Object=pg-prod"
     ]
     assert check.status == "fail"
-    assert "not a conjur reference" in check.detail
+    assert "is not for conjur: this connection reaches conjur" in check.detail
 
 
 def test_the_doctor_module_imports_no_airflow() -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".airflow-demo"
-DAG_ID = "cyberark_sqlite_demo"
+# The DAGs the demo runs, with the task whose rows it shows: the vaulted operator, then the hook.
+DAGS = {"cyberark_vaulted_sql": "sales_by_region", "cyberark_sqlite_demo": "load_and_query"}
 
 
 def step(message: str) -> None:
@@ -24,42 +25,52 @@ def main() -> int:
     from cyberark_ops.devserver import DevServer
     from cyberark_ops.devserver.seed import demo_seed
     from cyberark_ops.testing.airflow_stack import AirflowStack
-    from cyberark_ops.testing.connections import demo_conjur_connection
+    from cyberark_ops.testing.connections import demo_conjur_connection, devserver_connections
 
     shutil.rmtree(DEMO / "home", ignore_errors=True)
     DEMO.mkdir(exist_ok=True)
     seed = demo_seed()
-    # Every value the demo task fetches: the leak search looks for each, not only the password.
+    sqlite_account = next(a for a in seed["vault"]["accounts"] if a["name"] == "sqlite-dev")
+    sqlite_account["address"] = str(DEMO / "vaulted-sales.sqlite")
+    # Every value the demo's tasks fetch: the leak search looks for each, not only the passwords.
     fetched_ids = ("demo/sqlite/path", "prod/db/username", "prod/db/password")
     secret_values = [str(v["value"]) for v in seed["conjur"]["variables"] if v.get("id") in fetched_ids]
+    secret_values.append(str(sqlite_account["secret"]))
     started = time.monotonic()
     step("starting the CyberArk dev server (demo seed)")
     with DevServer(state_dir=DEMO / "devserver") as server:
         info = server.info()
         print(f"   {info['url']}  (Conjur account {info['conjur_account']}, CA {info['ca_cert']})")
-        connection = demo_conjur_connection(info, seed, key_dir=DEMO)
+        connections = {
+            **devserver_connections(info, seed),
+            "cyberark_default": demo_conjur_connection(info, seed, key_dir=DEMO),
+        }
         stack = AirflowStack(
             DEMO / "home",
             ROOT / "example_dags",
-            {"AIRFLOW_CONN_CYBERARK_DEFAULT": json.dumps(connection)},
+            {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn) for conn_id, conn in connections.items()},
         )
         step(f"preparing a throwaway Airflow home on SQLite ({stack.home})")
         stack.migrate()
         step("starting api-server, scheduler (LocalExecutor) and dag-processor")
         stack.start()
+        runs: dict[str, tuple[str, str, dict[str, str]]] = {}
         try:
-            stack.wait_for_dag(DAG_ID)
-            step(f"triggering {DAG_ID}")
-            run_id = stack.trigger(DAG_ID)
-            state = stack.wait_for_run(DAG_ID, run_id)
-            states = stack.task_states(DAG_ID, run_id)
+            for dag_id in DAGS:
+                stack.wait_for_dag(dag_id)
+            for dag_id in DAGS:
+                step(f"triggering {dag_id}")
+                run_id = stack.trigger(dag_id)
+                state = stack.wait_for_run(dag_id, run_id)
+                runs[dag_id] = (run_id, state, stack.task_states(dag_id, run_id))
         finally:
             stack.stop()
-        step(f"run {run_id}: {state}")
-        for task_id, task_state in states.items():
-            print(f"   task {task_id}: {task_state}")
-        rows = _xcom(stack.home / "airflow.db", DAG_ID, run_id, "load_and_query")
-        print(f"   rows returned by the query: {rows}")
+        for dag_id, (run_id, state, states) in runs.items():
+            step(f"{dag_id}, run {run_id}: {state}")
+            for task_id, task_state in states.items():
+                print(f"   task {task_id}: {task_state}")
+            rows = _xcom(stack.home / "airflow.db", dag_id, run_id, DAGS[dag_id])
+            print(f"   rows returned by the query (the XCom): {rows}")
         calls = [e for e in server.app.audit.events() if not e["action"].startswith("dev.")]
         step(f"vault calls seen by the dev server: {len(calls)}")
         for event in calls:
@@ -69,8 +80,8 @@ def main() -> int:
             )
         # SQLite may still hold recent rows in its write-ahead log: search airflow.db-wal too.
         db_files = sorted(stack.home.glob("airflow.db*"))
-        leaks = _find(secret_values, [*stack.task_log_files(DAG_ID), *db_files])
-        logs = stack.task_log_files(DAG_ID)
+        logs = [path for dag_id in DAGS for path in stack.task_log_files(dag_id)]
+        leaks = _find(secret_values, [*logs, *db_files])
         masked = [line for path in logs for line in path.read_text().splitlines() if "***" in line]
         step("where the credential did not end up")
         print(f"   searched {len(logs)} task log file(s) and the metadata DB (XCom, rendered fields, ...)")
@@ -85,7 +96,8 @@ def main() -> int:
     print(f"   AIRFLOW_HOME={stack.home} AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True \\")
     print(f"     AIRFLOW__CORE__DAGS_FOLDER={ROOT / 'example_dags'} .venv/bin/airflow api-server --port 8080")
     print("   then open http://127.0.0.1:8080; `rm -rf .airflow-demo` removes everything the demo left")
-    return 0 if state == "success" and not leaks else 1
+    succeeded = len(runs) == len(DAGS) and all(state == "success" for _, state, _ in runs.values())
+    return 0 if succeeded and not leaks else 1
 
 
 def _xcom(db: Path, dag_id: str, run_id: str, task_id: str) -> object:

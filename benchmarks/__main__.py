@@ -116,6 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     config = Config.make(args.quick)
+    # Airflow reads its log level when it is imported: console lines for every fetch and operator
+    # run would measure the terminal, not the code. Set here, before any figure imports Airflow
+    # (not on import of the package: a test importing it would silence its own process).
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
     quiet_environment()
     _silence_logs()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -107,7 +107,16 @@ def _xcom(db: Path, dag_id: str, run_id: str, task_id: str) -> object:
             "select value from xcom where dag_id=? and run_id=? and task_id=? and key='return_value'",
             (dag_id, run_id, task_id),
         ).fetchone()
-    return json.loads(row[0]) if row else None
+    return _plain(json.loads(row[0])) if row else None
+
+
+def _plain(value: object) -> object:
+    """XCom's JSON with Airflow's serialized tuples (``{"__classname__": ..., "__data__": [...]}``) as lists."""
+    if isinstance(value, dict):
+        return _plain(value["__data__"]) if "__data__" in value else {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _find(values: list[str], paths: list[Path]) -> list[str]:

@@ -36,7 +36,7 @@ from .client import (
     PVWARef,
 )
 from .client.base import TokenFacts
-from .settings import ConnectionSettings, parse_extras
+from .settings import ConnectionSettings
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 STATUSES = (PASS, WARN, FAIL, SKIP)
@@ -104,18 +104,7 @@ def settings_from_connection(conn_id: str) -> ConnectionSettings:
             raise DoctorUsageError(
                 f"connection {conn_id!r} is not defined (checked Airflow's secrets backends)"
             ) from None
-    if conn.conn_type and conn.conn_type != "cyberark":
-        raise ConfigurationError(
-            f"connection {conn_id!r} has type {conn.conn_type!r}, not 'cyberark'", field="conn_type"
-        )
-    return ConnectionSettings.from_fields(
-        host=conn.host,
-        port=conn.port,
-        schema=conn.schema,
-        login=conn.login,
-        password=conn.password,
-        extras=parse_extras(conn.extra),
-    )
+    return ConnectionSettings.from_connection(conn, conn_id)
 
 
 @contextlib.contextmanager

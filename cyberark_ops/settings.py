@@ -201,6 +201,22 @@ class ConnectionSettings:
         raise TypeError("ConnectionSettings holds a credential and cannot be pickled; pass the conn id instead")
 
     @classmethod
+    def from_connection(cls, conn: Any, conn_id: str) -> ConnectionSettings:
+        """From an Airflow ``Connection`` (any object with its fields), which must be of type ``cyberark``."""
+        if conn.conn_type and conn.conn_type != "cyberark":
+            raise ConfigurationError(
+                f"connection {conn_id!r} has type {conn.conn_type!r}, not 'cyberark'", field="conn_type"
+            )
+        return cls.from_fields(
+            host=conn.host,
+            port=conn.port,
+            schema=conn.schema,
+            login=conn.login,
+            password=conn.password,
+            extras=parse_extras(conn.extra),
+        )
+
+    @classmethod
     def from_fields(
         cls,
         *,

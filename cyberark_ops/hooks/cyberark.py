@@ -14,9 +14,9 @@ from typing import Any
 
 from .._compat import BaseHook
 from ..apis import BUILTIN_APIS
-from ..client import BaseClient, ConfigurationError, Credential, CredentialRef, CyberArkError
+from ..client import BaseClient, Credential, CredentialRef, CyberArkError
 from ..fetch import Fetcher
-from ..settings import ConnectionSettings, parse_extras
+from ..settings import ConnectionSettings
 
 
 class CyberArkHook(BaseHook):
@@ -69,20 +69,7 @@ class CyberArkHook(BaseHook):
             return self._fetcher
 
     def _read_settings(self) -> ConnectionSettings:
-        conn = self.get_connection(self.cyberark_conn_id)
-        if conn.conn_type and conn.conn_type != self.conn_type:
-            raise ConfigurationError(
-                f"connection {self.cyberark_conn_id!r} has type {conn.conn_type!r}, not 'cyberark'",
-                field="conn_type",
-            )
-        return ConnectionSettings.from_fields(
-            host=conn.host,
-            port=conn.port,
-            schema=conn.schema,
-            login=conn.login,
-            password=conn.password,
-            extras=parse_extras(conn.extra),
-        )
+        return ConnectionSettings.from_connection(self.get_connection(self.cyberark_conn_id), self.cyberark_conn_id)
 
     @property
     def settings(self) -> ConnectionSettings:

@@ -24,7 +24,7 @@ from cyberark_ops.client.ccp import ccp_reason
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from cyberark_ops.testing.connections import demo_conjur_connection
+from cyberark_ops.testing.connections import demo_conjur_connection, devserver_connections
 from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, run_dags, stored_places, vault_calls
 from tests.airflow.test_hook_in_tasks import conjur_request_id
 from tests.operators.conftest import CANARY, PG_REF, PG_USER, vaulted_seed
@@ -134,18 +134,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DecoratedRun]:
         info = server.info()
         conjur = demo_conjur_connection(info, seed, key_dir=base)
         conjur["extra"].update(FAST_EXTRAS)
-        ccp = {
-            "conn_type": "cyberark",
-            "host": info["url"],
-            "extra": {
-                "api": "ccp",
-                "app_id": "AirflowProd",
-                "client_cert": info["client_cert"],
-                "client_key": info["client_key"],
-                "ca_bundle": info["ca_cert"],
-                **FAST_EXTRAS,
-            },
-        }
+        ccp = devserver_connections(info, seed)["cyberark_ccp"]  # AppID AirflowProd, client certificate
+        ccp["extra"].update(FAST_EXTRAS)
         stack = AirflowStack(
             base / "home",
             dags,

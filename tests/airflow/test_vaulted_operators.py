@@ -22,6 +22,7 @@ from cyberark_ops.client.ccp import ccp_reason
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
+from cyberark_ops.testing.connections import devserver_connections
 from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, run_dags, stored_places, vault_calls
 from tests.operators.conftest import (
     CANARY,
@@ -156,20 +157,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultedRun]:
         .replace("SHA", repr(hashlib.sha256(CANARY.encode()).hexdigest()))
     )
     (dags / "vaulted_ops.py").write_text(source)
-    with DevServer(vaulted_seed(), state_dir=base / "devserver") as server:
+    seed = vaulted_seed()
+    with DevServer(seed, state_dir=base / "devserver") as server:
         info = server.info()
-        ccp = {
-            "conn_type": "cyberark",
-            "host": info["url"],
-            "extra": {
-                "api": "ccp",
-                "app_id": "AirflowProd",
-                "client_cert": info["client_cert"],
-                "client_key": info["client_key"],
-                "ca_bundle": info["ca_cert"],
-                **FAST_EXTRAS,
-            },
-        }
+        ccp = devserver_connections(info, seed)["cyberark_ccp"]  # AppID AirflowProd, client certificate
+        ccp["extra"].update(FAST_EXTRAS)
         stack = AirflowStack(
             base / "home",
             dags,

@@ -80,3 +80,6 @@ def test_site_builds_strict_with_every_page(tmp_path: Path) -> None:
         "client.errors.NotFound",
     ):
         assert f'id="cyberark_ops.{ident}"' in html, ident
+    # Sphinx roles are rewritten to inline code (docs/_ext/sphinx_roles.py), never shown raw.
+    for role in (":class:", ":func:", ":meth:", ":mod:", ":exc:", ":attr:"):
+        assert role not in html, role

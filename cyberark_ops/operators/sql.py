@@ -27,6 +27,8 @@ DEFAULT_VAULTED_CONN_ID = "cyberark_vaulted"
 class VaultedSqlOperator(VaultedMixin, SQLExecuteQueryOperator):
     """Run SQL with a credential fetched from CyberArk in ``execute``; the result is scrubbed.
 
+    Every argument not listed here is ``SQLExecuteQueryOperator``'s.
+
     :param vault_conn_id: the ``cyberark`` connection to fetch through.
     :param credential: the reference (``ccp:Safe=DB;Object=pg``, a Conjur variable id...); templated.
     :param conn_id: an Airflow connection holding only the non-secret parts (host, schema, port,
@@ -36,7 +38,6 @@ class VaultedSqlOperator(VaultedMixin, SQLExecuteQueryOperator):
     :param conn_extra: extras for the in-memory connection (e.g. ``{"client": "mysql-connector-python"}``).
     :param allow_short_secret: accept a secret shorter than ``[logging] min_length_masked_secret``
         (scrubbed from the result, but Airflow will not mask it in logs).
-    Every other argument is ``SQLExecuteQueryOperator``'s.
     """
 
     template_fields = (*SQLExecuteQueryOperator.template_fields, "credential")

@@ -152,15 +152,24 @@ class _Secrets:
             self.values.append(value)
 
     def clean(self, text: str) -> str:
+        """``text`` with every leak form of every value replaced, by the scrubbing module itself.
+
+        Values under 3 characters are left alone (they would star out ordinary words); one that
+        is not valid UTF-8 has no encoded forms, so only its raw text is replaced."""
+        valid = [v for v in self.values if len(v) >= 3 and _is_utf8(v)]
+        text = scrub.scrub(text, valid)
         for value in self.values:
-            try:
-                found = scrub.forms(value)
-            except UnicodeEncodeError:
-                found = (value,)
-            for form in sorted(found, key=len, reverse=True):
-                if len(form) >= 3:
-                    text = text.replace(form, "***")
+            if len(value) >= 3 and not _is_utf8(value):
+                text = text.replace(value, "***")
         return text
+
+
+def _is_utf8(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _error_text(exc: BaseException) -> str:

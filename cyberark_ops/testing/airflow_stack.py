@@ -2,7 +2,8 @@
 
 ``dag.test()`` and ``airflow dags test`` never mask secrets and write no task logs, so they prove
 nothing about leaks; this stack behaves as production does, in a throwaway ``AIRFLOW_HOME`` on
-SQLite, and is what the demo and the leak tests use.
+SQLite, and is what the demo and the leak tests use. The load test runs it on PostgreSQL and adds
+components of its own (Celery workers) with :meth:`AirflowStack.add_component`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import secrets
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +21,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+
+import sqlalchemy
+import sqlalchemy.pool
 
 
 def free_port() -> int:
@@ -34,6 +39,15 @@ class AirflowStackError(RuntimeError):
     pass
 
 
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {key: value for key, _, value in pairs}
+
+
 class AirflowStack:
     def __init__(
         self,
@@ -42,13 +56,19 @@ class AirflowStack:
         extra_env: Mapping[str, str] | None = None,
         *,
         python: str = sys.executable,
+        database_url: str | None = None,
     ) -> None:
+        """``database_url``: an SQLAlchemy URL of an existing, empty metadata DB (else SQLite in ``home``)."""
         self.home = home
         self.dags_folder = dags_folder
         self.python = python
         self.port = free_port()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._outputs: list[IO[bytes]] = []
+        self._extra_components: dict[str, tuple[list[str], dict[str, str]]] = {}
+        self.started_environ: dict[str, dict[str, str]] = {}
+        """Each started process's environment as the kernel holds it (``/proc/<pid>/environ``)."""
+        self.database_url = database_url or f"sqlite:///{home / 'airflow.db'}"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
             "AIRFLOW_HOME": str(home),
@@ -61,7 +81,7 @@ class AirflowStack:
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
             "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
@@ -96,30 +116,43 @@ class AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
         self.cli("db", "migrate", timeout=300)
 
+    def add_component(self, name: str, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        """One more ``airflow <args>`` process for :meth:`start`, e.g. a Celery worker, with ``env``
+        on top of the stack's: settings only that process gets, as a worker host's would be."""
+        if name in COMPONENTS or name in self._extra_components:
+            raise AirflowStackError(f"component {name!r} exists already")
+        self._extra_components[name] = (list(args), {**self.env, **(env or {})})
+
     def start(self, components: Sequence[str] = COMPONENTS) -> None:
         """``components`` narrows the stack, e.g. to ``("api-server",)`` for a UI-only test: on two
-        cores a scheduler and a dag-processor idling next to the UI only slow it down."""
+        cores a scheduler and a dag-processor idling next to the UI only slow it down. Components
+        added with :meth:`add_component` always start."""
         unknown = set(components) - set(COMPONENTS)
         if unknown or "api-server" not in components:
             raise AirflowStackError(f"components: need the api-server, and only some of {', '.join(COMPONENTS)}")
         logs = self.home / "process-logs"
         logs.mkdir(parents=True, exist_ok=True)
         commands = {
-            "api-server": ["api-server", "--port", str(self.port), "--host", "127.0.0.1"],
-            "scheduler": ["scheduler"],
-            "dag-processor": ["dag-processor"],
+            "api-server": (["api-server", "--port", str(self.port), "--host", "127.0.0.1"], self.env),
+            "scheduler": (["scheduler"], self.env),
+            "dag-processor": (["dag-processor"], self.env),
         }
-        for name in components:
-            args = commands[name]
+        launches = [
+            *((name, *commands[name]) for name in components),
+            *((n, *c) for n, c in self._extra_components.items()),
+        ]
+        for name, args, env in launches:
             out = (logs / f"{name}.log").open("wb")
             self._outputs.append(out)
-            self._procs[name] = subprocess.Popen(  # noqa: S603
+            proc = subprocess.Popen(  # noqa: S603
                 [*self.airflow, *args],
-                env=self.env,
+                env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+            self._procs[name] = proc
+            self.started_environ[name] = _environ(proc.pid)
         self._wait_for_api()
 
     def _wait_for_api(self, timeout: float = 120) -> None:
@@ -176,6 +209,28 @@ class AirflowStack:
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         rows = self.cli_json("tasks", "states-for-dag-run", dag_id, run_id)
         return {row["task_id"]: row["state"] for row in rows}
+
+    def query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Rows of ``sql`` (``:name`` placeholders) on the metadata DB, whichever database it is."""
+        if self.database_url.startswith("sqlite:///"):
+            with contextlib.closing(sqlite3.connect(self.database_url.removeprefix("sqlite:///"))) as db:
+                return db.execute(sql, params).fetchall()
+        engine = self._engine()
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(sqlalchemy.text(sql), params)]
+
+    def tables(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table of the metadata DB, by table name."""
+        if self.database_url.startswith("sqlite:///"):
+            names = [row[0] for row in self.query("select name from sqlite_master where type='table'")]
+        else:
+            names = sqlalchemy.inspect(self._engine()).get_table_names()
+        # Names from the DB's own catalogue, quoted.
+        return {name: self.query(f'select * from "{name}"') for name in names}  # noqa: S608
+
+    def _engine(self) -> sqlalchemy.engine.Engine:
+        # NullPool: nothing stays connected to the DB after a query, so the test can drop it.
+        return sqlalchemy.create_engine(self.database_url, poolclass=sqlalchemy.pool.NullPool)
 
     def task_log_files(self, dag_id: str) -> list[Path]:
         return sorted((self.home / "logs" / f"dag_id={dag_id}").rglob("*.log"))

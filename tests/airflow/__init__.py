@@ -97,7 +97,7 @@ def vault_calls(server: DevServer, since: int = 0) -> list[dict[str, Any]]:
 
 @dataclass
 class DagRun:
-    """One finished run on a stopped stack; XCom is read straight from its SQLite metadata DB."""
+    """One finished run on a stopped stack; XCom is read straight from its metadata DB."""
 
     stack: AirflowStack
     dag_id: str
@@ -106,12 +106,18 @@ class DagRun:
     task_states: dict[str, str]
 
     def xcom(self, task_id: str) -> Any:
-        with sqlite3.connect(self.stack.home / "airflow.db") as db:
-            row = db.execute(
-                "select value from xcom where dag_id=? and run_id=? and task_id=? and key='return_value'",
-                (self.dag_id, self.run_id, task_id),
-            ).fetchone()
-        return None if row is None else plain_xcom(json.loads(row[0]))
+        rows = self.stack.query(
+            "select value from xcom where dag_id=:dag_id and run_id=:run_id and task_id=:task_id "
+            "and key='return_value'",
+            dag_id=self.dag_id,
+            run_id=self.run_id,
+            task_id=task_id,
+        )
+        if not rows:
+            return None
+        # SQLite hands the JSON column back as text, PostgreSQL's JSONB already decoded.
+        value = rows[0][0]
+        return plain_xcom(json.loads(value) if isinstance(value, (str, bytes)) else value)
 
     def explain(self) -> str:
         return f"{self.dag_id}: {self.state} {self.task_states}; see {self.stack.process_log('scheduler')}"
@@ -132,7 +138,7 @@ def run_dags(stack: AirflowStack, dag_ids: Sequence[str], *, timeout: float = 18
     """Starts the stack, triggers each DAG once, waits for every run, stops.
 
     Triggers go through the CLI (two at a time: each call is a whole Airflow process); states are
-    read from the SQLite metadata DB, where polling costs no process at all."""
+    read from the metadata DB, where polling costs no process at all."""
     stack.migrate()
     stack.start()
     try:
@@ -141,26 +147,27 @@ def run_dags(stack: AirflowStack, dag_ids: Sequence[str], *, timeout: float = 18
         with ThreadPoolExecutor(max_workers=2) as pool:
             run_ids = dict(zip(dag_ids, pool.map(stack.trigger, dag_ids), strict=True))
         deadline = time.monotonic() + timeout
-        db_path = stack.home / "airflow.db"
         while True:
-            with sqlite3.connect(db_path) as db:
-                states = {
-                    dag_id: (db.execute("select state from dag_run where run_id=?", (run_id,)).fetchone() or [None])[0]
+            states = {
+                dag_id: (stack.query("select state from dag_run where run_id=:run_id", run_id=run_id) or [(None,)])[0][
+                    0
+                ]
+                for dag_id, run_id in run_ids.items()
+            }
+            if all(state in ("success", "failed") for state in states.values()):
+                tasks = {
+                    dag_id: {
+                        row[0]: row[1]
+                        for row in stack.query(
+                            "select task_id || coalesce(nullif('[' || map_index || ']', '[-1]'), ''), state "
+                            "from task_instance where dag_id=:dag_id and run_id=:run_id",
+                            dag_id=dag_id,
+                            run_id=run_id,
+                        )
+                    }
                     for dag_id, run_id in run_ids.items()
                 }
-                if all(state in ("success", "failed") for state in states.values()):
-                    tasks = {
-                        dag_id: {
-                            row[0]: row[1]
-                            for row in db.execute(
-                                "select task_id || coalesce(nullif('[' || map_index || ']', '[-1]'), ''), state "
-                                "from task_instance where dag_id=? and run_id=?",
-                                (dag_id, run_id),
-                            )
-                        }
-                        for dag_id, run_id in run_ids.items()
-                    }
-                    break
+                break
             if time.monotonic() > deadline:
                 raise AssertionError(f"runs not finished in {timeout} s: {states}")
             time.sleep(1)
@@ -173,18 +180,19 @@ def run_dags(stack: AirflowStack, dag_ids: Sequence[str], *, timeout: float = 18
 
 def stored_places(stack: AirflowStack, dag_ids: Iterable[str]) -> dict[str, bytes]:
     """What Airflow kept of the runs: each task log file, each metadata table (rows as ``repr`` and
-    JSON), and a dump of the whole SQLite DB, by a name that says where a hit was."""
+    JSON, binary cells also as they are), and on SQLite a dump of the whole DB, by a name that says
+    where a hit was."""
     places = {
         str(path.relative_to(stack.home)): path.read_bytes()
         for dag_id in dag_ids
         for path in stack.task_log_files(dag_id)
     }
-    with sqlite3.connect(stack.home / "airflow.db") as db:
-        tables = [row[0] for row in db.execute("select name from sqlite_master where type='table'")]
-        for table in tables:
-            rows = db.execute(f'select * from "{table}"').fetchall()
-            places[f"table {table}"] = repr(rows).encode() + json.dumps(rows, default=str).encode()
-        places["sqlite dump"] = "\n".join(db.iterdump()).encode()
+    for table, rows in stack.tables().items():
+        binary = b"".join(bytes(cell) for row in rows for cell in row if isinstance(cell, (bytes, memoryview)))
+        places[f"table {table}"] = repr(rows).encode() + json.dumps(rows, default=str).encode() + binary
+    if stack.database_url.startswith("sqlite:///"):
+        with sqlite3.connect(stack.database_url.removeprefix("sqlite:///")) as db:
+            places["sqlite dump"] = "\n".join(db.iterdump()).encode()
     return places
 
 

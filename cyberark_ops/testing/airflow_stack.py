@@ -152,8 +152,9 @@ class AirflowStack:
                 start_new_session=True,
             )
             self._procs[name] = proc
-            self.started_environ[name] = _environ(proc.pid)
         self._wait_for_api()
+        # Read once the processes have surely finished exec (a read during it finds no environment).
+        self.started_environ.update({name: _environ(proc.pid) for name, proc in self._procs.items()})
 
     def _wait_for_api(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

@@ -39,15 +39,6 @@ class AirflowStackError(RuntimeError):
     pass
 
 
-def _environ(pid: int) -> dict[str, str]:
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return {}
-    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
-    return {key: value for key, _, value in pairs}
-
-
 class AirflowStack:
     def __init__(
         self,
@@ -66,8 +57,9 @@ class AirflowStack:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._outputs: list[IO[bytes]] = []
         self._extra_components: dict[str, tuple[list[str], dict[str, str]]] = {}
-        self.started_environ: dict[str, dict[str, str]] = {}
-        """Each started process's environment as the kernel holds it (``/proc/<pid>/environ``)."""
+        self.launch_env: dict[str, dict[str, str]] = {}
+        """The environment each started component was given. ``/proc/<pid>/environ`` cannot tell:
+        it read empty for Celery workers that had been given it (process titles overwrite it)."""
         self.database_url = database_url or f"sqlite:///{home / 'airflow.db'}"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
@@ -152,9 +144,8 @@ class AirflowStack:
                 start_new_session=True,
             )
             self._procs[name] = proc
+            self.launch_env[name] = dict(env)
         self._wait_for_api()
-        # Read once the processes have surely finished exec (a read during it finds no environment).
-        self.started_environ.update({name: _environ(proc.pid) for name, proc in self._procs.items()})
 
     def _wait_for_api(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

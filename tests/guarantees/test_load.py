@@ -9,12 +9,14 @@ out with:
   Only the workers' environment holds the vault connection, as on a worker host: the scheduler,
   the api-server and the dag-processor never see it.
 
-The dev server answers at most 20 requests a second (token bucket, burst 20). Asserted: every
-mapped task succeeded on its first try, no task log shows a rate-limit failure, the audit log holds
-exactly one authentication and one fetch per task (each task is a fresh process, so the client's
-process-wide token cache starts empty: 429 answers, which the client retries, are counted apart),
-the admitted requests kept to the server's limit, and no form of the canary is in any task log,
-process log or metadata table.
+The dev server answers at most 20 requests a second, and no two within 50 ms (token bucket,
+burst 1). Asserted: every mapped task succeeded on its first try, no task log shows a rate-limit
+failure, the audit log holds exactly one authentication and one fetch per task (each task is a
+fresh process, so the client's process-wide token cache starts empty; 429 answers, which the
+client retries, are counted apart), the admitted requests kept to the server's limit, and no form
+of the canary is in any task log or metadata table. Under Celery no process's console holds it
+either; under LocalExecutor the scheduler's does (Airflow copies task log lines there before
+masking them): an expected failure until cyberark-ops redacts in the task process.
 """
 
 from __future__ import annotations
@@ -52,7 +54,13 @@ DAG_ID = "cyberark_load"
 SECRET = "prod/db/password"
 MAPPED_TASKS = 200
 PER_SECOND = 20.0
-BURST = 20.0
+# Burst 1: no two requests within 50 ms. Sixteen task processes on two cores never reach 20 a
+# second on average (peak measured: well below), so only a bucket this small makes their
+# simultaneous fetches meet 429 answers, the case the guarantee is about.
+BURST = 1.0
+SLACK = 0.01
+"""Seconds of refill allowed per bound: an answer's admission time is estimated from its audit
+entry (millisecond resolution, stamped when sent, ``duration_ms`` after it arrived)."""
 PARALLELISM = 16
 CELERY_WORKERS = ("load-worker-1", "load-worker-2")
 CELERY_CONCURRENCY = 4
@@ -295,17 +303,17 @@ def test_the_audit_log_holds_one_authentication_and_one_fetch_per_task(load: Loa
 def test_the_admitted_requests_kept_to_the_servers_limit(load: LoadRun) -> None:
     """Token bucket: within any span of ``t`` seconds at most ``burst + rate * t`` requests got through.
 
-    The audit's millisecond resolution allows two more milliseconds of refill per bound."""
+    Admission times are estimates: :data:`SLACK` seconds more refill per bound."""
     admitted_at = load.admitted_at()
     excess = [
         (j - i + 1, round(admitted_at[j] - admitted_at[i], 3))
         for i in range(len(admitted_at))
         for j in range(i, len(admitted_at))
-        if j - i + 1 > BURST + PER_SECOND * (admitted_at[j] - admitted_at[i] + 0.002)
+        if j - i + 1 > BURST + PER_SECOND * (admitted_at[j] - admitted_at[i] + SLACK)
     ]
     assert excess == [], f"(requests, seconds) beyond the limit: {excess[:10]}"
     # The limit bit: the run took at least as long as the budget allows for its requests.
-    assert admitted_at[-1] - admitted_at[0] >= (len(admitted_at) - BURST) / PER_SECOND - 0.01
+    assert admitted_at[-1] - admitted_at[0] >= (len(admitted_at) - BURST) / PER_SECOND - SLACK
     print(f"{load.executor}: peak {load.peak_per_second()} requests/s, {len(load.rate_limited)} answered 429")
 
 

@@ -114,6 +114,15 @@ def register_fetched(value: str, source: str, *, username: str | None = None) ->
     return value
 
 
+def name_the_object(error: CyberArkError, target: str) -> None:
+    """Adds what the task asked for to a failure that does not name it (a failed logon names the
+    login, a PVWA retrieve the account id), so the task log says which fetch failed."""
+    bare = target.split(":", 1)[-1]
+    if target not in error.message and bare not in error.message:
+        error.message = f"{error.message} [while fetching {target}]"
+        error.args = (error.message, *error.args[1:])
+
+
 class Fetcher:
     """Fetches from the CyberArk API one ``ConnectionSettings`` points at.
 
@@ -259,6 +268,7 @@ class Fetcher:
             # A RateLimited failure is not counted in cyberark.rate_limited again: the transport
             # already counted every 429 it received, the last one included.
             Stats.incr("cyberark.fetch.errors", tags={"api": self.api, "kind": kind})
+            name_the_object(exc, target)
             log.warning(
                 "CyberArk fetch api=%s action=%s object=%s outcome=%s duration_ms=%.1f",
                 self.api,

@@ -463,6 +463,8 @@ _API_FIELDS = (
     "app_id",
     "service_path",
     "fail_on_password_change",
+    "password_change_retries",
+    "password_change_wait",
     "connection_timeout",
     "identity_url",
     "client_key_password",

@@ -223,10 +223,14 @@ class Fetcher:
         if batch is not None and not self.per_fetch_sessions:
             client = self.client()
             targets = [resolved for _, resolved in wanted]
-            unique = len({str(target) for target in targets})
+            names = list(dict.fromkeys(str(target) for target in targets))
+            listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             reason = self.audit_reason()
             fetched: Mapping[Any, str] = self._observe(
-                "get_secrets", f"{unique} {self.spec.label} variables", lambda: batch(client, targets, reason)
+                "get_secrets",
+                f"{len(names)} {self.spec.label} variables",
+                lambda: batch(client, targets, reason),
+                named=listed,
             )
             for resolved, value in fetched.items():
                 values[str(resolved)] = register_fetched(value, str(resolved))
@@ -254,8 +258,9 @@ class Fetcher:
         if metric is not None:
             Stats.incr(metric, tags={"api": str(tags.get("api", self.api))})
 
-    def _observe(self, action: str, target: str, fetch: Callable[[], T]) -> T:
-        """Paces, times and logs one fetch: one INFO line on success, one WARNING on failure."""
+    def _observe(self, action: str, target: str, fetch: Callable[[], T], *, named: str | None = None) -> T:
+        """Paces, times and logs one fetch: one INFO line on success, one WARNING on failure; a
+        failure's message names ``named`` (default ``target``)."""
         budget = self.settings.rate_limit_per_second
         if budget:
             RateBudget.shared(self.name, budget).wait(self.settings.deadline)
@@ -268,7 +273,7 @@ class Fetcher:
             # A RateLimited failure is not counted in cyberark.rate_limited again: the transport
             # already counted every 429 it received, the last one included.
             Stats.incr("cyberark.fetch.errors", tags={"api": self.api, "kind": kind})
-            name_the_object(exc, target)
+            name_the_object(exc, named or target)
             log.warning(
                 "CyberArk fetch api=%s action=%s object=%s outcome=%s duration_ms=%.1f",
                 self.api,

@@ -187,7 +187,8 @@ class ConjurClient(AuthenticatedClient[ConjurRef, ConjurConfig]):
                 403: f"{self.login!r} lacks execute on at least one of these variables (Conjur "
                 f"checks privileges "
                 "before existence in a batch); fetch them singly to find which.",
-                404: f"At least one variable does not exist, has no value or is not visible to {self.login!r}.",
+                404: f"At least one variable does not exist, has no value or is not visible to {self.login!r}; "
+                "fetch them singly to find which, then check its id and permit read + execute.",
             },
         )
         response = self._transport.request(call, self._auth)

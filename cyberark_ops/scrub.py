@@ -79,7 +79,8 @@ def leak_forms(value: str, *, username: str | None = None) -> dict[str, str]:
     ``render_as_string`` (``quote_sqlalchemy``, ``safe=" +"``) and form bodies (``quote_plus``);
     JSON-escaped (``json``, and ``json_unicode`` with ``ensure_ascii=False``); ``repr``-escaped;
     unpadded ``base64`` and ``base64url`` (a padded encoding contains them); and with a
-    ``username``, ``basic``: the unpadded base64 of ``username:value`` (HTTP Basic).
+    ``username``, ``basic``: the unpadded base64 of ``username:value`` (HTTP Basic); and for a
+    value of several lines, each line that is not blank (``line 1``, ``line 2``, ...).
 
     Every key is always present (except ``basic`` without a username), so several may hold the same
     text; :func:`forms` is the deduplicated list. Raises ``UnicodeEncodeError`` for a value that is
@@ -99,6 +100,11 @@ def leak_forms(value: str, *, username: str | None = None) -> dict[str, str]:
     }
     if username:
         found["basic"] = _b64(username.encode("utf-8") + b":" + data)
+    lines = value.splitlines()
+    if len(lines) > 1:
+        # Line-oriented channels (a task's stdout as the supervisor reads it, console renderers)
+        # carry a multi-line value one line at a time, where the whole value never matches.
+        found.update({f"line {number}": line for number, line in enumerate(lines, 1) if line.strip()})
     return found
 
 
@@ -498,6 +504,7 @@ class Registry:
         if not isinstance(value, str):
             raise TypeError(f"a secret to register must be str, not {type(value).__name__}")
         # Imported here so that leak_forms and scrub(..., secrets=[...]) do not import Airflow.
+        from cyberark_ops import task_redaction
         from cyberark_ops._compat import mask_secret, min_masked_length
 
         username = username or None
@@ -528,6 +535,8 @@ class Registry:
                 if new:
                     mask_secret(new)
                     self._masked.update(new)
+                    # LocalExecutor copies task output to the scheduler's console unmasked: redact here too.
+                    task_redaction.install()
             if short and self._mask and warn_short:
                 log.warning(
                     "A secret of %d characters is scrubbed from return values, but Airflow will not mask it in "

@@ -7,9 +7,14 @@ unpaced until the server answers 429. From then on the rate is set from the answ
 *accepted*, never from what was sent: a 429 means its budget was empty at that moment, so between
 two 429s it accepted exactly what it refilled, its rate times the time between them. Sends say
 nothing about the limit (a burst of 50 in a few milliseconds "measures" thousands per second);
-acceptances do. While no 429 comes the rate grows, quickly until the first measured estimate (a
-slow start from a guess) and slowly after it, and pacing stops once the server has been quiet for
-a while. Users never need to know the server's limit.
+acceptances do. While callers wait for slots and no 429 comes, the rate grows: quickly from the
+first guess (a slow start), back up to just below the measured rate after a cut, then not at all
+for a few seconds, then faster the longer the server stays quiet. Pacing stops once the server
+has been quiet for a while. Users never need to know the server's limit.
+
+Each process learns on its own. Eight task processes each see only their own share of the
+acceptances and each pay a whole ``Retry-After`` second per 429 (the server rounds a 10 ms wait
+up to 1 s), so they use the limit less fully than threads of one process (benchmark figure 4).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.sdk import BaseHook, BaseOperator, Connection
 
 from .. import scrub
-from .._compat import min_masked_length
+from .._compat import min_masked_length, not_found_error
 from ..client import ConfigurationError, Credential, CyberArkError
 from ..hooks.cyberark import CyberArkHook
 
@@ -245,11 +245,9 @@ class VaultedMixin:
             return super().execute(context)  # type: ignore[misc]
 
     def _base_connection_or_none(self, conn_id: str) -> Connection | None:
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
         try:
             return self._base_connection(conn_id)
-        except AirflowNotFoundException:
+        except not_found_error():
             return None
 
     def get_env(self, context: Context) -> dict[str, str]:

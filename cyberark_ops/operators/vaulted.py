@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.sdk import BaseHook, BaseOperator
 
 from .. import scrub
-from .._compat import min_masked_length
 from ..client import ConfigurationError, CyberArkError
 from ..hooks.cyberark import CyberArkHook
 
@@ -214,8 +213,10 @@ class VaultedMixin:
 
     def fetch_credential(self) -> Credential:
         """Fetch (audited with dag/task/run), refuse a value Airflow would not mask, register it."""
-        cred = CyberArkHook(self.vault_conn_id, reason=self.vault_reason).get_credential(self.credential)
-        minimum = min_masked_length()
+        # Closed at once: its keep-alive connection would otherwise stay open until garbage collection.
+        with CyberArkHook(self.vault_conn_id, reason=self.vault_reason) as hook:
+            cred = hook.get_credential(self.credential)
+        minimum = scrub.registry().min_length()
         if len(cred.secret) < minimum and not self.allow_short_secret:
             raise scrub.SecretTooShort(
                 f"the secret of {self.credential!r} has {len(cred.secret)} characters; Airflow masks only "

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from . import scrub
-from ._compat import Stats, current_context, min_masked_length
+from ._compat import Stats, current_context
 from .apis import ApiSpec
 from .client import (
     BaseClient,
@@ -104,7 +104,7 @@ def register_fetched(value: str, source: str, *, username: str | None = None) ->
     """Masks a fetched value, in every form it leaks in (``scrub.forms``), before anyone can log
     it, and keeps it for scrubbing return values; warns when Airflow cannot mask it."""
     if value:
-        short = len(value) < min_masked_length()
+        short = len(value) < scrub.registry().min_length()
         if short:
             log.warning(
                 "The value of %s is shorter than [logging] min_length_masked_secret; Airflow will not mask it.",

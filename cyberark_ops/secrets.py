@@ -22,13 +22,16 @@ import string
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from ._compat import first_attribute
-from .client import ConfigurationError, Credential, CyberArkError, Forbidden, NotFound
-from .fetch import Fetcher, register_fetched
+from .client import ConfigurationError, CyberArkError, Forbidden, NotFound
 from .settings import ConnectionSettings, as_backend_error, as_bool, backend_error
+
+if TYPE_CHECKING:
+    from .client import Credential
+    from .fetch import Fetcher
 
 try:  # task-sdk 1.2.2+ (Airflow 3.1.x with a recent task-sdk, 3.2+)
     from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied
@@ -268,6 +271,10 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
 
     def _fetcher(self) -> Fetcher:
         """One per configuration and process, so the token is reused across lookups and backend objects."""
+        # Airflow builds the backend in every process it starts; the fetch core and the client
+        # layer load on the first lookup, so a process that looks nothing up never pays for them.
+        from .fetch import Fetcher
+
         with _FETCHERS_LOCK:
             fetcher = _FETCHERS.get(self._key)
             if fetcher is None:
@@ -322,6 +329,8 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
         """The fetch registered the stored connection as a whole; Airflow masks only the raw password
         it parses out of it, so its other forms (``get_uri()`` quotes it) are registered here."""
         if isinstance(password, str) and password:
+            from .fetch import register_fetched
+
             register_fetched(
                 password,
                 f"the password of the connection at {path!r}",

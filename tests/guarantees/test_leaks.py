@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -232,8 +233,11 @@ ATTEMPTS = (
 
 def test_the_tasks_did_try_to_leak(run: LeakRun) -> None:
     """Controls: each attempt left its trace where it went, masked; the console got the lines too."""
+    # Airflow's masker tries its patterns in set order, so a multi-line value may show as one
+    # "***" per line: both hide it all, and count as one here.
     logs = b"".join(data for place, data in run.places.items() if place.startswith("logs/dag_id="))
-    console = run.places["process-logs/scheduler.log"]
+    logs = re.sub(rb"(\*\*\*\\n)+\*\*\*", b"***", logs)
+    console = re.sub(rb"(\*\*\*\n)+\*\*\*", b"***", run.places["process-logs/scheduler.log"])
     for attempt, where, evidence, at_least in ATTEMPTS:
         found = (logs if where == "task logs" else run.places[where]).count(evidence.encode())
         report.record(
@@ -242,7 +246,8 @@ def test_the_tasks_did_try_to_leak(run: LeakRun) -> None:
             {"attempt": attempt, "evidence": f"`{evidence}` in {where}", "seen": found, "expected": f">= {at_least}"},
         )
         assert found >= at_least, (attempt, found)
-    assert console.count(b"printed *** '***'") >= len(CARELESS), "the console got the task lines, redacted"
+    if b"task.stdout" in console:  # LocalExecutor copies task output there (3.3; 3.1 does not)
+        assert console.count(b"printed *** '***'") >= len(CARELESS), "the console got the task lines, redacted"
 
 
 def test_no_form_of_any_canary_anywhere(run: LeakRun) -> None:
@@ -310,8 +315,6 @@ def test_no_form_of_any_canary_anywhere(run: LeakRun) -> None:
 
 def _generic(place: str) -> str:
     """A log path without its run id and timestamps, so the page lists kinds of file, not runs."""
-    import re
-
     place = re.sub(r"run_id=[^/]+", "run_id=…", place)
     place = re.sub(r"task_id=[^/]+", "task_id=<task>", place)
     return re.sub(r"\d{4}-\d{2}-\d{2}", "<date>", place)
@@ -323,15 +326,19 @@ def test_what_bypasses_pythons_streams_reaches_only_the_schedulers_console(run: 
     supervisor still masks them in the task log file; only the executor's console copy keeps them."""
     hits = find_leaks(run.places, _forms("fd", FD_CANARY))
     where = sorted({hit.split(" in ", 1)[1] for hit in hits})
-    assert where == ["process-logs/scheduler.log"], hits
+    assert set(where) <= {"process-logs/scheduler.log"}, hits
     report.record(
         "limits",
         "fd writes",
         {
             "what": "bytes written to file descriptors 1 and 2 directly (os.write, C extensions) or by child "
             "processes that inherit them (subprocess without capture)",
-            "where it stays in clear": "the LocalExecutor's console copy (the scheduler's stdout): "
-            + ", ".join(sorted({hit.split(" in ", 1)[0].removeprefix("fd: ") for hit in hits})),
+            "where it stays in clear": (
+                "the LocalExecutor's console copy (the scheduler's stdout): "
+                + ", ".join(sorted({hit.split(" in ", 1)[0].removeprefix("fd: ") for hit in hits}))
+                if hits
+                else "nowhere: this Airflow does not copy task output to the scheduler's console"
+            ),
             "task log file": "masked (raw form) by the supervisor",
             "remedy": "capture a child's output (BashOperator, subprocess.run(capture_output=True)) and log it; "
             "keep the scheduler's console out of log shipping, or run the scheduler with stdout discarded",

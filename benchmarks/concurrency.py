@@ -5,6 +5,12 @@ close to the true minimum (N - burst)/R); the client is not told R. 500 fetches 
 sharing one client (the documented use: one client per process), then from 8 processes with one
 client each, which learn the limit independently. The bound is N/R seconds: no client can finish
 sooner on average than the server lets it.
+
+Why 8 processes stay above 1.1x (profiled with the server's audit in 0.5 s bins, see the closing
+note of issue 17): each process is one thread, so each 429 stalls the whole process for the
+``Retry-After`` second, and at the start all eight can stall together (no acceptance for up to a
+second); and each pacer learns only its own share, so processes that drew a larger share finish
+first and the rest run at their small learned rates until their probing speeds up.
 """
 
 from __future__ import annotations

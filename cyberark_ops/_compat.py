@@ -22,6 +22,12 @@ def first_attribute(name: str, *modules: str) -> Any:
 Stats: Any = first_attribute("Stats", "airflow.sdk.observability.stats", "airflow.observability.stats", "airflow.stats")
 
 
+def not_found_error() -> type[Exception]:
+    """Airflow's "connection not defined" error: the task SDK's own, or core's where task-sdk 1.1 (3.1) has none."""
+    error: type[Exception] = first_attribute("AirflowNotFoundException", "airflow.sdk.exceptions", "airflow.exceptions")
+    return error
+
+
 def current_context() -> Any | None:
     """The running task's context, or None outside a task (DAG parsing, the UI's Test button)."""
     try:
@@ -42,4 +48,4 @@ def min_masked_length() -> int:
         return 5
 
 
-__all__ = ["BaseHook", "Stats", "current_context", "mask_secret", "min_masked_length"]
+__all__ = ["BaseHook", "Stats", "current_context", "mask_secret", "min_masked_length", "not_found_error"]

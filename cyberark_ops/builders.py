@@ -92,6 +92,10 @@ def ccp_app_id(settings: ConnectionSettings, *, on_event: EventCallback | None, 
         ccp_kwargs["service_path"] = str(extras["service_path"])
     if "fail_on_password_change" in extras:
         ccp_kwargs["fail_on_password_change"] = as_bool(extras["fail_on_password_change"], "fail_on_password_change")
+    for name, kind in (("password_change_retries", int), ("password_change_wait", float)):
+        value = convert(extras.get(name), kind, name)
+        if value is not None:
+            ccp_kwargs[name] = value
     timeout = convert(extras.get("connection_timeout"), int, "connection_timeout")
     if timeout is None and "read_timeout" in kwargs:
         # CCP must give up on the Vault before we give up on CCP.

@@ -96,11 +96,12 @@ def settings_from_connection(conn_id: str) -> ConnectionSettings:
     """The connection as the hook reads it (any secrets backend Airflow has, env vars included)."""
     with _logs_to_stderr(), contextlib.redirect_stdout(sys.stderr):
         from airflow.sdk import BaseHook
-        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        from ._compat import not_found_error
 
         try:
             conn = BaseHook.get_connection(conn_id)
-        except AirflowNotFoundException:
+        except not_found_error():
             raise DoctorUsageError(
                 f"connection {conn_id!r} is not defined (checked Airflow's secrets backends)"
             ) from None

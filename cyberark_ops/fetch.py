@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from . import scrub
-from ._compat import Stats, current_context, min_masked_length
+from ._compat import Stats, current_context
 from .apis import ApiSpec
 from .client import (
     BaseClient,
@@ -104,7 +104,7 @@ def register_fetched(value: str, source: str, *, username: str | None = None) ->
     """Masks a fetched value, in every form it leaks in (``scrub.forms``), before anyone can log
     it, and keeps it for scrubbing return values; warns when Airflow cannot mask it."""
     if value:
-        short = len(value) < min_masked_length()
+        short = len(value) < scrub.registry().min_length()
         if short:
             log.warning(
                 "The value of %s is shorter than [logging] min_length_masked_secret; Airflow will not mask it.",
@@ -112,6 +112,15 @@ def register_fetched(value: str, source: str, *, username: str | None = None) ->
             )
         scrub.register(value, username=username, allow_short=True, warn_short=False)
     return value
+
+
+def name_the_object(error: CyberArkError, target: str) -> None:
+    """Adds what the task asked for to a failure that does not name it (a failed logon names the
+    login, a PVWA retrieve the account id), so the task log says which fetch failed."""
+    bare = target.split(":", 1)[-1]
+    if target not in error.message and bare not in error.message:
+        error.message = f"{error.message} [while fetching {target}]"
+        error.args = (error.message, *error.args[1:])
 
 
 class Fetcher:
@@ -214,10 +223,14 @@ class Fetcher:
         if batch is not None and not self.per_fetch_sessions:
             client = self.client()
             targets = [resolved for _, resolved in wanted]
-            unique = len({str(target) for target in targets})
+            names = list(dict.fromkeys(str(target) for target in targets))
+            listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             reason = self.audit_reason()
             fetched: Mapping[Any, str] = self._observe(
-                "get_secrets", f"{unique} {self.spec.label} variables", lambda: batch(client, targets, reason)
+                "get_secrets",
+                f"{len(names)} {self.spec.label} variables",
+                lambda: batch(client, targets, reason),
+                named=listed,
             )
             for resolved, value in fetched.items():
                 values[str(resolved)] = register_fetched(value, str(resolved))
@@ -245,8 +258,9 @@ class Fetcher:
         if metric is not None:
             Stats.incr(metric, tags={"api": str(tags.get("api", self.api))})
 
-    def _observe(self, action: str, target: str, fetch: Callable[[], T]) -> T:
-        """Paces, times and logs one fetch: one INFO line on success, one WARNING on failure."""
+    def _observe(self, action: str, target: str, fetch: Callable[[], T], *, named: str | None = None) -> T:
+        """Paces, times and logs one fetch: one INFO line on success, one WARNING on failure; a
+        failure's message names ``named`` (default ``target``)."""
         budget = self.settings.rate_limit_per_second
         if budget:
             RateBudget.shared(self.name, budget).wait(self.settings.deadline)
@@ -259,6 +273,7 @@ class Fetcher:
             # A RateLimited failure is not counted in cyberark.rate_limited again: the transport
             # already counted every 429 it received, the last one included.
             Stats.incr("cyberark.fetch.errors", tags={"api": self.api, "kind": kind})
+            name_the_object(exc, named or target)
             log.warning(
                 "CyberArk fetch api=%s action=%s object=%s outcome=%s duration_ms=%.1f",
                 self.api,

@@ -80,6 +80,10 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "app_id": _field("CCP AppID", "The application id registered in the Vault"),
     "service_path": _field("CCP service path", "AIMWebService unless your CCP is installed elsewhere"),
     "fail_on_password_change": _field("Fail during password change", "CCP FailRequestOnPasswordChange", kind="boolean"),
+    "password_change_retries": _field(
+        "Password change waits", "CCP: times to wait out a CPM password change (default 3)", kind="integer"
+    ),
+    "password_change_wait": _field("Password change wait (s)", "CCP: seconds per wait (default 5)", kind="number"),
     "identity_url": _field("Identity URL", "Privilege Cloud: https://<tenant>.id.cyberark.cloud"),
     "ca_bundle": _field("CA bundle", "PEM file of the CAs to trust (default: the system store)"),
     "client_cert": _field("Client certificate", "PEM client certificate for mutual TLS (CCP)"),

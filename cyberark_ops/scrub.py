@@ -30,16 +30,22 @@ import json
 import logging
 import re
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pickle import Pickler
-from typing import Any, NoReturn, TypeVar
+from typing import Any, AnyStr, NoReturn, TypeVar
 from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel
 
 from cyberark_ops.client.errors import ConfigurationError, CyberArkError
+
+if sys.version_info >= (3, 11):
+    from re import _compiler as _sre
+else:  # pragma: no cover - Python 3.10
+    import sre_compile as _sre
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +85,8 @@ def leak_forms(value: str, *, username: str | None = None) -> dict[str, str]:
     ``render_as_string`` (``quote_sqlalchemy``, ``safe=" +"``) and form bodies (``quote_plus``);
     JSON-escaped (``json``, and ``json_unicode`` with ``ensure_ascii=False``); ``repr``-escaped;
     unpadded ``base64`` and ``base64url`` (a padded encoding contains them); and with a
-    ``username``, ``basic``: the unpadded base64 of ``username:value`` (HTTP Basic).
+    ``username``, ``basic``: the unpadded base64 of ``username:value`` (HTTP Basic); and for a
+    value of several lines, each line that is not blank (``line 1``, ``line 2``, ...).
 
     Every key is always present (except ``basic`` without a username), so several may hold the same
     text; :func:`forms` is the deduplicated list. Raises ``UnicodeEncodeError`` for a value that is
@@ -99,6 +106,11 @@ def leak_forms(value: str, *, username: str | None = None) -> dict[str, str]:
     }
     if username:
         found["basic"] = _b64(username.encode("utf-8") + b":" + data)
+    lines = value.splitlines()
+    if len(lines) > 1:
+        # Line-oriented channels (a task's stdout as the supervisor reads it, console renderers)
+        # carry a multi-line value one line at a time, where the whole value never matches.
+        found.update({f"line {number}": line for number, line in enumerate(lines, 1) if line.strip()})
     return found
 
 
@@ -199,27 +211,67 @@ class _Flattener(Pickler):
 # The matcher
 
 
-def _minimal(needles: Iterable[bytes]) -> tuple[bytes, ...]:
+def _minimal(needles: Iterable[AnyStr]) -> tuple[AnyStr, ...]:
     """Drop a needle that contains another: wherever it occurs, the shorter one does too."""
-    ordered = sorted(set(needles), key=len)
-    kept: list[bytes] = []
-    for needle in ordered:
-        if not any(short in needle for short in kept):
+    kept: list[AnyStr] = []
+    for needle in sorted(set(needles), key=len):
+        for short in kept:
+            if short in needle:
+                break
+        else:
             kept.append(needle)
     return tuple(kept)
 
 
-class _Matcher:
-    """ONE compiled pattern for all forms of all secrets (longest first), for str and for bytes."""
+def _alternation(forms: Iterable[AnyStr], bar: AnyStr) -> re.Pattern[AnyStr]:
+    """One pattern matching any of ``forms`` (in the order given), compiled outside ``re``'s cache.
 
-    __slots__ = ("data", "needles", "text")
+    ``re.compile`` would keep the pattern text, which holds every form, in the ``re`` module's
+    cache for the rest of the process; emptying that cache (``re.purge()``) would make every
+    library recompile its own patterns after each task. This compiles exactly as ``re.compile``
+    does, without caching: the pattern lives only as long as the matcher that holds it.
+    """
+    return _sre.compile(bar.join(map(re.escape, forms)), 0)
+
+
+class _Matcher:
+    """ONE pattern for all forms of all secrets (longest first), for str and for bytes.
+
+    Each is compiled when first needed: a value where no form occurs (the common case) is decided
+    by substring search on the needles, and never pays for compiling them.
+    """
+
+    __slots__ = ("_data", "_text", "_words", "encoded", "needles", "ordered")
 
     def __init__(self, all_forms: Iterable[str]) -> None:
-        ordered = sorted(set(all_forms), key=lambda form: (-len(form), form))
-        encoded = [form.encode("utf-8") for form in ordered]
-        self.text = re.compile("|".join(map(re.escape, ordered)))
-        self.data = re.compile(b"|".join(map(re.escape, encoded)))
-        self.needles = _minimal(encoded)
+        self.ordered = sorted(set(all_forms), key=lambda form: (-len(form), form))
+        self.encoded = [form.encode("utf-8") for form in self.ordered]
+        self.needles = _minimal(self.encoded)
+        self._words: tuple[str, ...] | None = None
+        self._text: re.Pattern[str] | None = None
+        self._data: re.Pattern[bytes] | None = None
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """The needles as text, for a str value (searched without encoding it)."""
+        words = self._words
+        if words is None:
+            words = self._words = _minimal(self.ordered)
+        return words
+
+    @property
+    def text(self) -> re.Pattern[str]:
+        text = self._text
+        if text is None:
+            text = self._text = _alternation(self.ordered, "|")
+        return text
+
+    @property
+    def data(self) -> re.Pattern[bytes]:
+        data = self._data
+        if data is None:
+            data = self._data = _alternation(self.encoded, b"|")
+        return data
 
     def absent(self, value: Any) -> bool:
         """True only when no form can occur in ``value``: checked on its flat bytes, before any walk."""
@@ -473,6 +525,7 @@ class Registry:
         self._forms: set[str] = set()
         self._masked: set[str] = set()
         self._matcher: _Matcher | None = None
+        self._min_length: int | None = None
         self._scopes = 0
 
     def __repr__(self) -> str:
@@ -498,6 +551,7 @@ class Registry:
         if not isinstance(value, str):
             raise TypeError(f"a secret to register must be str, not {type(value).__name__}")
         # Imported here so that leak_forms and scrub(..., secrets=[...]) do not import Airflow.
+        from cyberark_ops import task_redaction
         from cyberark_ops._compat import mask_secret, min_masked_length
 
         username = username or None
@@ -528,6 +582,8 @@ class Registry:
                 if new:
                     mask_secret(new)
                     self._masked.update(new)
+                    # LocalExecutor copies task output to the scheduler's console unmasked: redact here too.
+                    task_redaction.install()
             if short and self._mask and warn_short:
                 log.warning(
                     "A secret of %d characters is scrubbed from return values, but Airflow will not mask it in "
@@ -542,6 +598,16 @@ class Registry:
             if len(self._forms) != before:
                 self._matcher = None
 
+    def min_length(self) -> int:
+        """Airflow's ``[logging] min_length_masked_secret``, read once until :meth:`clear` (a
+        config lookup costs more than registering a value; Airflow reads it once per process)."""
+        minimum = self._min_length
+        if minimum is None:
+            from cyberark_ops._compat import min_masked_length
+
+            minimum = self._min_length = min_masked_length()
+        return minimum
+
     def _current(self) -> _Matcher | None:
         with self._lock:
             if self._matcher is None and self._forms:
@@ -555,6 +621,8 @@ class Registry:
             return value
         kind = type(value)
         if kind is str:
+            if not any(word in value for word in matcher.words):  # type: ignore[operator]
+                return value
             text, count = matcher.text.subn(REPLACEMENT, value)  # type: ignore[call-overload]
             return text if count else value
         if kind in _ATOMIC or matcher.absent(value):
@@ -574,7 +642,8 @@ class Registry:
         return result  # type: ignore[no-any-return]
 
     def clear(self) -> None:
-        """Forget every secret, form and compiled pattern (``re`` module cache included).
+        """Forget every secret, form and compiled pattern (compiled outside ``re``'s cache, so
+        dropping the matcher drops them).
 
         Airflow's masker keeps the patterns it was given for the rest of the process.
         """
@@ -582,10 +651,8 @@ class Registry:
             self._secrets.clear()
             self._forms.clear()
             self._masked.clear()
-            had_matcher = self._matcher is not None
             self._matcher = None
-        if had_matcher:
-            re.purge()  # re.compile caches the pattern text, which holds the forms
+            self._min_length = None
 
     @contextmanager
     def task_scope(self) -> Iterator[Registry]:

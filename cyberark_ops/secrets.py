@@ -22,12 +22,16 @@ import string
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from ._compat import first_attribute
-from .client import ConfigurationError, Credential, CyberArkError, Forbidden, NotFound
-from .fetch import Fetcher
+from .client import ConfigurationError, CyberArkError, Forbidden, NotFound
 from .settings import ConnectionSettings, as_backend_error, as_bool, backend_error
+
+if TYPE_CHECKING:
+    from .client import Credential
+    from .fetch import Fetcher
 
 try:  # task-sdk 1.2.2+ (Airflow 3.1.x with a recent task-sdk, 3.2+)
     from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied
@@ -267,6 +271,10 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
 
     def _fetcher(self) -> Fetcher:
         """One per configuration and process, so the token is reused across lookups and backend objects."""
+        # Airflow builds the backend in every process it starts; the fetch core and the client
+        # layer load on the first lookup, so a process that looks nothing up never pays for them.
+        from .fetch import Fetcher
+
         with _FETCHERS_LOCK:
             fetcher = _FETCHERS.get(self._key)
             if fetcher is None:
@@ -294,10 +302,17 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
                 ) from None
             if not isinstance(data, dict):
                 raise self._failure("connections", conn_id, path, "the stored connection JSON is not an object")
+            self._register_password(path, data.get("password"), data.get("login"))
             return stored
         if self.connection_format == "uri" or (self.connection_format == "auto" and "://" in stored[:64]):
             if "://" not in stored[:64]:
                 raise self._failure("connections", conn_id, path, "the stored value is not a connection URI")
+            try:
+                parts = urlsplit(stored)
+                password, login = parts.password, parts.username
+            except ValueError:  # Airflow reports the malformed URI when it parses it
+                password = login = None
+            self._register_password(path, password and unquote(password), login and unquote(login))
             return stored
         if self.connection_format == "auto" and not (credential.address or credential.username):
             raise self._failure(
@@ -308,6 +323,19 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
                 "address or username to build one from",
             )
         return self._assembled(conn_id, path, credential)
+
+    @staticmethod
+    def _register_password(path: str, password: Any, login: Any) -> None:
+        """The fetch registered the stored connection as a whole; Airflow masks only the raw password
+        it parses out of it, so its other forms (``get_uri()`` quotes it) are registered here."""
+        if isinstance(password, str) and password:
+            from .fetch import register_fetched
+
+            register_fetched(
+                password,
+                f"the password of the connection at {path!r}",
+                username=login if isinstance(login, str) else None,
+            )
 
     def _assembled(self, conn_id: str, path: str, credential: Credential) -> str:
         """Connection JSON from an account's properties, for accounts CyberArk manages and rotates."""

@@ -10,19 +10,22 @@ other extra would be shown in clear.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from .apis import ApiSpec, api_names, api_spec, apis
-from .client import BaseClient, ConfigurationError, CredentialRef, EventCallback, TransportConfig
-from .client.refs import has_scheme, parse_ref
+from .client import ConfigurationError
+
+if TYPE_CHECKING:
+    # The client layer loads when a client is built or a reference resolved (a fetch), not when
+    # settings are read: the secrets backend reads them in every Airflow process at start-up.
+    from .client import BaseClient, CredentialRef, EventCallback
 
 # Extras that hold transport settings, with the type each must have.
 _TRANSPORT_FIELDS: dict[str, type] = {
@@ -134,9 +137,9 @@ class ConnectionSettings:
     """
 
     __slots__ = (
+        "_deadline",
         "api",
         "base_url",
-        "deadline",
         "extras",
         "for_backend",
         "login",
@@ -173,10 +176,16 @@ class ConnectionSettings:
             )
         self.rate_limit_per_second = _rate_limit(self.extras.get("rate_limit_per_second"))
         deadline = convert(self.extras.get("deadline"), float, "deadline")
-        self.deadline: float = (
-            float(TransportConfig.deadline) if deadline is None or not math.isfinite(deadline) else deadline
-        )
+        self._deadline: float | None = None if deadline is None or not math.isfinite(deadline) else deadline
+
+    @property
+    def deadline(self) -> float:
         """The per-fetch deadline the client will use (validated again by its config)."""
+        if self._deadline is not None:
+            return self._deadline
+        from .client.config import TransportConfig
+
+        return float(TransportConfig.deadline)
 
     def __repr__(self) -> str:
         return f"ConnectionSettings(api={self.api!r}, base_url={self.base_url!r}, login={self.login!r})"
@@ -184,6 +193,8 @@ class ConnectionSettings:
     def resolve(self, ref: str | CredentialRef, *, source: str) -> CredentialRef:
         """A typed reference; a bare string means an object of this API. ``source`` names the
         connection (or backend) in the error when ``ref`` belongs to another API."""
+        from .client.refs import has_scheme, parse_ref
+
         if isinstance(ref, str):
             # Never stripped: a pasted "id\n" is refused by parse_ref, not silently fetched.
             resolved = parse_ref(ref if has_scheme(ref) else f"{self.spec.ref_scheme}:{ref}")
@@ -439,6 +450,8 @@ def _refuse_unknown(
     names = set(known)
     for key in settings:
         if not isinstance(key, str) or key not in names:
+            import difflib  # only for the message: not on the path of every valid connection
+
             nearest = difflib.get_close_matches(str(key), [*names, *also_known], n=1)
             hint = f"; did you mean {nearest[0]!r}?" if nearest else ""
             raise error(str(key), f"not a known setting{hint}")
@@ -463,6 +476,8 @@ _API_FIELDS = (
     "app_id",
     "service_path",
     "fail_on_password_change",
+    "password_change_retries",
+    "password_change_wait",
     "connection_timeout",
     "identity_url",
     "client_key_password",

@@ -40,3 +40,75 @@ def _loaded(package: str) -> set[str]:
 def test_a_layer_imports_nothing_above_or_beside_it(package: str, forbidden: set[str]) -> None:
     loaded = _loaded(package)
     assert not loaded & forbidden, f"{package} loaded {sorted(loaded & forbidden)}"
+
+
+# What a fetch needs and a DAG file does not: the client layer's heavy modules and the fetch core.
+FETCH_PATH = (
+    "cyberark_ops.client.auth",
+    "cyberark_ops.client.config",
+    "cyberark_ops.client.refs",
+    "cyberark_ops.client.transport",
+    "cyberark_ops.fetch",
+)
+STEPS_PROBE = """
+import json, sys
+import airflow.sdk
+loaded = {{}}
+for step in {steps!r}:
+    exec(step)
+    loaded[step] = [name for name in {names!r} if name in sys.modules]
+print(json.dumps(loaded))
+"""
+
+
+def _fetch_path_loaded(*steps: str) -> dict[str, list[str]]:
+    """Runs ``steps`` one after the other in one fresh interpreter: what of FETCH_PATH is loaded after each."""
+    probe = STEPS_PROBE.format(steps=steps, names=FETCH_PATH)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def test_the_glue_loads_the_client_layer_only_when_a_fetch_runs() -> None:
+    """The dag-processor imports the glue with every parse of a DAG file (every 30 s by default), and
+    Airflow builds the configured secrets backend in every process it starts; neither fetches."""
+    steps = (
+        "import cyberark_ops",
+        "import cyberark_ops.hooks.cyberark",
+        "import cyberark_ops.operators.vaulted",
+        "import cyberark_ops.operators.sql",
+        "import cyberark_ops.secrets",
+        "from cyberark_ops import CyberArkHook, VaultedMixin, VaultedSqlOperator, vaulted",
+        "CyberArkHook('cyberark_default')",
+        "VaultedSqlOperator(task_id='t', credential='db/pw', conn_type='sqlite', sql='select 1')",
+        "from cyberark_ops.secrets import CyberArkSecretsBackend\n"
+        "CyberArkSecretsBackend(connections_path='airflow/{conn_id}', url='https://conjur.example.com',\n"
+        "                       account='acme', login='host/airflow', api_key_file='/run/key')",
+    )
+    assert _fetch_path_loaded(*steps) == {step: [] for step in steps}
+
+
+def test_the_probe_sees_the_client_layer_once_a_fetch_needs_it() -> None:
+    """The control: the same probe reports the modules once something on the fetch path is used."""
+    use_settings = (
+        "from cyberark_ops.settings import ConnectionSettings\n"
+        "s = ConnectionSettings.from_fields(host='https://conjur.example.com', login='host/x', password='k' * 20,\n"
+        "                                   extras={'account': 'acme'})\n"
+        "assert s.resolve('db/pw', source='test').variable_id == 'db/pw' and s.deadline == 60.0"
+    )
+    loaded = _fetch_path_loaded(use_settings, "import cyberark_ops.fetch")
+    assert {"cyberark_ops.client.config", "cyberark_ops.client.refs"} <= set(loaded[use_settings])
+    assert loaded["import cyberark_ops.fetch"] == list(FETCH_PATH)
+
+
+def test_the_client_package_resolves_every_public_name_from_its_module() -> None:
+    """Names of ``cyberark_ops.client`` load on first use: each must come from the module the table names."""
+    import importlib
+
+    import cyberark_ops.client as client
+
+    assert sorted(client.__all__) == sorted(client._LAZY)
+    for name, module in client._LAZY.items():
+        assert getattr(client, name) is getattr(importlib.import_module(f"cyberark_ops.client.{module}"), name)
+    assert set(client.__all__) <= set(dir(client))
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = client.Nope

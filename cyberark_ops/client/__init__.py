@@ -21,44 +21,107 @@ The generic pieces are public, so a client for another API needs no change in th
 
 from __future__ import annotations
 
-from .auth import (
-    PROCESS_TOKEN_CACHE,
-    AccessToken,
-    AuthContext,
-    Authenticator,
-    AuthStrategy,
-    ConjurAccessTokenFileAuth,
-    ConjurApiKeyAuth,
-    ConjurAuth,
-    ConjurJWTAuth,
-    JSONTokenAuth,
-    PlatformTokenAuth,
-    PVWAAuth,
-    PVWALogonAuth,
-    TokenCache,
-    renewal_delay,
-)
-from .base import AuthenticatedClient, BaseClient, CredentialSource
-from .ccp import CCPClient
-from .config import CCPConfig, ConjurConfig, PVWAConfig, TransportConfig
-from .conjur import ConjurClient
-from .credential import Credential
-from .errors import (
-    AmbiguousQuery,
-    AuthenticationFailed,
-    ConfigurationError,
-    CyberArkError,
-    Forbidden,
-    InvalidResponse,
-    NotFound,
-    PasswordChangeInProgress,
-    RateLimited,
-    Unavailable,
-)
-from .profile import ApiProfile, error_body_parser, nested_error_fields
-from .pvwa import PVWAClient
-from .refs import CCPRef, ConjurRef, CredentialRef, PVWARef, parse_ref
-from .transport import Call, EventCallback, Transport
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names resolve on first use (PEP 562), so importing one module of the layer (``client.errors``
+# for an exception class) loads that module only; the glue can then import the whole layer lazily,
+# when a fetch runs rather than when the dag-processor parses a DAG file.
+_MODULES: dict[str, tuple[str, ...]] = {
+    "auth": (
+        "PROCESS_TOKEN_CACHE",
+        "AccessToken",
+        "AuthContext",
+        "AuthStrategy",
+        "Authenticator",
+        "ConjurAccessTokenFileAuth",
+        "ConjurApiKeyAuth",
+        "ConjurAuth",
+        "ConjurJWTAuth",
+        "JSONTokenAuth",
+        "PVWAAuth",
+        "PVWALogonAuth",
+        "PlatformTokenAuth",
+        "TokenCache",
+        "renewal_delay",
+    ),
+    "base": ("AuthenticatedClient", "BaseClient", "CredentialSource"),
+    "ccp": ("CCPClient",),
+    "config": ("CCPConfig", "ConjurConfig", "PVWAConfig", "TransportConfig"),
+    "conjur": ("ConjurClient",),
+    "credential": ("Credential",),
+    "errors": (
+        "AmbiguousQuery",
+        "AuthenticationFailed",
+        "ConfigurationError",
+        "CyberArkError",
+        "Forbidden",
+        "InvalidResponse",
+        "NotFound",
+        "PasswordChangeInProgress",
+        "RateLimited",
+        "Unavailable",
+    ),
+    "profile": ("ApiProfile", "error_body_parser", "nested_error_fields"),
+    "pvwa": ("PVWAClient",),
+    "refs": ("CCPRef", "ConjurRef", "CredentialRef", "PVWARef", "parse_ref"),
+    "transport": ("Call", "EventCallback", "Transport"),
+}
+_LAZY = {name: module for module, names in _MODULES.items() for name in names}
+
+if TYPE_CHECKING:
+    from .auth import (
+        PROCESS_TOKEN_CACHE,
+        AccessToken,
+        AuthContext,
+        Authenticator,
+        AuthStrategy,
+        ConjurAccessTokenFileAuth,
+        ConjurApiKeyAuth,
+        ConjurAuth,
+        ConjurJWTAuth,
+        JSONTokenAuth,
+        PlatformTokenAuth,
+        PVWAAuth,
+        PVWALogonAuth,
+        TokenCache,
+        renewal_delay,
+    )
+    from .base import AuthenticatedClient, BaseClient, CredentialSource
+    from .ccp import CCPClient
+    from .config import CCPConfig, ConjurConfig, PVWAConfig, TransportConfig
+    from .conjur import ConjurClient
+    from .credential import Credential
+    from .errors import (
+        AmbiguousQuery,
+        AuthenticationFailed,
+        ConfigurationError,
+        CyberArkError,
+        Forbidden,
+        InvalidResponse,
+        NotFound,
+        PasswordChangeInProgress,
+        RateLimited,
+        Unavailable,
+    )
+    from .profile import ApiProfile, error_body_parser, nested_error_fields
+    from .pvwa import PVWAClient
+    from .refs import CCPRef, ConjurRef, CredentialRef, PVWARef, parse_ref
+    from .transport import Call, EventCallback, Transport
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "PROCESS_TOKEN_CACHE",

@@ -70,7 +70,9 @@ def _check_value_response(transport: Transport, call: Call, response: Any) -> No
         return
     if media in _PAGE_TYPES:
         raise transport.invalid_response(call, f"an HTML page ({media}) instead of a value", response.status_code)
-    raise transport.invalid_response(call, f"a {media} body that Conjur did not send as a value", response.status_code)
+    raise transport.invalid_response(
+        call, f"a body of type {media} that Conjur did not send as a value", response.status_code
+    )
 
 
 class ConjurClient(AuthenticatedClient[ConjurRef, ConjurConfig]):
@@ -187,7 +189,8 @@ class ConjurClient(AuthenticatedClient[ConjurRef, ConjurConfig]):
                 403: f"{self.login!r} lacks execute on at least one of these variables (Conjur "
                 f"checks privileges "
                 "before existence in a batch); fetch them singly to find which.",
-                404: f"At least one variable does not exist, has no value or is not visible to {self.login!r}.",
+                404: f"At least one variable does not exist, has no value or is not visible to {self.login!r}; "
+                "fetch them singly to find which, then check its id and permit read + execute.",
             },
         )
         response = self._transport.request(call, self._auth)

@@ -400,11 +400,8 @@ class Transport:
         pacer = pacer_for(origin)
         attempt = 0
         while True:
-            wait = pacer.reserve(deadline)
-            if wait is None:
+            if not pacer.take_turn(deadline, self._sleep):
                 raise self._rate_limited(call, None, attempt)
-            if wait > 0:
-                self._sleep(wait)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._deadline_error(call, origin)
@@ -492,7 +489,11 @@ class Transport:
         log.debug(
             "%s %s %s %s -> %s in %.1f ms", self.api, call.action, call.method, call.path, status_tag, duration * 1000
         )
-        if outcome.response is not None and outcome.response.status_code == 429:
+        if outcome.response is None:
+            pass
+        elif outcome.response.status_code != 429:
+            pacer.accepted()
+        else:
             pacer.rate_limited()
             self._emit(
                 "rate_limited",

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._compat import BaseHook
 from ..apis import BUILTIN_APIS
-from ..client import BaseClient, Credential, CredentialRef, CyberArkError
-from ..fetch import Fetcher
-from ..settings import ConnectionSettings
+
+if TYPE_CHECKING:
+    from ..client import BaseClient, Credential, CredentialRef
+    from ..fetch import Fetcher
+    from ..settings import ConnectionSettings
 
 
 class CyberArkHook(BaseHook):
@@ -61,6 +63,10 @@ class CyberArkHook(BaseHook):
         fetcher = self._fetcher
         if fetcher is not None:
             return fetcher
+        # The fetch core and the client layer load here, on the first fetch: a module that only
+        # defines tasks (parsed every 30 s by the dag-processor) never pays for them.
+        from ..fetch import Fetcher
+
         with self._fetcher_lock:
             if self._fetcher is None:
                 self._fetcher = Fetcher(
@@ -69,6 +75,8 @@ class CyberArkHook(BaseHook):
             return self._fetcher
 
     def _read_settings(self) -> ConnectionSettings:
+        from ..settings import ConnectionSettings
+
         return ConnectionSettings.from_connection(self.get_connection(self.cyberark_conn_id), self.cyberark_conn_id)
 
     @property
@@ -125,6 +133,8 @@ class CyberArkHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Authenticates only: fetches no secret and sends no CCP account query (each would land in
         CyberArk's audit log, and a made-up object floods it with not-found errors)."""
+        from ..client.errors import CyberArkError
+
         try:
             return self.fetcher.test()
         except CyberArkError as exc:  # settings that the connection form let through

@@ -20,15 +20,17 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.sdk import BaseHook, BaseOperator, Connection
+from airflow.sdk import BaseHook, BaseOperator
 
 from .. import scrub
-from .._compat import min_masked_length
-from ..client import ConfigurationError, Credential, CyberArkError
+from .._compat import not_found_error
+from ..client import ConfigurationError, CyberArkError
 from ..hooks.cyberark import CyberArkHook
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Connection, Context
+
+    from ..client import Credential
 
 OperatorT = TypeVar("OperatorT", bound=BaseOperator)
 log = logging.getLogger(__name__)
@@ -151,6 +153,8 @@ def vault_connection(
         # A SQLite account's address is the file; its Database ("main") names no file, and in
         # SqliteHook's URI a schema or port would become part of the path.
         schema, port = None, None
+    from airflow.sdk import Connection  # loaded in execute: a DAG file that only defines the task never needs it
+
     return Connection(
         conn_id=conn_id,
         conn_type=kind,
@@ -210,8 +214,10 @@ class VaultedMixin:
 
     def fetch_credential(self) -> Credential:
         """Fetch (audited with dag/task/run), refuse a value Airflow would not mask, register it."""
-        cred = CyberArkHook(self.vault_conn_id, reason=self.vault_reason).get_credential(self.credential)
-        minimum = min_masked_length()
+        # Closed at once: its keep-alive connection would otherwise stay open until garbage collection.
+        with CyberArkHook(self.vault_conn_id, reason=self.vault_reason) as hook:
+            cred = hook.get_credential(self.credential)
+        minimum = scrub.registry().min_length()
         if len(cred.secret) < minimum and not self.allow_short_secret:
             raise scrub.SecretTooShort(
                 f"the secret of {self.credential!r} has {len(cred.secret)} characters; Airflow masks only "
@@ -245,11 +251,9 @@ class VaultedMixin:
             return super().execute(context)  # type: ignore[misc]
 
     def _base_connection_or_none(self, conn_id: str) -> Connection | None:
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
         try:
             return self._base_connection(conn_id)
-        except AirflowNotFoundException:
+        except not_found_error():
             return None
 
     def get_env(self, context: Context) -> dict[str, str]:

@@ -231,7 +231,7 @@ def test_tasks_get_connections_and_variables_from_cyberark(backend_run: BackendR
     assert backend_run.state == "success"
     assert len(backend_run.results) == case.tasks
     for result in backend_run.results:
-        assert result["login"] == case.expected_login
+        assert result["login_sha256"] == _sha(case.expected_login)
         assert result["conn_type"] == case.expected_conn_type
         assert result["password_sha256"] == _sha(case.expected_password)
         assert result["variable_sha256"] == _sha(case.expected_variable)

@@ -1,10 +1,25 @@
-"""The shared pacer's schedule, on a fake clock (the only thing these tests patch)."""
+"""The shared pacer: what it learns from a rate-limited server.
+
+Schedule tests run on a fake clock (the only thing patched). The burst simulations drive the pacer
+through the dev server's own token bucket (``Knobs.take_token``) on that clock, with callers taking
+turns as ``Pacer.take_turn`` makes threads do, so they are deterministic; the last test sends a
+real burst over HTTPS to a rate-limited dev server.
+"""
 
 from __future__ import annotations
 
+import heapq
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 import pytest
 
-from cyberark_ops.client.pacing import QUIET_RELEASE, Pacer
+from cyberark_ops.client import ConjurClient, CyberArkError, TokenCache
+from cyberark_ops.client.pacing import BELOW_ESTIMATE, MIN_RATE, QUIET_RELEASE, RECENT, Pacer, pacer_for
+from cyberark_ops.devserver.knobs import Knobs
+
+from .conftest import Events, Vault
 
 
 class Clock:
@@ -20,51 +35,82 @@ def clock() -> Clock:
     return Clock()
 
 
-def limited_after(clock: Clock, sends: int) -> Pacer:
-    """A pacer that saw ``sends`` requests within the current second, then one 429."""
+def burst(clock: Clock, sent: int, accepted: int) -> Pacer:
+    """A pacer that sent ``sent`` requests at once, of which the server accepted ``accepted``."""
     pacer = Pacer(clock)
-    for _ in range(sends):
-        pacer.reserve(clock.now + 60)
-    pacer.rate_limited()
+    for _ in range(sent):
+        assert pacer.reserve(clock.now + 60) == 0.0
+    for _ in range(accepted):
+        pacer.accepted()
+    for _ in range(sent - accepted):
+        pacer.rate_limited()
     return pacer
 
 
 def test_unpaced_until_the_first_429(clock: Clock) -> None:
     pacer = Pacer(clock)
-    assert [pacer.reserve(clock.now + 60) for _ in range(100)] == [0.0] * 100
+    for _ in range(100):
+        assert pacer.reserve(clock.now + 60) == 0.0
+        pacer.accepted()
     assert pacer.rate is None
 
 
-def test_a_429_paces_below_the_measured_rate(clock: Clock) -> None:
-    pacer = limited_after(clock, 50)
-    # 50 sends in an instant, measured over the shortest window (1 s): 50/s, cut by 0.7.
-    assert pacer.rate == pytest.approx(35.0)
-    first = pacer.reserve(clock.now + 60)
-    second = pacer.reserve(clock.now + 60)
-    assert first == pytest.approx(0.0)
-    assert second == pytest.approx(1 / 35.0)
+def test_the_first_rate_comes_from_acceptances_not_sends(clock: Clock) -> None:
+    # 50 sent in an instant, 10 accepted: 10 over the window, whatever was sent.
+    pacer = burst(clock, sent=50, accepted=10)
+    assert pacer.rate == pytest.approx(10 / RECENT)
+    assert burst(Clock(), sent=500, accepted=10).rate == pacer.rate
 
 
-def test_429s_of_one_episode_cut_once(clock: Clock) -> None:
-    pacer = limited_after(clock, 20)
-    for _ in range(29):
+def test_429s_of_one_episode_set_the_rate_once(clock: Clock) -> None:
+    pacer = burst(clock, sent=50, accepted=10)
+    first = pacer.rate
+    clock.now += 0.01
+    for _ in range(30):
         pacer.rate_limited()
-    assert pacer.rate == pytest.approx(14.0)
+    assert pacer.rate == first
+
+
+def test_between_two_429s_the_server_accepted_its_rate(clock: Clock) -> None:
+    """The budget is empty at each 429: what was accepted in between is the server's rate."""
+    pacer = burst(clock, sent=50, accepted=10)
+    pacer.rate = 1000.0  # a wild guess, far above the server's 20/s
+    for _ in range(40):  # one acceptance every 50 ms for 2 s
+        clock.now += 0.05
+        pacer.accepted()
+    pacer.rate_limited()
+    # Within one acceptance of the recent window (its count includes both ends).
+    assert pacer.measured is not None
+    assert 20.0 <= pacer.measured <= 20.0 + 1 / RECENT + 1e-9
+    # Straight to just below the estimate, however far above it the guess was.
+    assert pacer.rate == pytest.approx(pacer.measured * BELOW_ESTIMATE)
 
 
 def test_a_slot_beyond_the_deadline_is_refused(clock: Clock) -> None:
-    pacer = limited_after(clock, 1)
-    assert pacer.rate == pytest.approx(0.7)
+    pacer = burst(clock, sent=2, accepted=1)
+    assert pacer.rate == pytest.approx(1 / RECENT)
     assert pacer.reserve(clock.now + 60) == 0.0
-    assert pacer.reserve(clock.now + 1) is None
+    assert pacer.reserve(clock.now + 0.1) is None
+    sleeps: list[float] = []
+    assert pacer.take_turn(clock.now + 0.1, sleeps.append) is False
+    assert sleeps == []
 
 
-def test_the_rate_recovers_and_pacing_ends_when_quiet(clock: Clock) -> None:
-    pacer = limited_after(clock, 10)
+def test_take_turn_sleeps_until_the_slot(clock: Clock) -> None:
+    pacer = burst(clock, sent=20, accepted=6)  # 20/s
+    sleeps: list[float] = []
+    assert pacer.take_turn(clock.now + 60, sleeps.append)
+    assert pacer.take_turn(clock.now + 60, sleeps.append)
+    assert sleeps == [pytest.approx(1 / 20.0)]
+
+
+def test_the_rate_recovers_while_callers_wait_and_pacing_ends_when_quiet(clock: Clock) -> None:
+    pacer = burst(clock, sent=50, accepted=10)
     cut = pacer.rate
     assert cut is not None
-    clock.now += 10
-    pacer.reserve(clock.now + 60)
+    for _ in range(100):  # callers keep waiting for slots: demand exceeds the pace
+        pacer.reserve(clock.now + 60)
+        clock.now += 0.01
     assert pacer.rate is not None and pacer.rate > cut
     clock.now += QUIET_RELEASE
     pacer.reserve(clock.now + 60)
@@ -77,4 +123,151 @@ def test_the_rate_never_drops_below_the_floor(clock: Clock) -> None:
         pacer.reserve(clock.now + 1e6)
         pacer.rate_limited()
         clock.now += 1.5
-    assert pacer.rate is not None and pacer.rate >= 0.2
+    assert pacer.rate is not None and pacer.rate >= MIN_RATE
+
+
+# -- bursts against the dev server's token bucket, on the fake clock ------------------------------
+
+
+@dataclass
+class Burst:
+    """What a simulated burst saw: its outcome per fetch and the pacer's rate at each 429."""
+
+    failures: int = 0
+    done: int = 0
+    rejected: int = 0
+    attempts: list[int] = field(default_factory=list)
+    rates_after_429: list[float] = field(default_factory=list)
+    measured: list[float] = field(default_factory=list)
+
+
+def simulate(
+    per_second: float, bucket: float, callers: int, each: int, *, max_retries: int = 3, latency: float = 0.005
+) -> Burst:
+    """``callers`` threads fetch ``each`` times through one pacer, taking turns for slots.
+
+    Events run in time order on the fake clock; a 429 waits its ``Retry-After`` (whole seconds, as
+    the server sends it) before the caller asks for a turn again, as the transport does.
+    """
+    clock = Clock()
+    pacer = Pacer(clock)
+    knobs = Knobs()
+    knobs.set_rate_limit(per_second, bucket)
+    seen = Burst()
+    events: list[tuple[float, int, str, int]] = []
+    order = 0
+    queue: list[int] = []
+    gate_free_at = clock.now
+    left = dict.fromkeys(range(callers), each)
+    attempt = dict.fromkeys(range(callers), 0)
+
+    def at(when: float, kind: str, caller: int) -> None:
+        nonlocal order
+        order += 1
+        heapq.heappush(events, (when, order, kind, caller))
+
+    for caller in range(callers):
+        at(clock.now, "want", caller)
+    while events:
+        clock.now, _, kind, caller = heapq.heappop(events)
+        if kind == "want":
+            queue.append(caller)
+        elif kind == "send":
+            retry_after = knobs.take_token(clock.now)
+            at(clock.now + latency, "ok" if retry_after is None else f"429:{retry_after}", caller)
+        elif kind == "ok":
+            pacer.accepted()
+            seen.done += 1
+            seen.attempts.append(attempt[caller] + 1)
+            attempt[caller] = 0
+            left[caller] -= 1
+            if left[caller]:
+                at(clock.now, "want", caller)
+        elif kind.startswith("429"):
+            pacer.rate_limited()
+            seen.rejected += 1
+            assert pacer.rate is not None
+            seen.rates_after_429.append(pacer.rate)
+            if pacer.measured is not None:
+                seen.measured.append(pacer.measured)
+            attempt[caller] += 1
+            if attempt[caller] > max_retries:
+                seen.failures += 1
+                attempt[caller] = 0
+                left[caller] -= 1
+                if left[caller]:
+                    at(clock.now, "want", caller)
+            else:
+                at(clock.now + float(kind.split(":")[1]), "want", caller)
+        # The gate: one caller at a time waits for its slot, as Pacer.take_turn.
+        if queue and gate_free_at <= clock.now:
+            head = queue.pop(0)
+            wait = pacer.reserve(clock.now + 60)
+            assert wait is not None
+            gate_free_at = clock.now + wait
+            at(gate_free_at, "send", head)
+    return seen
+
+
+LIMITS = [(20, 20), (20, 1), (100, 10), (5, 50), (2, 2)]
+"""Server rate and burst: the figure-4 shape, a burst as large as the rate, none, a huge one, a crawl."""
+
+
+@pytest.mark.parametrize(("per_second", "bucket"), LIMITS)
+def test_a_burst_of_50_callers_never_runs_out_of_retries(per_second: float, bucket: float) -> None:
+    seen = simulate(per_second, bucket, callers=50, each=10)
+    assert seen.failures == 0
+    assert seen.done == 500
+    assert seen.attempts.count(1) >= 2 / 3 * 500, "most fetches never saw a 429"
+
+
+@pytest.mark.parametrize(("per_second", "bucket"), LIMITS)
+def test_once_measured_the_pace_stays_near_what_the_server_allowed(per_second: float, bucket: float) -> None:
+    """An estimate can read high by the burst the server had saved up (counted in the recent
+    window), never more; after the last 429 of the burst the pace is within 10% of the limit."""
+    seen = simulate(per_second, bucket, callers=50, each=10)
+    assert seen.measured, "the limit was measured at least once"
+    assert max(seen.measured) <= per_second + (bucket + 1) / RECENT
+    assert seen.rates_after_429[-1] <= per_second * 1.1
+
+
+# -- a real burst over HTTPS ------------------------------------------------------------------------
+
+
+def test_a_real_burst_of_50_fetches_against_20_per_second(
+    vault: Vault, token_cache: TokenCache, events: Events
+) -> None:
+    """50 threads, one client, default retries, a dev server limited to 20/s with a burst of 20."""
+    client = ConjurClient(vault.conjur_config(deadline=60.0), token_cache=token_cache, on_event=events)
+    client.authenticate()
+    vault.rate_limit(20, burst=20)
+    failures: list[str] = []
+    values: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(50)
+
+    def fetch_twice(record: Callable[[str], None]) -> None:
+        start.wait()
+        for _ in range(2):
+            try:
+                record(client.get_secret("prod/db/password"))
+            except CyberArkError as exc:
+                with lock:
+                    failures.append(type(exc).__name__)
+
+    def record(value: str) -> None:
+        with lock:
+            values.append(value)
+
+    threads = [threading.Thread(target=fetch_twice, args=(record,)) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    client.close()
+    assert failures == []
+    assert values == ["Demo-PG-Passw0rd!"] * 100
+    assert events.named("rate_limited"), "the burst did reach the limit"
+    pacer = pacer_for(vault.url.rstrip("/"))
+    assert pacer.rate is not None, "the 429s set a pace"
+    assert pacer.rate <= 20 + (20 + 1) / RECENT, "never above the limit plus the saved-up burst"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from cyberark_ops.apis import BUILTIN_APIS, api_names, api_spec
-from cyberark_ops.client import ConfigurationError, ConjurRef
+from cyberark_ops.client import ConfigurationError, ConjurRef, CyberArkError
 from cyberark_ops.fetch import Fetcher
 from cyberark_ops.provider_info import CONN_FIELDS
 from cyberark_ops.settings import ConnectionSettings
@@ -133,3 +133,35 @@ def test_the_api_table_and_provider_info_import_neither_airflow_nor_requests() -
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
+
+
+def test_a_connection_sets_how_long_ccp_waits_out_a_password_change(conns: Connections) -> None:
+    """``PasswordChangeInProgress`` tells users to raise password_change_retries: a connection can."""
+    from cyberark_ops.client import PasswordChangeInProgress
+    from cyberark_ops.hooks.cyberark import CyberArkHook
+
+    conns.server.app.rotate("vault:2_1", None, change_window=3600)
+    conn_id = conns.ccp(password_change_retries=2, password_change_wait=0.01)
+    with pytest.raises(PasswordChangeInProgress, match=r"after 2 wait\(s\) of 0\.01s.*Raise password_change_retries"):
+        CyberArkHook(conn_id).get_secret("ccp:Safe=DB-Prod;Object=pg-prod")
+    assert [e["action"] for e in conns.calls("ccp")] == ["ccp.get_password"] * 3
+    with pytest.raises(ConfigurationError, match="password_change_wait"):
+        CyberArkHook(conns.ccp("bad_ccp", password_change_wait="soon")).get_secret("ccp:Safe=DB-Prod;Object=pg-prod")
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_failed_logon_names_what_the_task_was_fetching(conns: Connections, batch: bool) -> None:
+    """The logon fails before any object is asked for; the message still names the reference."""
+    from cyberark_ops.hooks.cyberark import CyberArkHook
+
+    hook = CyberArkHook(conns.conjur(password="not-the-api-key"))
+    with pytest.raises(CyberArkError) as raised:
+        if batch:
+            hook.get_secrets(["prod/db/password", "prod/db/username"])
+        else:
+            hook.get_secret("prod/db/password")
+    message = str(raised.value)
+    assert message.startswith("Conjur authenticate for login 'host/airflow/worker'")
+    assert "[while fetching conjur:prod/db/password" in message
+    assert ("conjur:prod/db/username" in message) is batch
+    assert raised.value.args == (message,)

@@ -58,6 +58,8 @@ def test_airflow_masks_every_registered_form_in_a_string(secret: str) -> None:
     registry.register(secret, username="svc-airflow")
     patterns = _secrets_masker().patterns
     for name, form in scrub.leak_forms(secret, username="svc-airflow").items():
+        if len(form) < 5:  # a short line of a multi-line value: Airflow masks nothing that short
+            continue
         assert re.escape(form) in patterns, name
         masked = redact(f"connecting with {form} now")
         assert isinstance(masked, str)

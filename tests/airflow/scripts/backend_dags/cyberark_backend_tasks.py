@@ -38,7 +38,9 @@ def cyberark_backend_tasks() -> None:
         return {
             "n": n,
             "conn_type": conn.conn_type,
-            "login": conn.login,
+            # As a digest: every value a task fetched is scrubbed from its XComs, and the Conjur case's
+            # variable holds the same text as the login.
+            "login_sha256": _digest(conn.login),
             "password_sha256": _digest(conn.password),
             "same_twice": again.password == conn.password,
             "variable_sha256": _digest(value),

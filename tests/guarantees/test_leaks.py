@@ -1,0 +1,365 @@
+"""No trace of a credential anywhere in Airflow, for every way into cyberark-ops, on the real path.
+
+One stack (api-server + scheduler with LocalExecutor, parallelism 4, + dag-processor) runs
+``dags_leaks/guarantee_leaks.py``: the hook, ``@with_cyberark_secret`` (with a 4 KB value and in a
+failing task with a failure callback), the secrets backend for a connection and a variable (in
+code and in templated fields), ``VaultedSqlOperator`` on SQLite, PostgreSQL and MariaDB, the
+generic ``vaulted()`` wrapper, and a ``BashOperator`` given the secret in its environment. Each
+feature fetches its own canary, so a hit names the feature. Afterwards every form of every
+canary is searched in every file under ``AIRFLOW_HOME`` (task logs, and the scheduler's,
+dag-processor's and api-server's consoles), in every table of the metadata DB, and in the
+environment of the processes that were not meant to receive it. ``dag.test()`` would prove
+nothing here: it never masks.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cyberark_ops.devserver import DevServer
+from cyberark_ops.scrub import leak_forms
+from cyberark_ops.testing.airflow_stack import AirflowStack
+from cyberark_ops.testing.connections import demo_conjur_connection, devserver_connections
+from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, run_dags, stored_places
+from tests.client.conftest import HOST_API_KEY, HOST_LOGIN
+from tests.guarantees import report
+from tests.operators.conftest import set_my_password, set_pg_password, vaulted_seed
+
+pytestmark = pytest.mark.airflow
+
+DAG_ID = "guarantee_leaks"
+DAGS = Path(__file__).resolve().parent / "dags_leaks"
+# Database users of their own, so no other test's password for them races with this one.
+PG_USER = "gt_pg"
+MY_USER = "gt_my"
+SPECIALS = "@:/%+\"'\\&#?=; \n"
+"""Every character the issue names, newline included."""
+
+
+def canary(feature: str, length: int = 0) -> str:
+    """A canary per feature: its name, every special character, unicode; padded to ``length``."""
+    value = f"gT-{feature}-c@n:ry/pw%2B+\"q'\\&#x?y=z;sp ace\n{feature}-next-line-é✓ключ-Zk9"
+    assert set(SPECIALS) <= set(value)
+    while len(value) < length:
+        value += f"|{len(value):05d}{SPECIALS}é✓"
+    return value[:length] if length else value
+
+
+CANARIES = {
+    "hook": canary("hook"),
+    "decorator (4 KB)": canary("long", 4096),
+    "backend connection": canary("backend-conn"),
+    "backend variable": canary("backend-var"),
+    "VaultedSqlOperator on SQLite": canary("sqlite"),
+    "VaultedSqlOperator on PostgreSQL, vaulted(), BashOperator env": canary("postgres"),
+    "VaultedSqlOperator on MariaDB": canary("mariadb"),
+}
+POSTGRES = "VaultedSqlOperator on PostgreSQL, vaulted(), BashOperator env"
+MARIADB = "VaultedSqlOperator on MariaDB"
+USERNAMES = {POSTGRES: PG_USER, MARIADB: MY_USER}
+FD_CANARY = canary("fd")
+"""Written by the task straight to file descriptor 1, and by a child process: the measured limit."""
+SUCCEEDING = (
+    "hook_conjur",
+    "writes_to_file_descriptors",
+    "decorator_long",
+    "backend_connection_and_variable",
+    "templated_field",
+    "sql_sqlite",
+    "sql_postgres",
+    "sql_mariadb",
+    "generic_wrapper",
+    "bash_env",
+)
+
+
+def _seed(lite_db: Path) -> dict[str, Any]:
+    seed = copy.deepcopy(vaulted_seed())
+    accounts = seed["vault"]["accounts"]
+    template = next(a for a in accounts if a["name"] == "vop-pg")
+    maria = next(a for a in accounts if a["name"] == "vop-maria")
+    accounts += [
+        {**copy.deepcopy(template), "name": "gt-pg", "userName": PG_USER, "secret": CANARIES[POSTGRES]},
+        {**copy.deepcopy(maria), "name": "gt-maria", "userName": MY_USER, "secret": CANARIES[MARIADB]},
+        {
+            **copy.deepcopy(template),
+            "name": "gt-lite",
+            "userName": "gt_lite",
+            "address": str(lite_db),
+            "secret": CANARIES["VaultedSqlOperator on SQLite"],
+        },
+    ]
+    backend_conn = {
+        "conn_type": "postgres",
+        "host": "db.invalid",
+        "login": "gt",
+        "password": CANARIES["backend connection"],
+    }
+    seed["conjur"]["variables"] += [
+        {"id": "demo/guarantee/hook", "value": CANARIES["hook"]},
+        {"id": "demo/guarantee/long", "value": CANARIES["decorator (4 KB)"]},
+        {"id": "demo/guarantee/fd", "value": FD_CANARY},
+        {"id": "airflow/dev/connections/gt_backend", "value": json.dumps(backend_conn)},
+        {"id": "demo/guarantee/vars/gt_var", "value": CANARIES["backend variable"]},
+    ]
+    return seed
+
+
+@dataclass
+class LeakRun:
+    dag_run: DagRun
+    places: dict[str, bytes]
+    cli_connection: str
+    """What ``airflow connections get gt_backend`` printed (it resolves through the backend)."""
+
+
+def _files_under(home: Path) -> dict[str, bytes]:
+    """Every file Airflow (or its consoles) left under AIRFLOW_HOME, the metadata DB aside."""
+    return {
+        str(path.relative_to(home)): path.read_bytes()
+        for path in sorted(home.rglob("*"))
+        if path.is_file() and not path.name.startswith("airflow.db")
+    }
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LeakRun]:
+    set_pg_password(CANARIES[POSTGRES], user=PG_USER)
+    set_my_password(CANARIES[MARIADB], user=MY_USER)
+    base = tmp_path_factory.mktemp("guarantee-leaks")
+    dags = base / "dags"
+    shutil.copytree(DAGS, dags, ignore=shutil.ignore_patterns("__pycache__"))
+    lite_db = base / "lite.db"
+    seed = _seed(lite_db)
+    with DevServer(seed, state_dir=base / "devserver") as server:
+        info = server.info()
+        conjur = demo_conjur_connection(info, seed, key_dir=base)
+        conjur["extra"].update(FAST_EXTRAS)
+        ccp = devserver_connections(info, seed)["cyberark_ccp"]
+        ccp["extra"].update(FAST_EXTRAS)
+        key_file = base / "backend.api-key"
+        key_file.write_text(HOST_API_KEY)
+        key_file.chmod(0o600)
+        backend_kwargs = {
+            "url": info["url"],
+            "ca_bundle": info["ca_cert"],
+            **FAST_EXTRAS,
+            "api": "conjur",
+            "login": HOST_LOGIN,
+            "api_key_file": str(key_file),
+            "account": info["conjur_account"],
+            "env": "dev",
+            "connections_path": "airflow/{env}/connections/{conn_id}",
+            "variables_path": "demo/guarantee/vars/{variable}",
+            "connections_lookup_pattern": "^gt_backend$",
+            "variables_lookup_pattern": "^gt_",
+        }
+        stack = AirflowStack(
+            base / "home",
+            dags,
+            {
+                "AIRFLOW_CONN_CYBERARK_CONJUR": json.dumps(conjur),
+                "AIRFLOW_CONN_CYBERARK_CCP": json.dumps(ccp),
+                "AIRFLOW_CONN_GT_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(lite_db)}),
+                "AIRFLOW__SECRETS__BACKEND": "cyberark_ops.secrets.CyberArkSecretsBackend",
+                "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(backend_kwargs),
+            },
+        )
+        dag_run = run_dags(stack, [DAG_ID], timeout=300)[DAG_ID]
+        cli_connection = stack.cli("connections", "get", "gt_backend", "-o", "json")
+    places = {**_files_under(stack.home), **stored_places(stack, [DAG_ID])}
+    yield LeakRun(dag_run, places, cli_connection)
+
+
+def _forms(name: str, value: str) -> dict[str, str]:
+    return {f"{name}: {form}": text for form, text in leak_forms(value, username=USERNAMES.get(name)).items()}
+
+
+def test_every_way_in_runs_and_returns_only_scrubbed_values(run: LeakRun) -> None:
+    dag_run = run.dag_run
+    assert dag_run.task_states == {**dict.fromkeys(SUCCEEDING, "success"), "raises": "failed"}, dag_run.explain()
+    assert dag_run.xcom("hook_conjur") == {"alone": "***", "rows": [["x", "***"]], "environ_hits": 0}
+    long = dag_run.xcom("decorator_long")
+    assert long == {"alone": "***", "in_dict": {"k": "***"}, "length": 4096, "environ_hits": 0}
+    assert dag_run.xcom("backend_connection_and_variable") == {"password": "***", "variable": "***", "environ_hits": 0}
+    both = CANARIES["backend connection"] + CANARIES["backend variable"]
+    assert dag_run.xcom("templated_field") == hashlib.sha256(both.encode()).hexdigest()[:16]
+    for task_id, first_row in (("sql_sqlite", ["lite"]), ("sql_postgres", [PG_USER])):
+        assert dag_run.xcom(task_id) == {"rows": [first_row], "secret": "***", "environ_hits": 0}
+    mariadb = dag_run.xcom("sql_mariadb")
+    assert mariadb["rows"][0][0].startswith(f"{MY_USER}@") and mariadb["secret"] == "***"
+    assert dag_run.xcom("generic_wrapper") == [[PG_USER]]
+    pg = CANARIES[POSTGRES]
+    # The child got the secret (its hash matches); the task process, its parent, had it 0 times.
+    assert dag_run.xcom("bash_env") == "0"
+    bash_log = b"".join(p.read_bytes() for p in dag_run.stack.task_log_files(DAG_ID) if "bash_env" in str(p))
+    assert hashlib.sha256(pg.encode()).hexdigest()[:16].encode() in bash_log
+
+
+# What the tasks try, and the masked line each attempt must leave in the task logs (the control
+# that the attempt really ran), with how many times at least.
+CARELESS = ("hook_conjur", "decorator_long", "raises", "backend_connection_and_variable", "sql_sqlite", "sql_postgres")
+ATTEMPTS = (
+    ("log it at every level (stdlib logging, raw and %r)", "task logs", "raw *** repr '***'", 4 * len(CARELESS)),
+    ("log it URL-quoted (quote, quote_plus)", "task logs", "quoted *** and ***", len(CARELESS)),
+    ("log a dict holding it, nested", "task logs", "in a dict {'password': '***', 'nested': [['***']]}", 1),
+    ("log the traceback of an exception whose message holds it", "task logs", "caught '***'", len(CARELESS)),
+    ("print it to stdout", "task logs", "printed *** '***'", len(CARELESS)),
+    ("print it to stderr", "task logs", "to stderr ***", len(CARELESS)),
+    ("write one line in pieces (the secret split over two writes)", "task logs", "*** <- split write", len(CARELESS)),
+    ("raise an exception holding it, raw and URL-quoted", "task logs", "cannot log in with '***' / ***", 1),
+    ("log it again from a failure callback (a fresh fetch)", "task logs", "callback refetched ***", 1),
+    ("log the URIs a driver would (hook.get_uri, Connection.get_uri)", "task logs", "driver uri ", 3),
+    ("log the backend's connection URI", "task logs", "uri postgres://gt:***@db.invalid", 1),
+    ("return it alone, in a dict and in DB rows", "table xcom", '"alone": "***"', 2),
+    (
+        "render it into a templated field (conn and var templates)",
+        "table rendered_task_instance_fields",
+        '"GT_CONN_PASSWORD": "***", "GT_VARIABLE": "***"',
+        1,
+    ),
+)
+
+
+def test_the_tasks_did_try_to_leak(run: LeakRun) -> None:
+    """Controls: each attempt left its trace where it went, masked; the console got the lines too."""
+    # Airflow's masker tries its patterns in set order, so a multi-line value may show as one
+    # "***" per line: both hide it all, and count as one here.
+    logs = b"".join(data for place, data in run.places.items() if place.startswith("logs/dag_id="))
+    logs = re.sub(rb"(\*\*\*\\n)+\*\*\*", b"***", logs)
+    console = re.sub(rb"(\*\*\*\n)+\*\*\*", b"***", run.places["process-logs/scheduler.log"])
+    for attempt, where, evidence, at_least in ATTEMPTS:
+        found = (logs if where == "task logs" else run.places[where]).count(evidence.encode())
+        report.record(
+            "attempts",
+            attempt,
+            {"attempt": attempt, "evidence": f"`{evidence}` in {where}", "seen": found, "expected": f">= {at_least}"},
+        )
+        assert found >= at_least, (attempt, found)
+    if b"task.stdout" in console:  # LocalExecutor copies task output there (3.3; 3.1 does not)
+        assert console.count(b"printed *** '***'") >= len(CARELESS), "the console got the task lines, redacted"
+
+
+def test_no_form_of_any_canary_anywhere(run: LeakRun) -> None:
+    forms = {key: text for name, value in CANARIES.items() for key, text in _forms(name, value).items()}
+    leaks = find_leaks(run.places, forms)
+    places = sorted(run.places)
+    files = [p for p in places if not p.startswith(("table ", "sqlite dump"))]
+    tables = [p.removeprefix("table ") for p in places if p.startswith("table ")]
+    assert {
+        "xcom",
+        "rendered_task_instance_fields",
+        "connection",
+        "variable",
+        "dag_run",
+        "log",
+        "task_instance",
+    } <= set(tables)
+    assert "process-logs/scheduler.log" in files and "process-logs/dag-processor.log" in files
+    for name, value in CANARIES.items():
+        report.record(
+            "canaries",
+            name,
+            {
+                "way in": name,
+                "length": len(value),
+                "special characters": " ".join(sorted(c for c in set(SPECIALS) if c in value and c.strip()))
+                + " space newline",
+                "unicode": "é ✓ ключ",
+            },
+        )
+    for form, text in leak_forms(CANARIES["hook"], username="user").items():
+        report.record("forms", form, {"form": form, "example (hook canary, first 40 characters)": repr(text[:40])})
+    for kind in sorted({_generic(place) for place in files}):
+        count = sum(_generic(place) == kind for place in files)
+        report.record("places", f"file {kind}", {"place": f"file under AIRFLOW_HOME: `{kind}`", "searched": count})
+    report.record(
+        "places", "tables", {"place": f"every table of the metadata DB: {', '.join(tables)}", "searched": len(tables)}
+    )
+    report.record("places", "sqlite dump", {"place": "a full dump of the metadata DB (`iterdump`)", "searched": 1})
+    report.record(
+        "places",
+        "environ",
+        {
+            "place": "`/proc/<pid>/environ` of each task process, its supervisor and the executor's worker "
+            "(the BashOperator's child is the one process meant to receive its secret)",
+            "searched": 3 * len(SUCCEEDING),
+        },
+    )
+    expected = run.dag_run.task_states == {**dict.fromkeys(SUCCEEDING, "success"), "raises": "failed"}
+    for name, value in CANARIES.items():
+        hits = [leak for leak in leaks if leak.startswith(f"{name}: ")]
+        report.record(
+            "leaks",
+            name,
+            {
+                "way in": name,
+                "tasks": "ended as expected" if expected else str(run.dag_run.task_states),
+                "places searched": len(run.places),
+                "forms searched": len(_forms(name, value)),
+                "hits": len(hits),
+            },
+        )
+    assert leaks == []
+
+
+def _generic(place: str) -> str:
+    """A log path without its run id and timestamps, so the page lists kinds of file, not runs."""
+    place = re.sub(r"run_id=[^/]+", "run_id=…", place)
+    place = re.sub(r"task_id=[^/]+", "task_id=<task>", place)
+    return re.sub(r"\d{4}-\d{2}-\d{2}", "<date>", place)
+
+
+def test_what_bypasses_pythons_streams_reaches_only_the_schedulers_console(run: LeakRun) -> None:
+    """A measured limit: bytes a task writes to file descriptor 1 itself, or that a child process
+    writes to the descriptors it inherited, never pass through Python's ``sys.stdout``. The
+    supervisor still masks them in the task log file; only the executor's console copy keeps them."""
+    hits = find_leaks(run.places, _forms("fd", FD_CANARY))
+    where = sorted({hit.split(" in ", 1)[1] for hit in hits})
+    assert set(where) <= {"process-logs/scheduler.log"}, hits
+    report.record(
+        "limits",
+        "fd writes",
+        {
+            "what": "bytes written to file descriptors 1 and 2 directly (os.write, C extensions) or by child "
+            "processes that inherit them (subprocess without capture)",
+            "where it stays in clear": (
+                "the LocalExecutor's console copy (the scheduler's stdout): "
+                + ", ".join(sorted({hit.split(" in ", 1)[0].removeprefix("fd: ") for hit in hits}))
+                if hits
+                else "nowhere: this Airflow does not copy task output to the scheduler's console"
+            ),
+            "task log file": "masked (raw form) by the supervisor",
+            "remedy": "capture a child's output (BashOperator, subprocess.run(capture_output=True)) and log it; "
+            "keep the scheduler's console out of log shipping, or run the scheduler with stdout discarded",
+        },
+    )
+
+
+def test_the_connections_cli_prints_what_the_backend_returns(run: LeakRun) -> None:
+    """A measured limit: ``airflow connections get`` shows a connection in full, password included,
+    wherever it comes from; with the backend configured, that is the vault's value."""
+    password = CANARIES["backend connection"]
+    shown = [form for form, text in leak_forms(password).items() if text in run.cli_connection]
+    assert shown, "Airflow's CLI printed the password (if this fails, Airflow changed: update the limit)"
+    report.record(
+        "limits",
+        "connections cli",
+        {
+            "what": "`airflow connections get <conn_id>` on a machine configured with the secrets backend",
+            "where it stays in clear": f"the command's output ({', '.join(shown)} form)",
+            "task log file": "not involved",
+            "remedy": "give operators of the CLI no backend_kwargs credentials; use `cyberark-ops doctor`, which "
+            "never prints values, to check a connection",
+        },
+    )

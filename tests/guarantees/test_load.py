@@ -14,9 +14,8 @@ mapped task succeeded on its first try, no task log shows a rate-limit failure, 
 holds exactly one authentication and one fetch per task (each task is a fresh process, so the
 client's process-wide token cache starts empty; 429 answers, which the client retries, are
 counted apart), the admitted requests kept to the server's limit, and no form of the canary is in
-any task log or metadata table. Under Celery no process's console holds it either; under
-LocalExecutor the scheduler's does (Airflow copies task log lines there before masking them): an
-expected failure until cyberark-ops redacts in the task process.
+any task log, metadata table or Airflow process's console (LocalExecutor copies task log lines
+to the scheduler's stdout unmasked: cyberark-ops redacts in the task process).
 """
 
 from __future__ import annotations
@@ -330,15 +329,9 @@ def test_no_form_of_the_canary_in_task_logs_or_any_metadata_table(load: LoadRun)
     print(f"{load.executor}: searched {load.forms} forms in {len(load.places)} places: {len(load.leaks)} hits")
 
 
-def test_no_form_of_the_canary_on_any_airflow_console(load: LoadRun, request: pytest.FixtureRequest) -> None:
-    if load.executor == "LocalExecutor":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="LocalExecutor copies every task log line to the scheduler's stdout before Airflow masks it; "
-                "issue 15 asks cyberark-ops to redact in the task process, which it does not do yet",
-            )
-        )
+def test_no_form_of_the_canary_on_any_airflow_console(load: LoadRun) -> None:
+    """LocalExecutor copies task log lines to the scheduler's stdout; cyberark-ops redacts in the
+    task process, before they leave it."""
     assert set(load.consoles) >= {"scheduler console", "api-server console", "dag-processor console"}
     assert load.console_leaks == []
 

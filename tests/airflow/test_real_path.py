@@ -7,8 +7,8 @@ deliberately logs the password; the supervisor must have masked it in the task l
 it may be stored in the metadata DB. The task process also sends its metrics to a StatsD port this
 test listens on, which shows that the task runner initialises ``Stats`` for the hook.
 
-Not checked here: the scheduler's own stdout, where LocalExecutor copies task log lines unmasked
-(an Airflow limitation the provider cannot fix; see the Airflow notes, pitfall 2).
+Not checked here: the scheduler's own stdout, where LocalExecutor copies task log lines; the
+guarantee suite (``tests/guarantees/test_leaks.py``) searches it, with every other file.
 """
 
 from __future__ import annotations

@@ -90,6 +90,21 @@ def connection(server: DevServer, *, login: str | None, password: str | None, **
     )
 
 
+def ccp_connection(server: DevServer, **extra: Any) -> str:
+    """A ``cyberark`` connection (JSON) to the dev server's CCP as the seed's AppID, with the dev client certificate."""
+    info = server.info()
+    return connection(
+        server,
+        login=None,
+        password=None,
+        api="ccp",
+        app_id="AirflowProd",
+        client_cert=info["client_cert"],
+        client_key=info["client_key"],
+        **extra,
+    )
+
+
 def vault_calls(server: DevServer, since: int = 0) -> list[dict[str, Any]]:
     """Requests the dev server answered on its CyberArk APIs (its own ``/_dev`` admin API excluded)."""
     return [e for e in server.app.audit.events(since) if not str(e["action"]).startswith("dev.")]

@@ -25,7 +25,17 @@ from typing import Any
 import pytest
 
 from cyberark_ops.devserver import DevServer
-from tests.airflow import PYTHON, SCRIPTS, airflow, airflow_env, connection, json_output, run, vault_calls
+from tests.airflow import (
+    PYTHON,
+    SCRIPTS,
+    airflow,
+    airflow_env,
+    ccp_connection,
+    connection,
+    json_output,
+    run,
+    vault_calls,
+)
 from tests.client.conftest import ADMIN_API_KEY, ADMIN_LOGIN, HOST_API_KEY, HOST_LOGIN
 
 pytestmark = pytest.mark.airflow
@@ -67,7 +77,6 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     home = tmp_path_factory.mktemp("hook-in-tasks")
     with DevServer(state_dir=home / "devserver") as server:
         account = server.app.conjur.account
-        info = server.info()
         env = airflow_env(
             home / "airflow",
             {
@@ -78,15 +87,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
                 "AIRFLOW_CONN_CYBERARK_BATCH": connection(
                     server, login=ADMIN_LOGIN, password=ADMIN_API_KEY, api="conjur", account=account
                 ),
-                "AIRFLOW_CONN_CYBERARK_CCP": connection(
-                    server,
-                    login=None,
-                    password=None,
-                    api="ccp",
-                    app_id="AirflowProd",
-                    client_cert=info["client_cert"],
-                    client_key=info["client_key"],
-                ),
+                "AIRFLOW_CONN_CYBERARK_CCP": ccp_connection(server),
             },
         )
         airflow_home = Path(env["AIRFLOW_HOME"])

@@ -41,7 +41,7 @@ from cyberark_ops.devserver.tls import ensure_tls_files
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.secrets import CyberArkSecretsBackend, reset_backend_state
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from tests.airflow import connection, find_leaks, run_dags, stored_places
+from tests.airflow import ccp_connection, connection, find_leaks, run_dags, stored_places
 from tests.client.conftest import HOST_API_KEY, HOST_LOGIN, PVWA_PASSWORD, PVWA_USER
 from tests.guarantees import report
 from tests.operators.conftest import CANARY, need_server, set_my_password
@@ -742,16 +742,7 @@ def test_airflow_task_retry_succeeds_once_the_fault_clears(tmp_path: Path) -> No
             "AIRFLOW_CONN_FLT_CONJUR": connection(
                 server, login=HOST_LOGIN, password=HOST_API_KEY, api="conjur", account=info["conjur_account"], **common
             ),
-            "AIRFLOW_CONN_FLT_CCP": connection(
-                server,
-                login=None,
-                password=None,
-                api="ccp",
-                app_id="AirflowProd",
-                client_cert=info["client_cert"],
-                client_key=info["client_key"],
-                **common,
-            ),
+            "AIRFLOW_CONN_FLT_CCP": ccp_connection(server, **common),
             "AIRFLOW_CONN_FLT_PVWA": connection(server, login=PVWA_USER, password=PVWA_PASSWORD, api="pvwa", **common),
             "AIRFLOW_CONN_FLT_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "target.db")}),
         }

@@ -70,6 +70,8 @@ class TransportConfig:
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     max_retries: int = 3
+    """Retries of a failed attempt (5xx, a dropped connection); 429 answers are retried until the
+    deadline instead, with jitter added to their ``Retry-After``."""
     backoff_base: float = 0.5
     backoff_max: float = 8.0
     deadline: float = 60.0

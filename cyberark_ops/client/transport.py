@@ -414,13 +414,21 @@ class Transport:
                 raise self._unavailable(
                     call, origin, f"{outcome.problem}; not retried, as it may have taken effect", attempt + 1
                 )
-            if attempt >= self.config.max_retries:
+            # A 429 is the server asking to come back later, not a failure: it is retried until
+            # the deadline, not counted against max_retries (a burst of new task processes, none of
+            # which knows the server's rate yet, would otherwise fail on it).
+            rate_limited = response is not None and response.status_code == 429
+            if attempt >= self.config.max_retries and not rate_limited:
                 if response is not None:
                     return response  # mapped to Unavailable / RateLimited by the caller
                 raise self._unavailable(call, origin, outcome.problem, attempt + 1)
             delay = self._backoff(attempt)
             if outcome.retry_after is not None:
                 delay = max(delay, outcome.retry_after)
+            if rate_limited:
+                # Every client turned away in the same second hears the same Retry-After: spread
+                # their return over half as long again, or they all come back together.
+                delay += self._random.uniform(0, max(delay, self.config.backoff_base) / 2)
             if time.monotonic() + delay >= deadline:
                 if response is not None and response.status_code == 429:
                     raise self._rate_limited(call, outcome.retry_after, attempt + 1)

@@ -66,8 +66,9 @@ def main() -> int:
     # One 429 with Retry-After: 0, then success: rate limited once, retried once.
     admin("POST", "/faults", {"endpoint": "conjur.retrieve", "status": 429, "count": 1, "retry_after": 0})
     step("rate_limited_429", lambda: hook.get_secret("prod/db/host"))
-    # 429 on every attempt (1 + max_retries): the fetch fails with RateLimited.
-    admin("POST", "/faults", {"endpoint": "conjur.retrieve", "status": 429, "count": 10, "retry_after": 0})
+    # A 429 whose Retry-After lies beyond the deadline: the fetch fails with RateLimited at once
+    # (429s are retried until the deadline, not counted against max_retries).
+    admin("POST", "/faults", {"endpoint": "conjur.retrieve", "status": 429, "count": 10, "retry_after": 60})
     step("exhausted_429", lambda: hook.get_secret("prod/db/host"))
     admin("DELETE", "/faults")
     # Every token issued so far is void: the next call gets a 401 and the hook renews its token.

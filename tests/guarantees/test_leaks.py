@@ -214,7 +214,8 @@ ATTEMPTS = (
     ("log it URL-quoted (quote, quote_plus)", "task logs", "quoted *** and ***", len(CARELESS)),
     ("log a dict holding it, nested", "task logs", "in a dict {'password': '***', 'nested': [['***']]}", 1),
     ("log the traceback of an exception whose message holds it", "task logs", "caught '***'", len(CARELESS)),
-    ("print it to stdout", "task logs", "printed *** '***'", len(CARELESS)),
+    # (print's line may reach the supervisor as two when its patterns mask the value line by line)
+    ("print it to stdout", "task logs", "printed ***", len(CARELESS)),
     ("print it to stderr", "task logs", "to stderr ***", len(CARELESS)),
     ("write one line in pieces (the secret split over two writes)", "task logs", "*** <- split write", len(CARELESS)),
     ("raise an exception holding it, raw and URL-quoted", "task logs", "cannot log in with '***' / ***", 1),
@@ -247,7 +248,7 @@ def test_the_tasks_did_try_to_leak(run: LeakRun) -> None:
         )
         assert found >= at_least, (attempt, found)
     if b"task.stdout" in console:  # LocalExecutor copies task output there (3.3; 3.1 does not)
-        assert console.count(b"printed *** '***'") >= len(CARELESS), "the console got the task lines, redacted"
+        assert console.count(b"printed ***") >= len(CARELESS), "the console got the task lines, redacted"
 
 
 def test_no_form_of_any_canary_anywhere(run: LeakRun) -> None:

@@ -552,7 +552,7 @@ class Registry:
             raise TypeError(f"a secret to register must be str, not {type(value).__name__}")
         # Imported here so that leak_forms and scrub(..., secrets=[...]) do not import Airflow.
         from cyberark_ops import task_redaction
-        from cyberark_ops._compat import mask_secret, min_masked_length
+        from cyberark_ops._compat import mask_secret
 
         username = username or None
         key = (value, username)
@@ -561,7 +561,7 @@ class Registry:
                 return
             if not value:
                 raise ConfigurationError("refusing to register an empty secret", field="secret")
-            minimum = min_masked_length()
+            minimum = self.min_length()
             short = len(value) < minimum
             if short and not allow_short:
                 raise SecretTooShort(

@@ -12,8 +12,12 @@ alone (in a task scope, so it masks the value each time, as in a new task proces
 
 A real task runs ``execute`` once per process, with a cold ``re`` cache and, for the plain
 operator, no cached hook yet (``BaseSQLOperator._hook`` is a cached property; the vaulted operator
-builds its hook per fetch, on the fetched credential). So the figure is given twice: repeated in
-one process, and with both reset before each execute (what a new task process sees).
+builds its hook per fetch, on the fetched credential, so that a rotated credential is never served
+from a stale hook). That case carries the target; the same executes repeated in one process, where
+only the plain operator keeps its hook, are shown for reference. What the vaulted operator must do
+beyond the plain one, scrubbing the result before it becomes XCom, is also timed alone on the same
+rows, so the table shows how much of the difference it is (profiled: CPU time, not waiting; the
+rest is building the hook on the in-memory connection, see the closing note of issue 17).
 """
 
 from __future__ import annotations
@@ -85,6 +89,7 @@ def operator_rows(server: Server, config: Config) -> list[Row]:
         sql = "select id, region, amount from sales order by id"
         try:
             fetches: list[float] = []
+            scrubs: list[float] = []
             overheads: dict[str, list[float]] = {"": [], "_fresh": []}
 
             class TimedVaultedSqlOperator(VaultedSqlOperator):
@@ -119,8 +124,21 @@ def operator_rows(server: Server, config: Config) -> list[Row]:
                 with scrub.task_scope(), CyberArkHook("bench_cyberark") as hook:
                     return hook.get_secret(SECRET_ID)
 
-            if plain.execute({}) != vaulted.execute({}):
+            result = plain.execute({})
+            if result != vaulted.execute({}):
                 raise AssertionError("the two operators returned different rows")
+            with CyberArkHook("bench_cyberark") as vault:
+                cred = vault.get_credential(SECRET_ID)
+
+            def scrub_result() -> object:
+                """The result scrub alone: what a plain operator never does (secret registered, absent)."""
+                with scrub.task_scope():
+                    scrub.register(cred.secret, username=cred.username)
+                    started = time.perf_counter()
+                    scrubbed = scrub.scrub(result)
+                    scrubs.append(time.perf_counter() - started)
+                    return scrubbed
+
             with server.counting() as calls:
                 vaulted.execute({})
             n = config.operator_n
@@ -131,21 +149,24 @@ def operator_rows(server: Server, config: Config) -> list[Row]:
                     "fetch": (task_fetch, n),
                     "plain_fresh": (run_plain_fresh, n),
                     "vaulted_fresh": (lambda: run_vaulted("_fresh"), n),
+                    "scrub": (scrub_result, n),
                 }
             )
         finally:
             for name in ("AIRFLOW_CONN_BENCH_SQLITE", "AIRFLOW_CONN_BENCH_CYBERARK"):
                 os.environ.pop(name, None)
     t_fetch = median(samples["fetch"])
+    t_scrub = median(scrubs[-n:])
     rows = []
     labels = {
-        "": "repeated in one process",
         "_fresh": "`re` cache cold and no cached hook, as in a new task process",
+        "": "repeated in one process (only plain keeps its hook)",
     }
     for suffix, label in labels.items():
         t_plain, t_vaulted = median(samples["plain" + suffix]), median(samples["vaulted" + suffix])
         own = median(overheads[suffix][-n:])  # the timed rounds follow interleaved's warm-up
         ratio = own / t_plain
+        headline = suffix == "_fresh"
         rows += [
             Row(
                 FIG,
@@ -159,11 +180,12 @@ def operator_rows(server: Server, config: Config) -> list[Row]:
                 FIG,
                 f"`VaultedSqlOperator.execute`, same query, {label}",
                 f"median {ms(t_vaulted)}, {ms(own)} beyond its own fetch (new hook, get and mask, close); "
-                f"{len(calls)} vault call(s) per execute; a fetch timed alone {ms(t_fetch)}, "
+                f"{len(calls)} vault call(s) per execute; of the difference, scrubbing the result takes "
+                f"{ms(t_scrub)} ({t_scrub / t_plain:.2f}x plain); a fetch timed alone {ms(t_fetch)}, "
                 f"(vaulted - that) / plain = {(t_vaulted - t_fetch) / t_plain:.2f}x",
                 f"{ratio:.3f}x plain + one fetch",
-                f"≤ {OPERATOR_TARGET:.2f}x plain + one fetch",
-                ratio <= OPERATOR_TARGET,
+                f"≤ {OPERATOR_TARGET:.2f}x plain + one fetch" if headline else "—",
+                ratio <= OPERATOR_TARGET if headline else None,
             ),
         ]
     return rows

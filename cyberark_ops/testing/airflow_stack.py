@@ -48,6 +48,12 @@ class AirflowStackError(RuntimeError):
     pass
 
 
+class _HttpStatus(AirflowStackError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class AirflowStack:
     def __init__(
         self,
@@ -67,6 +73,8 @@ class AirflowStack:
         self._outputs: list[IO[bytes]] = []
         self._extra_components: dict[str, tuple[list[str], dict[str, str]]] = {}
         self._token: str | None = None
+        self.migrated = False
+        """True once the metadata DB is at this Airflow's schema (:meth:`migrate` then does nothing)."""
         self.launch_env: dict[str, dict[str, str]] = {}
         """The environment each started component was given. ``/proc/<pid>/environ`` cannot tell:
         it read empty for Celery workers that had been given it (process titles overwrite it)."""
@@ -117,20 +125,20 @@ class AirflowStack:
     def migrate(self) -> None:
         """An SQLite metadata DB is copied from one migrated per Airflow install (a migration is a
         whole Airflow process, seconds on a loaded machine, for a result that is the same each time);
-        any other database is migrated in place."""
+        any other database is migrated in place, unless the caller made it from a migrated
+        template and set :attr:`migrated`."""
         self.home.mkdir(parents=True, exist_ok=True)
-        if not self.database_url.startswith("sqlite:///"):
-            self.cli("db", "migrate", timeout=300)
+        if self.migrated:
             return
-        target = Path(self.database_url.removeprefix("sqlite:///"))
-        template = self._migrated_template()
+        template = self._migrated_template() if self.database_url.startswith("sqlite:///") else None
         if template is None:
             self.cli("db", "migrate", timeout=300)
         else:
-            shutil.copyfile(template, target)
+            shutil.copyfile(template, self.database_url.removeprefix("sqlite:///"))
+        self.migrated = True
 
-    def _migrated_template(self) -> Path | None:
-        """A migrated SQLite DB for this interpreter's Airflow, made once and then reused."""
+    def install_key(self) -> str | None:
+        """Names this interpreter's Airflow install (path and version): a migrated DB fits only it."""
         try:
             version = subprocess.run(  # noqa: S603 - our own interpreter
                 [self.python, "-c", "from importlib.metadata import version; print(version('apache-airflow'))"],
@@ -141,7 +149,13 @@ class AirflowStack:
             ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None
-        key = hashlib.sha256(f"{os.path.realpath(self.python)}\0{version}".encode()).hexdigest()[:16]
+        return hashlib.sha256(f"{os.path.realpath(self.python)}\0{version}".encode()).hexdigest()[:16]
+
+    def _migrated_template(self) -> Path | None:
+        """A migrated SQLite DB for this interpreter's Airflow, made once and then reused."""
+        key = self.install_key()
+        if key is None:
+            return None
         cache = Path(tempfile.gettempdir()) / f"cyberark-ops-airflow-db-{os.getuid()}"
         template = cache / f"{key}.db"
         if template.is_file():
@@ -254,17 +268,31 @@ class AirflowStack:
             with _LOOPBACK.open(request, timeout=60) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
-            raise AirflowStackError(f"{method} {path}: {error.code} {error.read()[:2000]!r}") from None
+            raise _HttpStatus(error.code, f"{method} {path}: {error.code} {error.read()[:2000]!r}") from None
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None) -> str:
-        """Unpauses and triggers through the REST API (the CLI would take a whole process each)."""
+        """Unpauses and triggers through the REST API (the CLI would take a whole process each).
+
+        On SQLite the api-server answers 500 when the scheduler holds the database longer than its
+        busy timeout: such a call is repeated (a run that the first try created answers 409)."""
         quoted = urllib.parse.quote(dag_id, safe="")
-        self.api("PATCH", f"/api/v2/dags/{quoted}", {"is_paused": False})
         run_id = f"manual__cyberark_ops_{time.time_ns()}"
-        self.api(
-            "POST", f"/api/v2/dags/{quoted}/dagRuns", {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}
-        )
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}
+        self._repeating_5xx("PATCH", f"/api/v2/dags/{quoted}", {"is_paused": False})
+        self._repeating_5xx("POST", f"/api/v2/dags/{quoted}/dagRuns", body, done_if_conflict=True)
         return run_id
+
+    def _repeating_5xx(self, method: str, path: str, body: Any, *, done_if_conflict: bool = False) -> None:
+        for attempt in range(5):
+            try:
+                self.api(method, path, body)
+                return
+            except _HttpStatus as error:
+                if attempt and done_if_conflict and error.status == 409:
+                    return
+                if error.status < 500 or attempt == 4:
+                    raise AirflowStackError(str(error)) from None
+                time.sleep(1)
 
     def run_state(self, run_id: str) -> str | None:
         rows = self.query("select state from dag_run where run_id=:run_id", run_id=run_id)

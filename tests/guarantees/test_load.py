@@ -9,8 +9,8 @@ out with:
   Only the workers' environment holds the vault connection, as on a worker host: the scheduler,
   the api-server and the dag-processor never see it.
 
-The dev server answers at most 20 requests a second (token bucket, burst 20). Asserted: every
-mapped task succeeded on its first try, no task log shows a rate-limit failure, the audit log
+The dev server answers at most 20 requests a second (token bucket, burst 1: see ``BURST``).
+Asserted: every mapped task succeeded on its first try, no task log shows a rate-limit failure, the audit log
 holds exactly one authentication and one fetch per task (each task is a fresh process, so the
 client's process-wide token cache starts empty; 429 answers, which the client retries, are
 counted apart), the admitted requests kept to the server's limit, and no form of the canary is in

@@ -33,6 +33,7 @@ from cyberark_ops.testing.connections import demo_conjur_connection, devserver_c
 from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, run_dags, stored_places
 from tests.client.conftest import HOST_API_KEY, HOST_LOGIN
 from tests.guarantees import report
+from tests.masking import masked_as_one
 from tests.operators.conftest import set_my_password, set_pg_password, vaulted_seed
 
 pytestmark = pytest.mark.airflow
@@ -232,19 +233,12 @@ ATTEMPTS = (
 )
 
 
-def _joined(data: bytes) -> bytes:
-    """One ``***`` per line of a masked value, joined: a newline raw, or escaped once (JSON) or twice."""
-    return re.sub(rb"(\*\*\*(\n|\\+n))+\*\*\*", b"***", data)
-
-
 def test_the_tasks_did_try_to_leak(run: LeakRun) -> None:
     """Controls: each attempt left its trace where it went, masked; the console got the lines too."""
-    # Airflow's masker tries its patterns in set order, so a multi-line value may show as one
-    # "***" per line: both hide it all, and count as one here.
-    logs = _joined(b"".join(data for place, data in run.places.items() if place.startswith("logs/dag_id=")))
-    console = _joined(run.places["process-logs/scheduler.log"])
+    logs = masked_as_one(b"".join(data for place, data in run.places.items() if place.startswith("logs/dag_id=")))
+    console = masked_as_one(run.places["process-logs/scheduler.log"])
     for attempt, where, evidence, at_least in ATTEMPTS:
-        found = (logs if where == "task logs" else _joined(run.places[where])).count(evidence.encode())
+        found = (logs if where == "task logs" else masked_as_one(run.places[where])).count(evidence.encode())
         report.record(
             "attempts",
             attempt,

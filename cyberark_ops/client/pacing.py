@@ -14,28 +14,30 @@ has been quiet for a while. Users never need to know the server's limit.
 
 The pacer is shared by every process of one OS user on the machine, not just by the threads of
 one. Task processes that each learned alone saw only their own share of the acceptances, so their
-estimates read an eighth of the limit and were noisy, and each single-threaded process paid a
-whole ``Retry-After`` second per 429 (the server rounds a 10 ms wait up to 1 s): eight processes
-took 1.47x the ideal time where fifty threads took 1.08x (benchmark figure 4). So the schedule
-lives in a small file mapped into every process: the rate, the last slot handed out, the last cut
-and a ring of recent acceptances. Every process reserves its slots from that one schedule and
-counts every process's acceptances, so the one algorithm sees what it sees for threads. Slots are
-``time.monotonic()`` readings, which on Linux is CLOCK_MONOTONIC, one clock for the whole machine:
-one process's slot means the same instant to another. (macOS's is also system-wide.)
+estimates read an eighth of the limit and were noisy, and a new task process started unpaced and
+burst into the limit again: eight processes took 1.47x the ideal time where fifty threads took
+1.08x (benchmark figure 4). So the schedule lives in a small file mapped into every process: the
+rate, the last slot handed out, the last cut, and acceptance counts. Every process reserves its
+slots from that one schedule and every process's acceptances are counted, so the one algorithm
+sees for processes what it sees for threads. Slots are ``time.monotonic()`` readings, which on
+Linux is CLOCK_MONOTONIC, one clock for the whole machine (as is macOS's): one process's slot
+means the same instant to every other.
 
 The file sits in ``/dev/shm`` (memory, emptied at boot) or else the temporary directory, in a
 directory only its user may enter, named by a hash of the origin (a fixed-length name whatever the
 URL holds); ``CYBERARK_OPS_PACING_DIR`` names another directory, to isolate test sessions or to
-share one across containers. ``flock`` excludes other processes and a thread lock the threads of
-this one (``flock`` does not: they share its descriptor). While nobody has seen a 429 for a minute
-the file holds rate 0 and a fetch reads one mapped double, with no lock and no system call: a warm
-fetch costs a few hundred microseconds and figure 1 allows it 5% over a raw GET. Acceptances are
-then counted in the process alone, and the first 429 guesses from those (the slow start soon
-corrects the low guess); once any process has seen a 429 they are counted in the shared ring.
+share one across containers. The schedule changes under ``flock`` (other processes) and a thread
+lock (``flock`` does not exclude threads: they share its descriptor). The fast path takes
+neither: while nobody has seen a 429 for a minute the file holds rate 0, and a warm fetch (a few
+hundred microseconds, which figure 1 allows 5% over a raw GET) reads one mapped double before it
+sends and adds one to a count after. The counts are kept lock-free in 10 ms buckets (see
+``BUCKET``), so even the first 429 of a burst is judged from every process's acceptances.
 Pacing is an optimisation and must never fail a fetch: a file in another layout, truncated or
 holding nonsense (non-finite values, timestamps from before a reboot) is rewritten as unpaced, and
 where no file can be made (no ``fcntl`` on Windows, a read-only or foreign directory) each process
-paces on its own.
+paces on its own, with the same code on the same layout in its own memory. (A file cut shorter by
+someone else while it is mapped is restored by the next locked step; a read of the mapping before
+that would crash the process, which only a deliberate act by the same user can cause.)
 """
 
 from __future__ import annotations

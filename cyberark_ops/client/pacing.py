@@ -65,8 +65,12 @@ RECENT = 0.3
 """Seconds of acceptances counted to estimate the server's rate at a 429. Shorter windows give
 absurd estimates from an initial burst (a 20/s server with a burst of 20 looked like 140/s with a
 0.25 s window of sends); longer ones lag behind the server."""
-EPISODE = 0.3
-"""Seconds after a cut during which further 429s are echoes of requests already in flight."""
+EPISODE = 0.1
+"""Seconds after a cut during which further 429s are echoes of requests already in flight: callers
+take their slots one at a time, so at a cut only the slots of requests already sent or about to be
+(one per process) were set by the old pace. A 429 after that is news, and a costly one for task
+processes: each single-threaded process pays it with a whole ``Retry-After`` second, so a pace
+left above the limit for 0.3 s turned nearly every process of the machine away at once."""
 BELOW_ESTIMATE = 0.95
 """Pace this far below the measured acceptance rate: a rate just above the limit turns a few
 percent of requests into 429s, each of which waits a whole ``Retry-After`` second."""
@@ -303,10 +307,13 @@ class _Store:
         """Acceptances ever counted (by every process sharing the store)."""
         return self._ints[_TOTAL]
 
-    def recent(self, now: float) -> int:
-        """Acceptances in the last ``RECENT`` seconds (whole buckets, so up to a bucket fewer)."""
+    def recent(self, now: float, after: float) -> int:
+        """Acceptances in the last ``RECENT`` seconds, and in later buckets than ``after``'s (whole
+        buckets, so up to a bucket fewer)."""
         newest = int(now / BUCKET)
         oldest = newest - round(RECENT / BUCKET) + 1
+        if after > (oldest - 1) * BUCKET:
+            oldest = int(after / BUCKET) + 1
         ints = self._ints
         found = 0
         for index in range(_TOTAL + 1, _TOTAL + 1 + BUCKETS):
@@ -411,9 +418,11 @@ class Pacer:
                 return
             total = self._store.total()
             # The budget was empty at this 429 and at the last cut's: in between it accepted what it
-            # refilled. Over the recent window it may have started full, so that one reads high.
+            # refilled. Over the recent window it may have started full, so that one reads high
+            # (by the server's whole burst over the window), unless the window starts at the last
+            # cut, as it does when a 429 follows soon after it.
             # The larger of the two: a low estimate is never corrected by a 429, a high one is.
-            recent = self._store.recent(now) / RECENT
+            recent = self._store.recent(now, state.last_cut) / min(RECENT, since_cut)
             between = max(0, total - state.total_at_cut) / since_cut if state.rate else 0.0
             estimate = min(_MAX_RATE, max(recent, between, MIN_RATE))
             if not state.rate:

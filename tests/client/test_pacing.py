@@ -102,6 +102,19 @@ def test_between_two_429s_the_server_accepted_its_rate(clock: Clock) -> None:
     assert pacer.rate == pytest.approx(pacer.measured * BELOW_ESTIMATE)
 
 
+def test_a_429_soon_after_a_cut_is_measured_from_the_cut(clock: Clock) -> None:
+    """The budget was empty at the cut, so what was accepted since is the server's refill alone,
+    not the burst it had saved up before: the second cut lands at the limit, not above it."""
+    pacer = burst(clock, sent=50, accepted=10)
+    pacer.rate = 150.0  # the slow start overshot a 100/s server
+    for _ in range(15):  # 100/s accepted since the cut
+        clock.now += 0.01
+        pacer.accepted()
+    pacer.rate_limited()
+    assert pacer.measured == pytest.approx(100.0, rel=0.1)
+    assert pacer.rate is not None and pacer.rate < 100.0
+
+
 def test_a_slot_beyond_the_deadline_is_refused(clock: Clock) -> None:
     pacer = burst(clock, sent=2, accepted=1)
     assert pacer.rate == pytest.approx(1 / RECENT)

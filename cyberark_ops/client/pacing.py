@@ -105,7 +105,10 @@ BUCKET = 0.01
 """Seconds per bucket in which acceptances are counted (``RECENT`` spans 30 of them). Buckets, not
 a list of timestamps: every process counts into them without taking a lock, and a lost count (two
 processes adding in the same instant) only nudges an estimate that the next 429 corrects."""
-BUCKETS = 32
+BUCKETS = 512
+"""Buckets kept: 5.12 s, over which the busiest window since a cut is sought (``rate_limited``)."""
+BUSY_ENOUGH = 10
+"""Acceptances a window needs before its count is taken for the server's rate rather than luck."""
 DIRECTORY_VARIABLE = "CYBERARK_OPS_PACING_DIR"
 
 _MAGIC = b"CAOPACE\x00"
@@ -321,6 +324,29 @@ class _Store:
                 found += max(0, ints[index + BUCKETS])
         return found
 
+    def busiest(self, now: float, after: float) -> int:
+        """The most acceptances in any ``RECENT`` seconds after ``after``'s bucket, as far back as
+        the buckets reach (whole buckets)."""
+        newest = int(now / BUCKET)
+        width = round(RECENT / BUCKET)
+        oldest = newest - BUCKETS + 1
+        if after > (oldest - 1) * BUCKET:
+            oldest = int(after / BUCKET) + 1
+        span = newest - oldest + 1
+        if span < width:
+            return 0
+        counts = [0] * span
+        ints = self._ints
+        for index in range(_TOTAL + 1, _TOTAL + 1 + BUCKETS):
+            number = ints[index]
+            if oldest <= number <= newest:
+                counts[number - oldest] += max(0, ints[index + BUCKETS])
+        best = window = sum(counts[:width])
+        for end in range(width, span):
+            window += counts[end] - counts[end - width]
+            best = max(best, window)
+        return best
+
 
 class Pacer:
     """The send schedule of one origin; thread-safe, and cheap when unpaced (one read, one count)."""
@@ -423,8 +449,15 @@ class Pacer:
             # cut, as it does when a 429 follows soon after it.
             # The larger of the two: a low estimate is never corrected by a 429, a high one is.
             recent = self._store.recent(now, state.last_cut) / min(RECENT, since_cut)
+            # Nor the last window alone: task processes sleeping out a Retry-After together leave
+            # the server idle in it (its budget full, its refill lost), and the estimate read low.
+            # The busiest window since the cut is as biased as the last one at worst, once it holds
+            # enough acceptances: the busiest of many windows of a crawling server is one of its
+            # luckiest (against 2/s, 2 acceptances in 0.3 s read as 6.7/s).
+            busy = self._store.busiest(now, state.last_cut)
+            busiest = busy / RECENT if busy >= BUSY_ENOUGH else 0.0
             between = max(0, total - state.total_at_cut) / since_cut if state.rate else 0.0
-            estimate = min(_MAX_RATE, max(recent, between, MIN_RATE))
+            estimate = min(_MAX_RATE, max(recent, busiest, between, MIN_RATE))
             if not state.rate:
                 state.rate = estimate
             elif estimate < state.rate:

@@ -112,7 +112,9 @@ BUSY_ENOUGH = 10
 DIRECTORY_VARIABLE = "CYBERARK_OPS_PACING_DIR"
 
 _MAGIC = b"CAOPACE\x00"
-_VERSION = 2
+_VERSION = 3
+"""Also in the file's name: during an upgrade, processes of two layouts keep apart instead of
+re-initialising each other's schedule at every step."""
 _HEADER = struct.Struct("=8sII5d2q")
 """Written under the lock: magic, version, bucket count; rate (0 unpaced), measured (0 none),
 last_slot, last_cut, last_change; held, total_at_cut. Native order: only this machine reads it."""
@@ -532,7 +534,7 @@ def state_file(origin: str) -> Path | None:
     directory = state_directory()
     if directory is None:
         return None
-    return directory / (hashlib.sha256(origin.encode()).hexdigest()[:32] + ".pacer")
+    return directory / f"{hashlib.sha256(origin.encode()).hexdigest()[:32]}.v{_VERSION}.pacer"
 
 
 def pacer_for(origin: str) -> Pacer:

@@ -12,9 +12,9 @@ noisy), and each single-threaded process stalled whole ``Retry-After`` seconds o
 they take 1.05-1.3x. What remains is the cold start: the first fetches of all eight go out before
 any 429 has come back, so on an idle machine, where the processes start in step, nearly all of
 them are turned away together and sleep out the same ``Retry-After`` second while the server's
-budget refills unused (threads lose only the few that were turned away). On a busy machine the
-processes start staggered and finish within 1.1x. Both cases start from a forgotten schedule, or
-the second would start with the rate the first learned.
+budget refills unused (threads lose only the few that were turned away). When they start
+staggered (on a busy machine, say) they usually finish within 1.1x. Both cases start from a
+forgotten schedule, or the second would start with the rate the first learned.
 """
 
 from __future__ import annotations

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
 
+from cyberark_ops.client.pacing import DIRECTORY_VARIABLE
 from cyberark_ops.devserver import DevServer
 
 pytest_plugins = ["cyberark_ops.testing.pytest_plugin"]
@@ -47,6 +49,23 @@ class DevClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_pacing_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """This session's shared pacers, apart from every other run on the machine.
+
+    A pacer's state outlives its process by design (in a file per origin), and a port another run
+    freed may be ours a moment later: its 429s would pace our first fetches. In the environment, so
+    that the processes tests start share the session's directory too.
+    """
+    before = os.environ.get(DIRECTORY_VARIABLE)
+    os.environ[DIRECTORY_VARIABLE] = str(tmp_path_factory.mktemp("pacing"))
+    yield
+    if before is None:
+        os.environ.pop(DIRECTORY_VARIABLE, None)
+    else:
+        os.environ[DIRECTORY_VARIABLE] = before
 
 
 @pytest.fixture

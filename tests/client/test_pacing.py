@@ -3,23 +3,39 @@
 Schedule tests run on a fake clock (the only thing patched). The burst simulations drive the pacer
 through the dev server's own token bucket (``Knobs.take_token``) on that clock, with callers taking
 turns as ``Pacer.take_turn`` makes threads do, so they are deterministic; the last test sends a
-real burst over HTTPS to a rate-limited dev server.
+real burst over HTTPS to a rate-limited dev server. Pacers share their state between processes
+through a file: two pacers on one file stand for two processes, and the last test spawns four.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
+import multiprocessing
+import os
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-from cyberark_ops.client import ConjurClient, CyberArkError, TokenCache
-from cyberark_ops.client.pacing import BELOW_ESTIMATE, MIN_RATE, QUIET_RELEASE, RECENT, Pacer, pacer_for
+from cyberark_ops.client import ConjurClient, CyberArkError, TokenCache, pacing
+from cyberark_ops.client.pacing import (
+    BELOW_ESTIMATE,
+    DIRECTORY_VARIABLE,
+    MIN_RATE,
+    QUIET_RELEASE,
+    RECENT,
+    Pacer,
+    pacer_for,
+    reset_pacers,
+)
 from cyberark_ops.devserver.knobs import Knobs
 
-from .conftest import Events, Vault
+from . import _pacing_worker
+from .conftest import HOST_API_KEY, HOST_LOGIN, Events, Vault
 
 
 class Clock:
@@ -84,6 +100,19 @@ def test_between_two_429s_the_server_accepted_its_rate(clock: Clock) -> None:
     assert 20.0 <= pacer.measured <= 20.0 + 1 / RECENT + 1e-9
     # Straight to just below the estimate, however far above it the guess was.
     assert pacer.rate == pytest.approx(pacer.measured * BELOW_ESTIMATE)
+
+
+def test_a_429_soon_after_a_cut_is_measured_from_the_cut(clock: Clock) -> None:
+    """The budget was empty at the cut, so what was accepted since is the server's refill alone,
+    not the burst it had saved up before: the second cut lands at the limit, not above it."""
+    pacer = burst(clock, sent=50, accepted=10)
+    pacer.rate = 150.0  # the slow start overshot a 100/s server
+    for _ in range(15):  # 100/s accepted since the cut
+        clock.now += 0.01
+        pacer.accepted()
+    pacer.rate_limited()
+    assert pacer.measured == pytest.approx(100.0, rel=0.1)
+    assert pacer.rate is not None and pacer.rate < 100.0
 
 
 def test_a_slot_beyond_the_deadline_is_refused(clock: Clock) -> None:
@@ -271,3 +300,182 @@ def test_a_real_burst_of_50_fetches_against_20_per_second(
     pacer = pacer_for(vault.url.rstrip("/"))
     assert pacer.rate is not None, "the 429s set a pace"
     assert pacer.rate <= 20 + (20 + 1) / RECENT, "never above the limit plus the saved-up burst"
+
+
+# -- one schedule for every process of the machine --------------------------------------------------
+
+
+@pytest.fixture
+def state_file(tmp_path: Path) -> Path:
+    return tmp_path / "origin.pacer"
+
+
+def test_two_processes_pace_against_one_schedule(clock: Clock, state_file: Path) -> None:
+    """Each counts the other's acceptances, sees the other's cut and queues behind its slots."""
+    first, second = Pacer(clock, state_file=state_file), Pacer(clock, state_file=state_file)
+    assert first.shared and second.shared
+    for _ in range(5):
+        first.accepted()
+        second.accepted()
+    second.rate_limited()
+    assert first.rate == pytest.approx(10 / RECENT), "both processes' acceptances, not one's"
+    first.rate_limited()  # an echo in the same episode, from the other process
+    assert second.rate == pytest.approx(10 / RECENT)
+    assert first.reserve(clock.now + 60) == 0.0
+    assert second.reserve(clock.now + 60) == pytest.approx(RECENT / 10), "after the other's slot"
+    assert first.reserve(clock.now + 60) == pytest.approx(2 * RECENT / 10)
+    clock.now += QUIET_RELEASE
+    assert second.reserve(clock.now + 60) == 0.0
+    assert first.rate is None, "released for both"
+
+
+def test_a_new_process_starts_from_what_the_others_learned(clock: Clock, state_file: Path) -> None:
+    burst_pacer = Pacer(clock, state_file=state_file)
+    for _ in range(6):
+        burst_pacer.accepted()
+    burst_pacer.rate_limited()
+    later = Pacer(clock, state_file=state_file)
+    assert later.rate == pytest.approx(6 / RECENT)
+    reset_pacers()  # forgets only the origins of pacer_for; this file was opened by hand
+    assert later.rate is not None
+    later.forget()
+    assert burst_pacer.rate is None
+
+
+def _works(pacer: Pacer, clock: Clock) -> None:
+    """Unpaced at first, then paced from its acceptances like any pacer."""
+    assert pacer.rate is None
+    assert pacer.take_turn(clock.now + 60, lambda _: None)
+    for _ in range(3):
+        pacer.accepted()
+    pacer.rate_limited()
+    assert pacer.rate == pytest.approx(3 / RECENT)
+
+
+GARBAGE = {
+    "empty": b"",
+    "truncated": b"CAOPACE\x00\x02",
+    "zeros": bytes(pacing._SIZE),
+    "random": bytes(range(256)) * (pacing._SIZE // 256 + 1),
+    "another layout": b"CAOPACE\x00" + struct.pack("=II", 1, 4096) + bytes(40_000),
+}
+
+
+@pytest.mark.parametrize("content", GARBAGE.values(), ids=GARBAGE.keys())
+def test_a_file_holding_anything_else_is_rewritten_as_unpaced(clock: Clock, state_file: Path, content: bytes) -> None:
+    state_file.write_bytes(content)
+    pacer = Pacer(clock, state_file=state_file)
+    assert pacer.shared
+    _works(pacer, clock)
+
+
+def _valid_file(clock: Clock, state_file: Path, **fields: float) -> None:
+    """A file of the right layout whose header holds ``fields`` (the rest as a fresh pacer's)."""
+    Pacer(clock, state_file=state_file)
+    values = {"rate": 50.0, "measured": 0.0, "last_slot": clock.now, "last_cut": clock.now, "last_change": clock.now}
+    values.update(fields)
+    with state_file.open("r+b") as file:
+        file.seek(16)
+        file.write(struct.pack("=5d", *values.values()))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"rate": math.nan},
+        {"rate": math.inf},
+        {"rate": -5.0},
+        {"measured": math.nan},
+        {"last_cut": math.nan},
+        {"last_slot": math.inf},
+        {"last_cut": 1e12},  # from before a reboot: a clock far ahead of this boot's
+    ],
+    ids=str,
+)
+def test_nonsense_values_are_rewritten_as_unpaced(clock: Clock, state_file: Path, fields: dict[str, float]) -> None:
+    _valid_file(clock, state_file, **fields)
+    _works(Pacer(clock, state_file=state_file), clock)
+
+
+def test_a_file_spoiled_while_in_use_is_survived(clock: Clock, state_file: Path) -> None:
+    pacer = Pacer(clock, state_file=state_file)
+    pacer.accepted()
+    pacer.rate_limited()
+    assert pacer.rate is not None
+    state_file.write_bytes(GARBAGE["random"][: pacing._SIZE])
+    clock.now += 1
+    assert pacer.take_turn(clock.now + 60, lambda _: None)
+    assert pacer.rate is None
+    # Cut shorter than the mapping: the next locked step restores its length before reading it.
+    os.truncate(state_file, 0)
+    pacer.rate_limited()
+    assert state_file.stat().st_size == pacing._SIZE
+    assert pacer.rate == MIN_RATE, "a first 429 on a fresh schedule, with no acceptances counted"
+
+
+def test_where_no_file_can_be_made_each_process_paces_alone(
+    clock: Clock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    pacer = Pacer(clock, state_file=blocker / "origin.pacer")
+    assert not pacer.shared
+    _works(pacer, clock)
+    monkeypatch.setenv(DIRECTORY_VARIABLE, str(blocker / "pacing"))
+    assert pacing.state_directory() is None
+    assert not pacer_for("https://unwritable.example:1").shared
+
+
+def test_a_directory_others_may_enter_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whoever can write there could slow our fetches with a made-up rate."""
+    directory = tmp_path / "pacing"
+    directory.mkdir(mode=0o700)
+    monkeypatch.setenv(DIRECTORY_VARIABLE, str(directory))
+    assert pacing.state_directory() == directory
+    directory.chmod(0o777)
+    assert pacing.state_directory() is None
+    link = tmp_path / "link"
+    link.symlink_to(directory)
+    directory.chmod(0o700)
+    monkeypatch.setenv(DIRECTORY_VARIABLE, str(link))
+    assert pacing.state_directory() is None
+
+
+def test_the_default_directory_is_the_users_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DIRECTORY_VARIABLE)
+    directory = pacing.state_directory()
+    assert directory is not None
+    assert directory.name == f"cyberark-ops-pacing-{os.getuid()}"
+    assert directory.stat().st_mode & 0o777 == 0o700
+    origin = "https://vault.example:443"
+    file = pacing.state_file(origin)
+    assert file is not None and file.parent == directory
+    assert "vault" not in file.name
+
+
+def test_four_processes_share_one_pacer_against_a_rate_limited_server(vault: Vault) -> None:
+    """Four spawned task processes, one client each, default retries, a server limited to 20/s."""
+    vault.rate_limit(20, burst=5)
+    settings = {"base_url": vault.url, "ca_bundle": vault.ca, "account": vault.account, "deadline": 60.0}
+    ctx = multiprocessing.get_context("spawn")
+    start, results = ctx.Event(), ctx.Queue()
+    workers = [
+        ctx.Process(target=_pacing_worker.fetch, args=(settings, HOST_LOGIN, HOST_API_KEY, 15, start, results))
+        for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        start.set()
+        reports = [results.get(timeout=240) for _ in workers]
+    finally:
+        for worker in workers:
+            worker.join(30)
+            if worker.is_alive():
+                worker.kill()
+    assert [r["failures"] for r in reports] == [[]] * 4
+    assert all(r["values"] == ["Demo-PG-Passw0rd!"] * 15 for r in reports)
+    assert all(r["shared"] for r in reports), "each process used the machine's pacer"
+    here = pacer_for(vault.url.rstrip("/"))
+    assert here.shared
+    assert here.rate is not None, "their 429s set one pace, which this process sees too"

@@ -13,8 +13,14 @@ they take 1.05-1.3x. What remains is the cold start: the first fetches of all ei
 any 429 has come back, so on an idle machine, where the processes start in step, nearly all of
 them are turned away together and sleep out the same ``Retry-After`` second while the server's
 budget refills unused (threads lose only the few that were turned away). When they start
-staggered (on a busy machine, say) they usually finish within 1.1x. Both cases start from a
-forgotten schedule, or the second would start with the rate the first learned.
+staggered (on a busy machine, say) they usually finish within 1.1x. That second is lost once per
+burst, whatever its length: a reference row runs 4 x N from the processes, where it is spread
+over 20 s instead of 5 (measured 1.05x twice). Every case starts from a forgotten schedule, or it
+would start with the rate the one before learned.
+
+Why the processes do not cut that second short: the server asked for it (``Retry-After``), and
+the pacer keeps to what the server says; a client that came back sooner than told could be
+penalised by a stricter gateway.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ FIG = "4 concurrency"
 THREADS = 50
 PROCESSES = 8
 TARGET = 1.10
+LONG_RUN = 4
 
 
 def _fetch_many(client: ConjurClient, count: int) -> list[str]:
@@ -115,26 +122,32 @@ def _processes(server: Server, n: int) -> tuple[list[str], float]:
 
 def run(server: Server, config: Config) -> list[Row]:
     n, rate = config.concurrency_n, config.concurrency_rate
-    bound = n / rate
     rows: list[Row] = []
     burst = max(1.0, rate / 10)
     server.set_rate_limit(rate, burst)
+    cases = [
+        (f"{THREADS} threads, one client", _threads, n, True),
+        (f"{PROCESSES} processes", _processes, n, True),
+        # The cold start costs the processes about one Retry-After second whatever N is: this
+        # longer run shows what is left of it once it is spread over 20 s instead of 5.
+        (f"{PROCESSES} processes", _processes, LONG_RUN * n, False),
+    ]
     try:
-        for label, how in ((f"{THREADS} threads, one client", _threads), (f"{PROCESSES} processes", _processes)):
+        for label, how, count, targeted in cases:
             time.sleep(1.5)  # let the server's bucket refill between the cases
             with server.counting() as calls:
-                failures, spent = how(server, n)
+                failures, spent = how(server, count)
             rejected = sum(1 for e in calls if e.get("fault") == "rate_limit" or e.get("status") == 429)
             kinds = ", ".join(sorted(set(failures))) or "none"
-            ratio = spent / bound
+            ratio = spent / (count / rate)
             rows.append(
                 Row(
                     FIG,
-                    f"{n} fetches from {label}, server limited to {rate:g}/s, burst {burst:g} (defaults)",
+                    f"{count} fetches from {label}, server limited to {rate:g}/s, burst {burst:g} (defaults)",
                     f"{len(failures)} failed ({kinds}); {spent:.2f} s; {rejected} answers were 429 of {len(calls)}",
-                    f"{ratio:.2f}x N/R ({bound:.1f} s)",
-                    "0 failures and ≤ 1.10x N/R",
-                    not failures and ratio <= TARGET,
+                    f"{ratio:.2f}x N/R ({count / rate:.1f} s)",
+                    "0 failures and ≤ 1.10x N/R" if targeted else "— (the cold start spread over a longer run)",
+                    (not failures and ratio <= TARGET) if targeted else None,
                 )
             )
     finally:

@@ -16,5 +16,5 @@ _BEFORE = _newest()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _newest() > _BEFORE:
+    if _newest() > _BEFORE and report.complete():
         report.write_page()

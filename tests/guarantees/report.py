@@ -126,6 +126,16 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
+def complete() -> bool:
+    """Every section has results: a run of part of the suite (one test file, say, on a new
+    checkout) must not replace the page with the few sections it measured."""
+    for section in SECTIONS:
+        path = RESULTS / f"{section}.json"
+        if not path.exists() or not json.loads(path.read_text()):
+            return False
+    return True
+
+
 def write_page() -> Path:
     PAGE.write_text(render())
     return PAGE

@@ -9,6 +9,7 @@ components of its own (Celery workers) with :meth:`AirflowStack.add_component`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -46,6 +47,22 @@ _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 class AirflowStackError(RuntimeError):
     pass
+
+
+@functools.cache
+def _install_key(python: str) -> str | None:
+    """Asked once per interpreter and process: each stack's migration would otherwise start one more."""
+    try:
+        version = subprocess.run(  # noqa: S603 - our own interpreter
+            [python, "-c", "from importlib.metadata import version; print(version('apache-airflow'))"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return hashlib.sha256(f"{os.path.realpath(python)}\0{version}".encode()).hexdigest()[:16]
 
 
 class _HttpStatus(AirflowStackError):
@@ -139,17 +156,7 @@ class AirflowStack:
 
     def install_key(self) -> str | None:
         """Names this interpreter's Airflow install (path and version): a migrated DB fits only it."""
-        try:
-            version = subprocess.run(  # noqa: S603 - our own interpreter
-                [self.python, "-c", "from importlib.metadata import version; print(version('apache-airflow'))"],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return hashlib.sha256(f"{os.path.realpath(self.python)}\0{version}".encode()).hexdigest()[:16]
+        return _install_key(self.python)
 
     def _migrated_template(self) -> Path | None:
         """A migrated SQLite DB for this interpreter's Airflow, made once and then reused."""

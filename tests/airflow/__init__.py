@@ -161,25 +161,9 @@ def run_dags(stack: AirflowStack, dag_ids: Sequence[str], *, timeout: float = 18
         run_ids = {dag_id: stack.trigger(dag_id) for dag_id in dag_ids}
         deadline = time.monotonic() + timeout
         while True:
-            states = {
-                dag_id: (stack.query("select state from dag_run where run_id=:run_id", run_id=run_id) or [(None,)])[0][
-                    0
-                ]
-                for dag_id, run_id in run_ids.items()
-            }
+            states = {dag_id: stack.run_state(run_id) for dag_id, run_id in run_ids.items()}
             if all(state in ("success", "failed") for state in states.values()):
-                tasks = {
-                    dag_id: {
-                        row[0]: row[1]
-                        for row in stack.query(
-                            "select task_id || coalesce(nullif('[' || map_index || ']', '[-1]'), ''), state "
-                            "from task_instance where dag_id=:dag_id and run_id=:run_id",
-                            dag_id=dag_id,
-                            run_id=run_id,
-                        )
-                    }
-                    for dag_id, run_id in run_ids.items()
-                }
+                tasks = {dag_id: stack.task_states(dag_id, run_id) for dag_id, run_id in run_ids.items()}
                 break
             if time.monotonic() > deadline:
                 raise AssertionError(f"runs not finished in {timeout} s: {states}")

@@ -26,6 +26,7 @@ from .admin import ADMIN_API, admin_error, require_admin
 from .api import ApiModel, EmulatedApi, RouteSpec
 from .audit import AuditLog
 from .clock import Clock
+from .cloud.api import CloudApi
 from .conjur.api import ConjurApi
 from .conjur.state import ConjurModel
 from .errors import DevHttpError, SeedError
@@ -41,7 +42,7 @@ MAX_CATCH_UP = 100
 looping for minutes under the lock."""
 
 
-DEFAULT_APIS: Mapping[str, EmulatedApi] = {"conjur": ConjurApi, "vault": VaultApi}
+DEFAULT_APIS: Mapping[str, EmulatedApi] = {"conjur": ConjurApi, "vault": VaultApi, "cloud": CloudApi}
 """The APIs every dev server emulates, by name (= seed key = rotation target prefix). Add one with
 ``DevApp(seed, state_dir=..., apis={**DEFAULT_APIS, "acme": AcmeApi})``; see ``api.py``."""
 

@@ -68,5 +68,5 @@ def _parse(text: str, name: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise SeedError(name, "the top level must be a mapping with conjur / vault / devserver")
+        raise SeedError(name, "the top level must be a mapping with conjur / vault / cloud / devserver")
     return data

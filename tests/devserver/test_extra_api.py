@@ -203,7 +203,7 @@ def test_devapp_in_process(tmp_path: Path) -> None:
     try:
         assert app.rotate("toy:db", "v2") == {"target": "toy:db"}
         assert app.model("toy", ToyApi).secret("db") is not None
-        with pytest.raises(SeedError, match="unknown API 'toi'; use conjur or vault or toy"):
+        with pytest.raises(SeedError, match="unknown API 'toi'; use conjur or vault or cloud or toy"):
             app.rotate("toi:db")
     finally:
         app.close()

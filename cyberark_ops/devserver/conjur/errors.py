@@ -59,3 +59,12 @@ def jwt_rejected(status: int, detail: str, *, expired: bool = False, identity: s
     error.detail = detail
     error.identity = printable(identity) if identity else None
     return error
+
+
+def authn_rejected(status: int, detail: str, *, identity: str | None = None) -> DevHttpError:
+    """A cloud authenticator's failure: an empty body (403 for a role without ``authenticate`` on the
+    webservice, else 401), the CONJ code and message only in the audit log, as Conjur logs them."""
+    error = bare(status)
+    error.detail = detail
+    error.identity = printable(identity) if identity else None
+    return error

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from ..admin import bad_field
 from ..api import AppHandler, RouteSpec
 from ..audit import printable as _printable
+from ..cloud.state import CloudModel
 from ..errors import DevHttpError
 from ..http import Request, Response, empty_response, json_response, text_response
 from ..knobs import MAX_TTL, finite_number
@@ -253,6 +254,28 @@ def authenticate_jwt(app: DevApp, request: Request) -> Response:
     if service_id is None or account is None:
         raise bare(401)
     role = model.authenticate_jwt(service_id, account, token, url_id, app.clock.now())
+    request.audit.identity = role.login
+    return token_response(app, request, role)
+
+
+def authenticate_iam(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    service_id = _segment(request, "service_id")
+    account = _segment(request, "account")
+    login_name = _segment(request, "login")
+    request.audit.identity = _printable(login_name) if login_name else None
+    request.audit.object = f"authn-iam/{_printable(service_id)}" if service_id else None
+    if service_id is None or account is None or login_name is None:
+        raise bare(401)
+    sts = app.models.get("cloud")
+    role = model.authenticate_iam(
+        service_id,
+        account,
+        login_name,
+        request.body,
+        sts=sts if isinstance(sts, CloudModel) else None,
+        now=app.clock.now(),
+    )
     request.audit.identity = role.login
     return token_response(app, request, role)
 
@@ -522,6 +545,12 @@ ROUTES: tuple[RouteSpec, ...] = (
         rf"/authn-jwt/(?P<service_id>{_SEGMENT})/{_ACCT}/(?P<id>{_SEGMENT})/authenticate",
         "conjur.authenticate_jwt",
         authenticate_jwt,
+    ),
+    _rails(
+        "POST",
+        rf"/authn-iam/(?P<service_id>{_SEGMENT})/{_ACCT}/(?P<login>{_SEGMENT})/authenticate",
+        "conjur.authenticate_iam",
+        authenticate_iam,
     ),
     _rails("PUT", rf"/authn/{_ACCT}/api_key", "conjur.rotate_api_key", rotate_api_key),
     _rails("GET", rf"/secrets/{_ACCT}/(?P<kind>{_SEGMENT})/(?P<identifier>.+)", "conjur.retrieve", retrieve),

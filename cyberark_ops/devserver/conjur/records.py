@@ -94,6 +94,23 @@ class JwtService:
         return self.enabled_hosts is None or role.id in self.enabled_hosts
 
 
+@dataclass
+class IamService:
+    """An authn-iam service (webservice ``conjur/authn-iam/<service_id>``)."""
+
+    service_id: str
+    enabled_hosts: frozenset[str] | None = None
+    """Host ids (without ``host/``) permitted to authenticate; None permits every host."""
+    enabled: bool = True
+    optional_signed_headers: frozenset[str] = frozenset()
+    """Variable ``conjur/authn-iam/<service_id>/optional-signed-headers``: more headers a workload may sign."""
+
+    def permits(self, role: Role) -> bool:
+        if role.kind != "host":
+            return False
+        return self.enabled_hosts is None or role.id in self.enabled_hosts
+
+
 @dataclass(frozen=True)
 class TokenClaims:
     subject: str

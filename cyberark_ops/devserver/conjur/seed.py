@@ -13,7 +13,7 @@ from .. import seedcheck as check
 from ..errors import SeedError
 from .issuer import DEV_JWT_ISSUER
 from .jwt import public_keys
-from .records import DEFAULT_ACCOUNT, PRIVILEGES, JwtService, Role, Variable, random_api_key
+from .records import DEFAULT_ACCOUNT, PRIVILEGES, IamService, JwtService, Role, Variable, random_api_key
 
 _ACCOUNT = re.compile(r"[^ :/%]+")
 
@@ -29,13 +29,16 @@ class ConjurSeed:
     permissions: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
     """variable id -> role key (``host:airflow/worker``) -> privileges."""
     jwt_services: dict[str, JwtService] = field(default_factory=dict)
+    iam_services: dict[str, IamService] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: Any, where: str) -> ConjurSeed:
         """Validates a ``conjur:`` seed section; every error names the offending field's path."""
         if data is None:
             data = {}
-        mapping = check.mapping(data, where, {"account", "users", "hosts", "variables", "permits", "authn_jwt"})
+        mapping = check.mapping(
+            data, where, {"account", "users", "hosts", "variables", "permits", "authn_jwt", "authn_iam"}
+        )
         account = mapping.get("account", DEFAULT_ACCOUNT)
         if not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
             raise SeedError(f"{where}.account", "must be a non-empty string without spaces, ':', '/' or '%'")
@@ -45,6 +48,7 @@ class ConjurSeed:
         check.each(mapping, "variables", where, seed._add_variable)
         check.each(mapping, "permits", where, seed._add_permit)
         check.each(mapping, "authn_jwt", where, seed._add_jwt_service)
+        check.each(mapping, "authn_iam", where, seed._add_iam_service)
         return seed
 
     def _add_role(self, kind: str, item: Any, where: str) -> None:
@@ -175,18 +179,7 @@ class ConjurSeed:
         if identity_path is not None:
             identity_path = identity_path.strip("/") or None
         keys = None if data.get("public_keys") is None else public_keys(data["public_keys"], f"{where}.public_keys")
-        enabled_hosts: frozenset[str] | None = None
-        if data.get("enabled_hosts") is not None:
-            hosts = data["enabled_hosts"]
-            if not isinstance(hosts, list):
-                raise SeedError(f"{where}.enabled_hosts", "must be a list of host ids")
-            names: set[str] = set()
-            for index, host in enumerate(hosts):
-                name = host[len("host/") :] if isinstance(host, str) and host.startswith("host/") else host
-                if not isinstance(name, str) or name not in self.hosts:
-                    raise SeedError(f"{where}.enabled_hosts[{index}]", f"no host {host!r} in the seed")
-                names.add(name)
-            enabled_hosts = frozenset(names)
+        enabled_hosts = self._enabled_hosts(data, where)
         enabled = check.flag(data, "enabled", where, default=True)
         self.jwt_services[service_id] = JwtService(
             service_id,
@@ -197,6 +190,37 @@ class ConjurSeed:
             keys,
             enabled_hosts,
             enabled,
+        )
+
+    def _enabled_hosts(self, data: dict[str, Any], where: str) -> frozenset[str] | None:
+        if data.get("enabled_hosts") is None:
+            return None
+        hosts = data["enabled_hosts"]
+        if not isinstance(hosts, list):
+            raise SeedError(f"{where}.enabled_hosts", "must be a list of host ids")
+        names: set[str] = set()
+        for index, host in enumerate(hosts):
+            name = host[len("host/") :] if isinstance(host, str) and host.startswith("host/") else host
+            if not isinstance(name, str) or name not in self.hosts:
+                raise SeedError(f"{where}.enabled_hosts[{index}]", f"no host {host!r} in the seed")
+            names.add(name)
+        return frozenset(names)
+
+    def _add_iam_service(self, item: Any, where: str) -> None:
+        data = check.mapping(item, where, {"service_id", "enabled_hosts", "enabled", "optional_signed_headers"})
+        service_id = check.identifier(data.get("service_id"), f"{where}.service_id")
+        if service_id in self.iam_services:
+            raise SeedError(f"{where}.service_id", f"duplicate authn-iam service {service_id!r}")
+        optional = data.get("optional_signed_headers") or []
+        if not isinstance(optional, list) or any(
+            not isinstance(name, str) or not re.fullmatch(r"[a-z0-9-]+", name) for name in optional
+        ):
+            raise SeedError(f"{where}.optional_signed_headers", "must be a list of lower-case header names")
+        self.iam_services[service_id] = IamService(
+            service_id,
+            self._enabled_hosts(data, where),
+            check.flag(data, "enabled", where, default=True),
+            frozenset(optional),
         )
 
 

@@ -20,18 +20,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..audit import printable
+from ..cloud.state import CloudModel
 from ..encoding import b64url_decode, compact_json, is_number, json_object
+from . import iam
 from .errors import (
     AUTHORIZATION_MISSING,
     INVALID_TOKEN,
     MALFORMED_TOKEN,
     UNRECOGNIZED_CLAIMS,
+    authn_rejected,
     jwt_rejected,
     token_rejected,
 )
 from .issuer import DevIssuer
 from .jwt import jwt_identity, verify_jwt
-from .records import PRIVILEGES, JwtService, Role, TokenClaims, Variable, random_api_key
+from .records import PRIVILEGES, IamService, JwtService, Role, TokenClaims, Variable, random_api_key
 from .ruby import b64url, iso_time, lenient_b64decode
 from .seed import ConjurSeed
 
@@ -55,6 +59,7 @@ class ConjurModel:
         self._permissions: dict[str, dict[str, frozenset[str]]] = seed.permissions
         """variable id -> role key (``host:airflow/worker``) -> privileges."""
         self._jwt_services: dict[str, JwtService] = seed.jwt_services
+        self._iam_services: dict[str, IamService] = seed.iam_services
         self._token_ttl = DEFAULT_TOKEN_TTL
         self._signing_key = secrets.token_bytes(32)
         self._kid = secrets.token_hex(32)
@@ -322,10 +327,14 @@ class ConjurModel:
 
     def authenticators(self) -> dict[str, list[str]]:
         with self._lock:
-            configured = [f"authn-jwt/{s}" for s in sorted(self._jwt_services)]
-            enabled = [f"authn-jwt/{s}" for s in sorted(self._jwt_services) if self._jwt_services[s].enabled]
+            services: list[tuple[str, JwtService | IamService]] = [
+                *((f"authn-iam/{s}", self._iam_services[s]) for s in sorted(self._iam_services)),
+                *((f"authn-jwt/{s}", self._jwt_services[s]) for s in sorted(self._jwt_services)),
+            ]
+            configured = [name for name, _ in services]
+            enabled = [name for name, service in services if service.enabled]
         return {
-            "installed": ["authn", "authn-jwt"],
+            "installed": ["authn", "authn-iam", "authn-jwt"],
             "configured": ["authn", *configured],
             "enabled": ["authn", *enabled],
         }
@@ -349,6 +358,32 @@ class ConjurModel:
             raise jwt_rejected(401, "no such role", identity=login)
         if not service.permits(role):
             raise jwt_rejected(403, "role may not use this authenticator", identity=login)
+        return role
+
+    def authenticate_iam(
+        self, service_id: str, account: str, login: str, body: bytes, *, sts: CloudModel | None, now: float
+    ) -> Role:
+        """Verifies an authn-iam request and returns the host it authenticates, in Conjur's order of
+        checks: account, service enabled, role, permission on the webservice (403), then the signed
+        headers, STS and the host id against the AWS identity (each 401)."""
+        if account != self.account:
+            message = f"CONJ00008E Account '{printable(account)}' is not defined in Conjur"
+            raise authn_rejected(401, message, identity=login)
+        with self._lock:
+            service = self._iam_services.get(service_id)
+        if service is None or not service.enabled:
+            raise authn_rejected(401, f"CONJ00004E 'authn-iam/{printable(service_id)}' is not enabled", identity=login)
+        role = self.role_for_login(login)
+        if role is None:
+            raise authn_rejected(401, f"CONJ00007E '{printable(login)}' not found", identity=login)
+        if not service.permits(role):
+            raise authn_rejected(
+                403,
+                f"CONJ00006E '{role.login}' does not have 'authenticate' privilege on {self.account}:webservice:"
+                f"conjur/authn-iam/{service_id}",
+                identity=role.login,
+            )
+        iam.verify(sts, iam.signed_headers(body, service, role.login), role, now)
         return role
 
     def mint_jwt(self, claims: dict[str, Any], ttl: float, now: float) -> str:

@@ -168,7 +168,7 @@ def test_authenticators(shared: DevClient) -> None:
     response = shared.get("/authenticators")
     assert response.status_code == 200
     assert response.json() == {
-        "installed": ["authn", "authn-iam", "authn-jwt"],
+        "installed": ["authn", "authn-azure", "authn-gcp", "authn-iam", "authn-jwt"],
         "configured": ["authn", "authn-jwt/airflow"],
         "enabled": ["authn", "authn-jwt/airflow"],
     }

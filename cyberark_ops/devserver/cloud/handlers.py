@@ -1,7 +1,14 @@
-"""HTTP face of the STS stand-in: ``GetCallerIdentity`` as AWS STS answers it (query API, XML).
+"""HTTP face of the cloud stand-ins.
 
-Any SigV4 client pointed at ``https://<dev server>/aws-sts/`` (botocore's ``endpoint_url``) gets the
-seeded identity that signed the request, or STS's own error document and code.
+* STS: ``GetCallerIdentity`` as AWS STS answers it (query API, XML). Any SigV4 client pointed at
+  ``https://<dev server>/aws-sts/`` (botocore's ``endpoint_url``) gets the seeded identity that
+  signed the request, or STS's own error document and code.
+* Azure IMDS: ``/azure-imds/<vm>`` + the real path ``/metadata/identity/oauth2/token``.
+* GCE metadata: ``/gcp-metadata/<instance>`` + the real path
+  ``/computeMetadata/v1/instance/service-accounts/default/identity``.
+
+A metadata server answers the machine that asks; the dev server serves many, so the VM or instance
+name is part of the base URL a client is configured with.
 """
 
 from __future__ import annotations
@@ -12,8 +19,8 @@ from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from ..api import RouteSpec
-from ..http import Request, Response
-from .state import CloudModel, StsRefused
+from ..http import Request, Response, json_response, text_response
+from .state import TOKEN_TTL, CloudModel, StsRefused
 
 if TYPE_CHECKING:
     from ..app import DevApp
@@ -69,7 +76,75 @@ def sts(app: DevApp, request: Request) -> Response:
     )
 
 
+def azure_token(app: DevApp, request: Request) -> Response:
+    model = app.model("cloud", CloudModel)
+    request.audit.object = request.param("vm")
+    if (request.headers.get("Metadata") or "").lower() != "true":
+        request.audit.detail = "Metadata header missing"
+        return json_response(
+            400, {"error": "invalid_request", "error_description": "Required metadata header not specified"}
+        )
+    query = request.query()
+    if not query.get("api-version"):
+        return json_response(
+            400, {"error": "invalid_request", "error_description": "Required query variable 'api-version' is missing"}
+        )
+    resource = query.get("resource")
+    if not resource:
+        return json_response(
+            400, {"error": "invalid_request", "error_description": "Required query variable 'resource' is missing"}
+        )
+    now = app.clock.now()
+    try:
+        token, identity = model.azure_token(request.param("vm"), query.get("client_id"), resource, now)
+    except LookupError as problem:
+        request.audit.detail = str(problem)
+        return json_response(400, {"error": "invalid_request", "error_description": str(problem)})
+    request.audit.identity = identity.xms_mirid
+    expires_on = int(now + TOKEN_TTL)
+    return json_response(
+        200,
+        {
+            "access_token": token,
+            "client_id": identity.client_id,
+            "expires_in": str(int(TOKEN_TTL)),
+            "expires_on": str(expires_on),
+            "ext_expires_in": str(int(TOKEN_TTL)),
+            "not_before": str(int(now)),
+            "resource": resource,
+            "token_type": "Bearer",
+        },
+    )
+
+
+def gcp_identity(app: DevApp, request: Request) -> Response:
+    model = app.model("cloud", CloudModel)
+    request.audit.object = request.param("instance")
+    if request.headers.get("Metadata-Flavor") != "Google":
+        request.audit.detail = "Metadata-Flavor header missing"
+        return text_response(403, "Missing required header: Metadata-Flavor: Google\n")
+    query = request.query()
+    audience = query.get("audience")
+    if not audience:
+        return text_response(400, "non-empty audience parameter required\n")
+    try:
+        token = model.gcp_token(
+            request.param("instance"), audience, full=query.get("format") == "full", now=app.clock.now()
+        )
+    except LookupError:
+        return text_response(404, "Not Found\n")
+    request.audit.identity = request.param("instance")
+    return text_response(200, token, "application/text")
+
+
 ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec("GET", r"/azure-imds/(?P<vm>[^/]+)/metadata/identity/oauth2/token", "imds.identity_token", azure_token),
+    RouteSpec(
+        "GET",
+        r"/gcp-metadata/(?P<instance>[^/]+)/computeMetadata/v1/instance/service-accounts/default/identity",
+        "gce_metadata.identity_token",
+        gcp_identity,
+    ),
     RouteSpec("GET", r"/aws-sts/?", "sts.get_caller_identity", sts),
     RouteSpec("POST", r"/aws-sts/?", "sts.get_caller_identity", sts),
 )

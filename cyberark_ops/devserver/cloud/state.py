@@ -1,5 +1,6 @@
 """The cloud identity providers a Conjur cloud authenticator trusts, as far as the dev server emulates
-them: AWS STS ``GetCallerIdentity`` over seeded IAM identities.
+them: AWS STS ``GetCallerIdentity`` over seeded IAM identities, and the Azure Instance Metadata
+Service and GCE metadata server issuing identity tokens for seeded VMs.
 
 Real Conjur calls STS over the network with the headers a workload signed; here STS is this model,
 called in process by the Conjur emulation and over HTTP by any SigV4 client (``/aws-sts/``). A
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import seedcheck as check
+from ..conjur.issuer import DevIssuer
+from ..conjur.jwt import PublicKeys
 from ..errors import SeedError
 from .sigv4 import (
     EMPTY_PAYLOAD_SHA256,
@@ -75,6 +78,72 @@ class AwsIdentity:
         return f"AIDA{unique}"
 
 
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_AZURE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.()-]{0,89}")
+_GCP_PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
+_GCP_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+AZURE_ISSUER = "https://sts.windows.net/{tenant}/"
+GOOGLE_ISSUER = "https://accounts.google.com"
+TOKEN_TTL = 3600.0
+CLOUD_KEY_FILE = "cloud-jwt-key.pem"
+"""The key that signs the stand-ins' identity tokens, apart from the Conjur issuer's own key."""
+
+
+@dataclass(frozen=True)
+class AzureIdentity:
+    """One managed identity on a VM: the VM's system-assigned one, or a user-assigned one."""
+
+    xms_mirid: str
+    oid: str
+    client_id: str
+    tenant_id: str
+
+
+@dataclass
+class AzureVm:
+    name: str
+    subscription_id: str
+    resource_group: str
+    tenant_id: str
+    system_assigned: AzureIdentity | None
+    user_assigned: dict[str, AzureIdentity]
+    """By client id."""
+
+    def identity(self, client_id: str | None) -> AzureIdentity:
+        """Which identity IMDS uses: the one asked for; else the system-assigned one; else the only
+        user-assigned one. Raises ``LookupError`` with IMDS's message."""
+        if client_id:
+            found = self.user_assigned.get(client_id)
+            if found is None and self.system_assigned is not None and self.system_assigned.client_id == client_id:
+                found = self.system_assigned
+            if found is None:
+                raise LookupError("Identity not found")
+            return found
+        if self.system_assigned is not None:
+            return self.system_assigned
+        if len(self.user_assigned) == 1:
+            return next(iter(self.user_assigned.values()))
+        if not self.user_assigned:
+            raise LookupError("Identity not found")
+        raise LookupError(
+            "Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in"
+            " the token request"
+        )
+
+
+@dataclass(frozen=True)
+class GcpInstance:
+    instance_name: str
+    project_id: str
+    project_number: str
+    zone: str
+    instance_id: str
+    service_account_email: str
+    service_account_id: str
+    """The ``sub`` claim: the service account's numeric unique id."""
+
+
 class StsRefused(Exception):
     """An STS error answer: HTTP status, STS error code and message."""
 
@@ -86,14 +155,24 @@ class StsRefused(Exception):
 
 
 class CloudModel:
-    def __init__(self, identities: dict[str, AwsIdentity]) -> None:
+    def __init__(
+        self,
+        identities: dict[str, AwsIdentity],
+        *,
+        state_dir: Path,
+        azure_vms: dict[str, AzureVm] | None = None,
+        gcp_instances: dict[str, GcpInstance] | None = None,
+    ) -> None:
         self._identities = identities
+        self.azure_vms = azure_vms or {}
+        self.gcp_instances = gcp_instances or {}
+        self.issuer = DevIssuer(state_dir, CLOUD_KEY_FILE)
         self._lock = threading.Lock()
 
     @classmethod
     def from_seed(cls, data: Any, where: str, *, state_dir: Path) -> CloudModel:
         """Validates a ``cloud:`` seed section; every error names the field's path, never a secret."""
-        mapping = check.mapping(data or {}, where, {"aws_identities"})
+        mapping = check.mapping(data or {}, where, {"aws_identities", "azure_vms", "gcp_instances"})
         identities: dict[str, AwsIdentity] = {}
 
         def add(item: Any, item_where: str) -> None:
@@ -121,7 +200,11 @@ class CloudModel:
             identities[key_id] = AwsIdentity(key_id, secret, arn, token)
 
         check.each(mapping, "aws_identities", where, add)
-        return cls(identities)
+        azure: dict[str, AzureVm] = {}
+        check.each(mapping, "azure_vms", where, lambda item, at: _add_azure_vm(azure, item, at))
+        gcp: dict[str, GcpInstance] = {}
+        check.each(mapping, "gcp_instances", where, lambda item, at: _add_gcp_instance(gcp, item, at))
+        return cls(identities, state_dir=state_dir, azure_vms=azure, gcp_instances=gcp)
 
     # -- ApiModel ------------------------------------------------------------------------------
 
@@ -210,3 +293,154 @@ class CloudModel:
             status = 403 if problem.code in {"SignatureDoesNotMatch", "MissingAuthenticationToken"} else 400
             raise StsRefused(status, problem.code, problem.message) from None
         return identity
+
+    # -- identity tokens (Azure IMDS, GCE metadata) --------------------------------------------
+
+    def public_keys(self) -> PublicKeys:
+        """What Conjur would discover from the provider's JWKS: the stand-ins' signing key."""
+        return self.issuer.public_keys()
+
+    def azure_token(self, vm_name: str, client_id: str | None, resource: str, now: float) -> tuple[str, AzureIdentity]:
+        """A managed-identity access token as IMDS issues it (v1 issuer, ``xms_mirid``, ``oid``);
+        raises ``LookupError`` with IMDS's message."""
+        vm = self.azure_vms.get(vm_name)
+        if vm is None:
+            raise LookupError("Identity not found")
+        identity = vm.identity(client_id)
+        claims = {
+            "aud": resource,
+            "iss": AZURE_ISSUER.format(tenant=identity.tenant_id),
+            "iat": int(now),
+            "nbf": int(now),
+            "exp": int(now + TOKEN_TTL),
+            "appid": identity.client_id,
+            "appidacr": "2",
+            "idp": AZURE_ISSUER.format(tenant=identity.tenant_id),
+            "oid": identity.oid,
+            "sub": identity.oid,
+            "tid": identity.tenant_id,
+            "xms_mirid": identity.xms_mirid,
+            "ver": "1.0",
+        }
+        return self.issuer.mint(claims, TOKEN_TTL, now), identity
+
+    def gcp_token(self, instance_name: str, audience: str, *, full: bool, now: float) -> str:
+        """An identity token as the GCE metadata server issues it; ``google.compute_engine`` only with
+        ``format=full``. Raises ``LookupError`` for an unknown instance."""
+        instance = self.gcp_instances.get(instance_name)
+        if instance is None:
+            raise LookupError("no such instance")
+        claims: dict[str, Any] = {
+            "aud": audience,
+            "azp": instance.service_account_id,
+            "email": instance.service_account_email,
+            "email_verified": True,
+            "iss": GOOGLE_ISSUER,
+            "sub": instance.service_account_id,
+            "iat": int(now),
+            "exp": int(now + TOKEN_TTL),
+        }
+        if full:
+            claims["google"] = {
+                "compute_engine": {
+                    "instance_creation_timestamp": int(now) - 86400,
+                    "instance_id": instance.instance_id,
+                    "instance_name": instance.instance_name,
+                    "project_id": instance.project_id,
+                    "project_number": int(instance.project_number),
+                    "zone": instance.zone,
+                }
+            }
+        return self.issuer.mint(claims, TOKEN_TTL, now)
+
+
+def _uuid(data: dict[str, Any], key: str, where: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not UUID.fullmatch(value):
+        raise SeedError(f"{where}.{key}", "must be a lower-case UUID (8-4-4-4-12 hex digits)")
+    return value
+
+
+def _name(data: dict[str, Any], key: str, where: str, pattern: re.Pattern[str], what: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise SeedError(f"{where}.{key}", f"must be {what}")
+    return value
+
+
+def _add_azure_vm(vms: dict[str, AzureVm], item: Any, where: str) -> None:
+    data = check.mapping(
+        item, where, {"name", "subscription_id", "resource_group", "tenant_id", "system_assigned", "user_assigned"}
+    )
+    name = _name(data, "name", where, _AZURE_NAME, "an Azure resource name")
+    if name in vms:
+        raise SeedError(f"{where}.name", f"duplicate VM {name!r}")
+    subscription = _uuid(data, "subscription_id", where)
+    group = _name(data, "resource_group", where, _AZURE_NAME, "an Azure resource group name")
+    tenant = _uuid(data, "tenant_id", where)
+    prefix = f"/subscriptions/{subscription}/resourcegroups/{group}/providers"
+    system = None
+    if data.get("system_assigned") is not None:
+        at = f"{where}.system_assigned"
+        entry = check.mapping(data["system_assigned"], at, {"oid", "client_id"})
+        system = AzureIdentity(
+            f"{prefix}/Microsoft.Compute/virtualMachines/{name}",
+            _uuid(entry, "oid", at),
+            _uuid(entry, "client_id", at),
+            tenant,
+        )
+    users: dict[str, AzureIdentity] = {}
+    for index, raw in enumerate(check.items(data.get("user_assigned") or [], f"{where}.user_assigned")):
+        at = f"{where}.user_assigned[{index}]"
+        entry = check.mapping(raw, at, {"name", "resource_group", "oid", "client_id"})
+        identity_name = _name(entry, "name", at, _AZURE_NAME, "an Azure resource name")
+        identity_group = entry.get("resource_group", group)
+        if not isinstance(identity_group, str) or not _AZURE_NAME.fullmatch(identity_group):
+            raise SeedError(f"{at}.resource_group", "must be an Azure resource group name")
+        client_id = _uuid(entry, "client_id", at)
+        if client_id in users:
+            raise SeedError(f"{at}.client_id", "duplicate client id")
+        users[client_id] = AzureIdentity(
+            f"/subscriptions/{subscription}/resourcegroups/{identity_group}/providers/"
+            f"Microsoft.ManagedIdentity/userAssignedIdentities/{identity_name}",
+            _uuid(entry, "oid", at),
+            client_id,
+            tenant,
+        )
+    if system is None and not users:
+        raise SeedError(where, "a VM needs a system_assigned identity or at least one user_assigned one")
+    vms[name] = AzureVm(name, subscription, group, tenant, system, users)
+
+
+def _add_gcp_instance(instances: dict[str, GcpInstance], item: Any, where: str) -> None:
+    data = check.mapping(
+        item,
+        where,
+        {
+            "instance_name",
+            "project_id",
+            "project_number",
+            "zone",
+            "instance_id",
+            "service_account_email",
+            "service_account_id",
+        },
+    )
+    name = _name(data, "instance_name", where, _GCP_NAME, "a GCE instance name (lower case, digits, '-')")
+    if name in instances:
+        raise SeedError(f"{where}.instance_name", f"duplicate instance {name!r}")
+    project = _name(data, "project_id", where, _GCP_PROJECT, "a GCP project id")
+    email = _name(data, "service_account_email", where, _EMAIL, "an e-mail address")
+    digits = re.compile(r"[0-9]{1,30}")
+    number = str(data.get("project_number", "100000000001"))
+    account_id = str(data.get("service_account_id", ""))
+    instance_id = str(data.get("instance_id", "1000000000000000001"))
+    for key, value in (("project_number", number), ("service_account_id", account_id), ("instance_id", instance_id)):
+        if not digits.fullmatch(value):
+            raise SeedError(f"{where}.{key}", "must be a number")
+    zone = (
+        _name(data, "zone", where, re.compile(r"[a-z]+-[a-z]+\d-[a-z]"), "a zone such as us-central1-a")
+        if ("zone" in data)
+        else "us-central1-a"
+    )
+    instances[name] = GcpInstance(name, project, number, zone, instance_id, email, account_id)

@@ -267,15 +267,38 @@ def authenticate_iam(app: DevApp, request: Request) -> Response:
     request.audit.object = f"authn-iam/{_printable(service_id)}" if service_id else None
     if service_id is None or account is None or login_name is None:
         raise bare(401)
-    sts = app.models.get("cloud")
-    role = model.authenticate_iam(
-        service_id,
-        account,
-        login_name,
-        request.body,
-        sts=sts if isinstance(sts, CloudModel) else None,
-        now=app.clock.now(),
-    )
+    role = model.authenticate_iam(service_id, account, login_name, request.body, sts=_cloud(app), now=app.clock.now())
+    request.audit.identity = role.login
+    return token_response(app, request, role)
+
+
+def _cloud(app: DevApp) -> CloudModel | None:
+    found = app.models.get("cloud")
+    return found if isinstance(found, CloudModel) else None
+
+
+def authenticate_azure(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    service_id = _segment(request, "service_id")
+    account = _segment(request, "account")
+    login_name = _segment(request, "login")
+    request.audit.identity = _printable(login_name) if login_name else None
+    request.audit.object = f"authn-azure/{_printable(service_id)}" if service_id else None
+    if service_id is None or account is None or login_name is None:
+        raise bare(401)
+    fields = dict(_form_pairs(request.body))
+    role = model.authenticate_azure(service_id, account, login_name, fields, provider=_cloud(app), now=app.clock.now())
+    request.audit.identity = role.login
+    return token_response(app, request, role)
+
+
+def authenticate_gcp(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    account = _segment(request, "account")
+    request.audit.object = "authn-gcp"
+    if account is None:
+        raise bare(401)
+    role = model.authenticate_gcp(account, dict(_form_pairs(request.body)), provider=_cloud(app), now=app.clock.now())
     request.audit.identity = role.login
     return token_response(app, request, role)
 
@@ -552,6 +575,13 @@ ROUTES: tuple[RouteSpec, ...] = (
         "conjur.authenticate_iam",
         authenticate_iam,
     ),
+    _rails(
+        "POST",
+        rf"/authn-azure/(?P<service_id>{_SEGMENT})/{_ACCT}/(?P<login>{_SEGMENT})/authenticate",
+        "conjur.authenticate_azure",
+        authenticate_azure,
+    ),
+    _rails("POST", rf"/authn-gcp/{_ACCT}/authenticate", "conjur.authenticate_gcp", authenticate_gcp),
     _rails("PUT", rf"/authn/{_ACCT}/api_key", "conjur.rotate_api_key", rotate_api_key),
     _rails("GET", rf"/secrets/{_ACCT}/(?P<kind>{_SEGMENT})/(?P<identifier>.+)", "conjur.retrieve", retrieve),
     _rails("POST", rf"/secrets/{_ACCT}/(?P<kind>{_SEGMENT})/(?P<identifier>.+)", "conjur.store", store),

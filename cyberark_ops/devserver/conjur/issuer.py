@@ -25,8 +25,9 @@ JWT_KEY_FILE = "jwt-key.pem"
 class DevIssuer:
     """The dev server's own JWT issuer: services seeded without ``public_keys`` trust it."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, key_file: str = JWT_KEY_FILE) -> None:
         self.state_dir = state_dir
+        self.key_file = key_file
         self._lock = threading.Lock()
         self._key: tuple[rsa.RSAPrivateKey, str] | None = None
 
@@ -35,7 +36,7 @@ class DevIssuer:
         with self._lock:
             if self._key is not None:
                 return self._key
-            path = self.state_dir / JWT_KEY_FILE
+            path = self.state_dir / self.key_file
             key: rsa.RSAPrivateKey | None = None
             if path.exists():
                 try:

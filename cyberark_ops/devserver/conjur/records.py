@@ -32,6 +32,8 @@ class Role:
     api_key: str = field(repr=False)
     password: str | None = field(default=None, repr=False)
     admin: bool = False
+    annotations: dict[str, str] = field(default_factory=dict)
+    """Host annotations, e.g. ``authn-azure/subscription-id`` (the cloud authenticators' restrictions)."""
 
     @property
     def login(self) -> str:
@@ -109,6 +111,30 @@ class IamService:
         if role.kind != "host":
             return False
         return self.enabled_hosts is None or role.id in self.enabled_hosts
+
+
+@dataclass
+class AzureService:
+    """An authn-azure service; ``provider_uri`` is its variable of that name (the tokens' issuer)."""
+
+    service_id: str
+    provider_uri: str
+    enabled_hosts: frozenset[str] | None = None
+    enabled: bool = True
+
+    def permits(self, role: Role) -> bool:
+        return role.kind == "host" and (self.enabled_hosts is None or role.id in self.enabled_hosts)
+
+
+@dataclass
+class GcpService:
+    """authn-gcp: one per account, no service id (webservice ``conjur/authn-gcp``)."""
+
+    enabled_hosts: frozenset[str] | None = None
+    enabled: bool = True
+
+    def permits(self, role: Role) -> bool:
+        return role.kind == "host" and (self.enabled_hosts is None or role.id in self.enabled_hosts)
 
 
 @dataclass(frozen=True)

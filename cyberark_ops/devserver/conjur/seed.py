@@ -13,7 +13,17 @@ from .. import seedcheck as check
 from ..errors import SeedError
 from .issuer import DEV_JWT_ISSUER
 from .jwt import public_keys
-from .records import DEFAULT_ACCOUNT, PRIVILEGES, IamService, JwtService, Role, Variable, random_api_key
+from .records import (
+    DEFAULT_ACCOUNT,
+    PRIVILEGES,
+    AzureService,
+    GcpService,
+    IamService,
+    JwtService,
+    Role,
+    Variable,
+    random_api_key,
+)
 
 _ACCOUNT = re.compile(r"[^ :/%]+")
 
@@ -30,6 +40,8 @@ class ConjurSeed:
     """variable id -> role key (``host:airflow/worker``) -> privileges."""
     jwt_services: dict[str, JwtService] = field(default_factory=dict)
     iam_services: dict[str, IamService] = field(default_factory=dict)
+    azure_services: dict[str, AzureService] = field(default_factory=dict)
+    gcp_service: GcpService | None = None
 
     @classmethod
     def parse(cls, data: Any, where: str) -> ConjurSeed:
@@ -37,7 +49,9 @@ class ConjurSeed:
         if data is None:
             data = {}
         mapping = check.mapping(
-            data, where, {"account", "users", "hosts", "variables", "permits", "authn_jwt", "authn_iam"}
+            data,
+            where,
+            {"account", "users", "hosts", "variables", "permits", "authn_jwt", "authn_iam", "authn_azure", "authn_gcp"},
         )
         account = mapping.get("account", DEFAULT_ACCOUNT)
         if not isinstance(account, str) or not _ACCOUNT.fullmatch(account):
@@ -49,10 +63,13 @@ class ConjurSeed:
         check.each(mapping, "permits", where, seed._add_permit)
         check.each(mapping, "authn_jwt", where, seed._add_jwt_service)
         check.each(mapping, "authn_iam", where, seed._add_iam_service)
+        check.each(mapping, "authn_azure", where, seed._add_azure_service)
+        if mapping.get("authn_gcp") is not None:
+            seed._add_gcp_service(mapping["authn_gcp"], f"{where}.authn_gcp")
         return seed
 
     def _add_role(self, kind: str, item: Any, where: str) -> None:
-        allowed = {"id", "api_key", "password", "admin"} if kind == "user" else {"id", "api_key"}
+        allowed = {"id", "api_key", "password", "admin"} if kind == "user" else {"id", "api_key", "annotations"}
         data = check.mapping(item, where, allowed)
         role_id = check.identifier(data.get("id"), f"{where}.id")
         if kind == "host" and role_id.startswith("host/"):
@@ -69,7 +86,7 @@ class ConjurSeed:
         if password is not None and (not isinstance(password, str) or not password):
             raise SeedError(f"{where}.password", "must be a non-empty string")
         admin = check.flag(data, "admin", where, default=role_id == "admin")
-        table[role_id] = Role(kind, role_id, api_key, password, admin)
+        table[role_id] = Role(kind, role_id, api_key, password, admin, _annotations(data, where))
 
     def _add_variable(self, item: Any, where: str) -> None:
         data = check.mapping(item, where, {"id", "value", "values", "value_base64", "mime_type", "annotations"})
@@ -96,14 +113,7 @@ class ConjurSeed:
             if not decoded:
                 raise SeedError(f"{where}.value_base64", "must be non-empty standard base64")
             values.append(decoded)
-        annotations_raw = data.get("annotations") or {}
-        if not isinstance(annotations_raw, dict):
-            raise SeedError(f"{where}.annotations", "must map names to strings")
-        annotations: dict[str, str] = {}
-        for name, value in annotations_raw.items():
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise SeedError(f"{where}.annotations", "names and values must be strings")
-            annotations[name] = value
+        annotations = _annotations(data, where)
         mime_type = data.get("mime_type")
         if mime_type is not None:
             if not isinstance(mime_type, str) or not re.fullmatch(r"[\w.+-]+/[\w.+-]+", mime_type):
@@ -222,6 +232,45 @@ class ConjurSeed:
             check.flag(data, "enabled", where, default=True),
             frozenset(optional),
         )
+
+    def _add_azure_service(self, item: Any, where: str) -> None:
+        data = check.mapping(item, where, {"service_id", "provider_uri", "enabled_hosts", "enabled"})
+        service_id = check.identifier(data.get("service_id"), f"{where}.service_id")
+        if service_id in self.azure_services:
+            raise SeedError(f"{where}.service_id", f"duplicate authn-azure service {service_id!r}")
+        provider_uri = data.get("provider_uri")
+        if (
+            not isinstance(provider_uri, str)
+            or not provider_uri.startswith("https://")
+            or check.has_control(provider_uri)
+        ):
+            raise SeedError(
+                f"{where}.provider_uri", "required: the issuer of the tokens, https://sts.windows.net/<tenant id>/"
+            )
+        self.azure_services[service_id] = AzureService(
+            service_id,
+            provider_uri if provider_uri.endswith("/") else provider_uri + "/",
+            self._enabled_hosts(data, where),
+            check.flag(data, "enabled", where, default=True),
+        )
+
+    def _add_gcp_service(self, item: Any, where: str) -> None:
+        data = check.mapping(item, where, {"enabled_hosts", "enabled"})
+        self.gcp_service = GcpService(
+            self._enabled_hosts(data, where), check.flag(data, "enabled", where, default=True)
+        )
+
+
+def _annotations(data: dict[str, Any], where: str) -> dict[str, str]:
+    raw = data.get("annotations") or {}
+    if not isinstance(raw, dict):
+        raise SeedError(f"{where}.annotations", "must map names to strings")
+    annotations: dict[str, str] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise SeedError(f"{where}.annotations", "names and values must be strings")
+        annotations[name] = value
+    return annotations
 
 
 def _secret_bytes(value: Any, where: str) -> bytes:

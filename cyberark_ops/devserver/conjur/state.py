@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ..audit import printable
-from ..cloud.state import CloudModel
+from ..cloud.state import GOOGLE_ISSUER, CloudModel
 from ..encoding import b64url_decode, compact_json, is_number, json_object
-from . import iam
+from . import cloud_tokens, iam
 from .errors import (
     AUTHORIZATION_MISSING,
     INVALID_TOKEN,
@@ -35,7 +35,17 @@ from .errors import (
 )
 from .issuer import DevIssuer
 from .jwt import jwt_identity, verify_jwt
-from .records import PRIVILEGES, IamService, JwtService, Role, TokenClaims, Variable, random_api_key
+from .records import (
+    PRIVILEGES,
+    AzureService,
+    GcpService,
+    IamService,
+    JwtService,
+    Role,
+    TokenClaims,
+    Variable,
+    random_api_key,
+)
 from .ruby import b64url, iso_time, lenient_b64decode
 from .seed import ConjurSeed
 
@@ -60,6 +70,8 @@ class ConjurModel:
         """variable id -> role key (``host:airflow/worker``) -> privileges."""
         self._jwt_services: dict[str, JwtService] = seed.jwt_services
         self._iam_services: dict[str, IamService] = seed.iam_services
+        self._azure_services: dict[str, AzureService] = seed.azure_services
+        self._gcp_service: GcpService | None = seed.gcp_service
         self._token_ttl = DEFAULT_TOKEN_TTL
         self._signing_key = secrets.token_bytes(32)
         self._kid = secrets.token_hex(32)
@@ -327,14 +339,16 @@ class ConjurModel:
 
     def authenticators(self) -> dict[str, list[str]]:
         with self._lock:
-            services: list[tuple[str, JwtService | IamService]] = [
+            services: list[tuple[str, JwtService | IamService | AzureService | GcpService]] = [
+                *((f"authn-azure/{s}", self._azure_services[s]) for s in sorted(self._azure_services)),
+                *([("authn-gcp", self._gcp_service)] if self._gcp_service is not None else []),
                 *((f"authn-iam/{s}", self._iam_services[s]) for s in sorted(self._iam_services)),
                 *((f"authn-jwt/{s}", self._jwt_services[s]) for s in sorted(self._jwt_services)),
             ]
             configured = [name for name, _ in services]
             enabled = [name for name, service in services if service.enabled]
         return {
-            "installed": ["authn", "authn-iam", "authn-jwt"],
+            "installed": ["authn", "authn-azure", "authn-gcp", "authn-iam", "authn-jwt"],
             "configured": ["authn", *configured],
             "enabled": ["authn", *enabled],
         }
@@ -366,13 +380,22 @@ class ConjurModel:
         """Verifies an authn-iam request and returns the host it authenticates, in Conjur's order of
         checks: account, service enabled, role, permission on the webservice (403), then the signed
         headers, STS and the host id against the AWS identity (each 401)."""
+        with self._lock:
+            service = self._iam_services.get(service_id)
+        role = self._permitted_role(f"authn-iam/{service_id}", service, account, login)
+        assert service is not None
+        iam.verify(sts, iam.signed_headers(body, service, role.login), role, now)
+        return role
+
+    def _permitted_role(
+        self, authenticator: str, service: AzureService | GcpService | IamService | None, account: str, login: str
+    ) -> Role:
+        """Conjur's checks before the authenticator's own: account, enabled, role, ``authenticate`` (403)."""
         if account != self.account:
             message = f"CONJ00008E Account '{printable(account)}' is not defined in Conjur"
             raise authn_rejected(401, message, identity=login)
-        with self._lock:
-            service = self._iam_services.get(service_id)
         if service is None or not service.enabled:
-            raise authn_rejected(401, f"CONJ00004E 'authn-iam/{printable(service_id)}' is not enabled", identity=login)
+            raise authn_rejected(401, f"CONJ00004E '{printable(authenticator)}' is not enabled", identity=login)
         role = self.role_for_login(login)
         if role is None:
             raise authn_rejected(401, f"CONJ00007E '{printable(login)}' not found", identity=login)
@@ -380,10 +403,44 @@ class ConjurModel:
             raise authn_rejected(
                 403,
                 f"CONJ00006E '{role.login}' does not have 'authenticate' privilege on {self.account}:webservice:"
-                f"conjur/authn-iam/{service_id}",
+                f"conjur/{authenticator}",
                 identity=role.login,
             )
-        iam.verify(sts, iam.signed_headers(body, service, role.login), role, now)
+        return role
+
+    def authenticate_azure(
+        self,
+        service_id: str,
+        account: str,
+        login: str,
+        fields: dict[str, str],
+        *,
+        provider: CloudModel | None,
+        now: float,
+    ) -> Role:
+        """An authn-azure request: Conjur's checks, then the token (signature, time, ``iss`` equal to the
+        service's provider-uri), its ``xms_mirid`` / ``oid`` claims and the host's annotations."""
+        with self._lock:
+            service = self._azure_services.get(service_id)
+        role = self._permitted_role(f"authn-azure/{service_id}", service, account, login)
+        assert service is not None
+        token = cloud_tokens.token_field(fields, role.login)
+        claims = cloud_tokens.verified(token, provider, service.provider_uri, role.login, now)
+        cloud_tokens.check_azure(role, service_id, claims)
+        return role
+
+    def authenticate_gcp(
+        self, account: str, fields: dict[str, str], *, provider: CloudModel | None, now: float
+    ) -> Role:
+        """An authn-gcp request: the login comes from the token's ``aud`` (``conjur/<account>/<login>``),
+        then Conjur's checks, the token (Google's issuer) and the host's annotations."""
+        token = cloud_tokens.token_field(fields, None)
+        login = cloud_tokens.gcp_login(cloud_tokens.unverified_claims(token), self.account)
+        claims = cloud_tokens.verified(token, provider, GOOGLE_ISSUER, login, now)
+        with self._lock:
+            service = self._gcp_service
+        role = self._permitted_role("authn-gcp", service, account, login)
+        cloud_tokens.check_gcp(role, claims)
         return role
 
     def mint_jwt(self, claims: dict[str, Any], ttl: float, now: float) -> str:

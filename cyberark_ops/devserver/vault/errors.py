@@ -49,6 +49,25 @@ def reason_required() -> DevHttpError:
     return pvwa_error(400, "PASWS204E", "You must specify a reason for this operation.")
 
 
+def checked_out_by_another(account_id: str) -> DevHttpError:
+    """ITATS127E is the only code seen for a locked account (docs/cyberark-apis.md §9.4); the message
+    is the dev server's own."""
+    return pvwa_error(500, "ITATS127E", f"Account [{account_id[:128]}] is checked out (locked) by another user.")
+
+
+def not_checked_out(account_id: str) -> DevHttpError:
+    """No stored source names the real answer; the dev server's own code says so by its prefix."""
+    return pvwa_error(400, "CAOPS400E", f"Account [{account_id[:128]}] is not checked out.")
+
+
+def ticket_required() -> DevHttpError:
+    return pvwa_error(400, "CAOPS401E", "Missing mandatory parameter - TicketingSystem and TicketId.")
+
+
+def account_exists(name: str, safe: str) -> DevHttpError:
+    return pvwa_error(409, "CAOPS409E", f"Account [{name[:128]}] already exists in safe [{safe[:28]}].")
+
+
 def account_not_found(account_id: str) -> DevHttpError:
     return pvwa_error(404, "PASWS044E", f"Account [{account_id[:128]}] was not found.")
 

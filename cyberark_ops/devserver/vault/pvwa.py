@@ -16,18 +16,23 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from ..api import RouteSpec
+from ..errors import SeedError
 from ..http import Request, Response, json_response
 from .errors import (
+    account_exists,
     account_not_found,
+    checked_out_by_another,
     forbidden,
     invalid_parameter,
+    not_checked_out,
     oauth_error,
     pvwa_error,
     reason_required,
+    ticket_required,
     unauthorized,
 )
-from .records import AUTH_TYPES, Account, Principal
-from .state import VaultModel
+from .records import AUTH_TYPES, Account, Principal, random_password
+from .state import LockedByOther, NotCheckedOut, VaultModel
 
 if TYPE_CHECKING:
     from ..app import DevApp
@@ -276,28 +281,129 @@ def get_account(app: DevApp, request: Request) -> Response:
     return json_response(200, account_json(visible_account(app, request, who)))
 
 
+def _field(body: dict[str, Any], name: str) -> Any:
+    """A body field whatever its case: clients send ``reason`` and ``Reason`` alike."""
+    for key, value in body.items():
+        if key.casefold() == name.casefold():
+            return value
+    return None
+
+
 def retrieve_password(app: DevApp, request: Request) -> Response:
     who = principal(app, request)
     account = visible_account(app, request, who)
     body = json_body(request, required=False)
-    reason = body.get("reason")
+    reason = _field(body, "reason")
     if reason is not None and not isinstance(reason, str):
         raise invalid_parameter("reason", "reason must be a string.")
     if reason:
         request.audit.reason = reason[:1024]
+    ticket = {name: _field(body, name) for name in ("TicketingSystem", "TicketId")}
+    for name, value in ticket.items():
+        if value is not None and not isinstance(value, str):
+            raise invalid_parameter(name, f"{name} must be a string.")
     if not who.can(account.safe, "retrieve"):
         raise forbidden()
     if account.reason_required and not (reason or "").strip():
         raise reason_required()
-    version = body.get("version")
+    if account.ticket_required and not all((value or "").strip() for value in ticket.values()):
+        raise ticket_required()
+    notes = [request.audit.detail or ""]
+    if any(ticket.values()):
+        notes.append(
+            f"TicketingSystem={(ticket['TicketingSystem'] or '')[:64]};TicketId={(ticket['TicketId'] or '')[:64]}"
+        )
+    version = _field(body, "version")
     versions = {v.version_id: v.value for v in account.versions}
-    if version is None:
-        value = account.secret
-    elif isinstance(version, int) and not isinstance(version, bool) and version in versions:
-        value = versions[version]
-    else:
+    if version is not None and not (isinstance(version, int) and not isinstance(version, bool) and version in versions):
         raise invalid_parameter("Version", "Version must be the number of an existing version.")
-    return json_response(200, value)
+    try:
+        current, effect = _vault(app).retrieve(account.id, who.name, app.clock.now())
+    except LockedByOther:
+        notes.append("refused: checked out by another user")
+        request.audit.detail = ";".join(n for n in notes if n)
+        raise checked_out_by_another(account.id) from None
+    if effect:
+        notes.append(effect)
+    request.audit.detail = ";".join(n for n in notes if n)
+    return json_response(200, current if version is None else versions[version])
+
+
+def check_in(app: DevApp, request: Request) -> Response:
+    who = principal(app, request)
+    account = visible_account(app, request, who)
+    if not who.can(account.safe, "initiate_cpm"):
+        raise forbidden()
+    try:
+        facts = _vault(app).check_in(account.id, app.clock.now())
+    except NotCheckedOut:
+        raise not_checked_out(account.id) from None
+    request.audit.detail = f"{request.audit.detail};checked in;password changed to version {facts['version']}"
+    return Response(200)
+
+
+STORED_SECRET_TYPES = frozenset({"password"})
+_ADD_FIELDS = {
+    "name",
+    "address",
+    "username",
+    "platformid",
+    "safename",
+    "secrettype",
+    "secret",
+    "platformaccountproperties",
+    "secretmanagement",
+    "remotemachinesaccess",
+}
+
+
+def add_account(app: DevApp, request: Request) -> Response:
+    vault = _vault(app)
+    who = principal(app, request)
+    body = json_body(request, required=True)
+    unknown = sorted(key for key in body if key.casefold() not in _ADD_FIELDS)
+    if unknown:
+        raise invalid_parameter(unknown[0][:64], f"{unknown[0][:64]} is not a field of an account.")
+    safe = _field(body, "safeName")
+    platform = _field(body, "platformId")
+    for name, value in (("safeName", safe), ("platformId", platform)):
+        if not isinstance(value, str) or not value.strip():
+            raise invalid_parameter(name, f"{name} is required.")
+    request.audit.object = f"{safe[:28]}/{str(_field(body, 'name') or '')[:128]}"
+    if not who.can(safe, "add_accounts"):
+        raise forbidden()
+    if (_field(body, "secretType") or "password") not in STORED_SECRET_TYPES:
+        raise invalid_parameter("secretType", "the dev server stores passwords only.")
+    item: dict[str, Any] = {"safe": safe, "platformId": platform}
+    for api_name, seed_name in (("name", "name"), ("address", "address"), ("userName", "userName")):
+        value = _field(body, api_name)
+        if value is not None:
+            if not isinstance(value, str):
+                raise invalid_parameter(api_name, f"{api_name} must be a string.")
+            item[seed_name] = value
+    item.setdefault("name", f"{platform}-{item.get('address', '')}-{item.get('userName', '')}"[:128])
+    secret = _field(body, "secret")
+    if secret is not None and (not isinstance(secret, str) or not secret):
+        raise invalid_parameter("secret", "secret must be a non-empty string.")
+    item["secret"] = secret if secret else random_password()
+    properties = _field(body, "platformAccountProperties")
+    if properties is not None:
+        item["properties"] = properties
+    if any(
+        a.safe.casefold() == safe.casefold() and a.name.casefold() == item["name"].casefold()
+        for a in vault.accounts(app.clock.now())
+    ):
+        raise account_exists(item["name"], safe)
+    try:
+        account = vault.add_account(item, app.clock.now())
+    except SeedError as problem:
+        field = problem.where.removeprefix("body").lstrip(".") or "body"
+        head, dot, rest = field.partition(".")
+        field = {"safe": "safeName", "properties": "platformAccountProperties"}.get(head, head) + dot + rest
+        raise invalid_parameter(field, problem.problem) from None
+    request.audit.object = f"{account.safe}/{account.name}"
+    request.audit.detail = f"id={account.id}"
+    return json_response(201, account_json(account))
 
 
 def secret_versions(app: DevApp, request: Request) -> Response:
@@ -354,6 +460,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec("POST", API + r"/auth/(?P<method>CyberArk|LDAP|RADIUS|Windows)/Logon/?", "pvwa.logon", logon),
     RouteSpec("POST", API + r"/auth/Logoff/?", "pvwa.logoff", logoff),
     RouteSpec("GET", API + r"/Accounts/?", "pvwa.list_accounts", list_accounts),
+    RouteSpec("POST", API + r"/Accounts/?", "pvwa.add_account", add_account),
+    RouteSpec("POST", API + r"/Accounts/(?P<id>[^/]+)/CheckIn/?", "pvwa.check_in", check_in),
     RouteSpec("GET", API + r"/Accounts/(?P<id>[^/]+)/?", "pvwa.get_account", get_account),
     RouteSpec(
         "POST", API + r"/Accounts/(?P<id>[^/]+)/Password/Retrieve/?", "pvwa.retrieve_password", retrieve_password

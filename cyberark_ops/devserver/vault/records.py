@@ -9,7 +9,9 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 AUTH_TYPES = ("CyberArk", "LDAP", "RADIUS", "Windows")
-PERMISSIONS = ("list", "retrieve")
+PERMISSIONS = ("list", "retrieve", "add_accounts", "initiate_cpm")
+"""Per-safe permissions a seed can grant: ``add_accounts`` is the Vault's "Add accounts",
+``initiate_cpm`` its "Initiate CPM password management operations" (needed to check an account in)."""
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -50,6 +52,15 @@ class Account:
     created_at: float
     modified_at: float
     pending: PendingChange | None = field(default=None, repr=False)
+    exclusive: bool = False
+    """The platform enforces check-in/check-out exclusive access: a retrieve checks the account out."""
+    one_time: bool = False
+    """The platform enforces one-time password access: the CPM changes the password after use."""
+    min_validity: float = 0.0
+    """Seconds a one-time password stays valid after a retrieve (the platform's MinValidityPeriod)."""
+    ticket_required: bool = False
+    """Retrieves must carry ``TicketingSystem`` and ``TicketId``."""
+    checked_out_by: str | None = None
 
     @property
     def secret(self) -> str:

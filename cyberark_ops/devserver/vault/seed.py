@@ -107,6 +107,10 @@ class VaultSeed:
                 "previous_secrets",
                 "properties",
                 "reason_required",
+                "exclusive",
+                "one_time",
+                "min_validity_period",
+                "ticket_required",
             },
         )
         name = check.string(item, "name", where)
@@ -171,6 +175,10 @@ class VaultSeed:
             reason_required=check.flag(item, "reason_required", where),
             created_at=created,
             modified_at=created,
+            exclusive=check.flag(item, "exclusive", where),
+            one_time=check.flag(item, "one_time", where),
+            min_validity=_seconds(item.get("min_validity_period", 0), f"{where}.min_validity_period"),
+            ticket_required=check.flag(item, "ticket_required", where),
         )
 
     @staticmethod
@@ -263,7 +271,7 @@ class VaultSeed:
         if raw is None:
             return {}
         if not isinstance(raw, dict):
-            raise SeedError(where, "must map safe names (or '*') to a list of list/retrieve")
+            raise SeedError(where, f"must map safe names (or '*') to a list of {'/'.join(PERMISSIONS)}")
         permissions: dict[str, frozenset[str]] = {}
         for safe, granted in raw.items():
             safe_name = str(safe)
@@ -303,3 +311,9 @@ class VaultSeed:
             permissions=self._seed_permissions(item.get("permissions"), f"{where}.permissions"),
             disabled=check.flag(item, "disabled", where),
         )
+
+
+def _seconds(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 366 * 86400:
+        raise SeedError(where, "must be a number of seconds between 0 and a year")
+    return float(value)

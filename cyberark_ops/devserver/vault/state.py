@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -59,6 +60,14 @@ def _live(issued: dict[str, T], token: str, now: float) -> T | None:
         del issued[token]
         return None
     return found
+
+
+class LockedByOther(Exception):
+    """An exclusive account checked out by another user."""
+
+
+class NotCheckedOut(Exception):
+    """A check-in of an account nobody has checked out."""
 
 
 class VaultModel:
@@ -294,3 +303,50 @@ class VaultModel:
     def tick(self, now: float) -> None:
         with self._lock:
             self._finish_changes(now)
+
+    # -- PVWA writes, check-out and check-in -----------------------------------------------------------
+
+    def add_account(self, item: dict[str, Any], now: float) -> Account:
+        """A new account from seed-shaped fields (``safe``, ``name``, ``secret``, ``properties``, ...),
+        validated by the seed's own rules; raises ``SeedError`` naming the field."""
+        with self._lock:
+            view = VaultSeed(safes=self._safes, accounts=self._accounts)
+            before = set(self._accounts)
+            view._seed_account(item, "body")
+            (added,) = set(self._accounts) - before
+            account = self._accounts[added]
+            account.created_at = account.modified_at = float(int(now))
+            account.versions = [replace(v, modified_at=float(int(now))) for v in account.versions]
+            return account.snapshot()
+
+    def retrieve(self, account_id: str, who: str, now: float) -> tuple[str, str | None]:
+        """The current value for ``who`` and what the retrieve did to the account (for the audit), as
+        the Master Policy's exclusive and one-time rules say; raises ``LockedByOther``."""
+        with self._lock:
+            self._finish_changes(now)
+            account = self._accounts[account_id]
+            effect: str | None = None
+            if account.exclusive:
+                if account.checked_out_by is not None and account.checked_out_by.casefold() != who.casefold():
+                    raise LockedByOther(account_id)
+                if account.checked_out_by is None:
+                    account.checked_out_by = who
+                    effect = "checked out"
+            elif account.one_time and account.pending is None:
+                facts = self.rotate(account.id, None, now, account.min_validity)
+                effect = f"one-time password: changes to version {facts['version']} after {account.min_validity:g} s"
+            return account.secret, effect
+
+    def check_in(self, account_id: str, now: float) -> dict[str, Any]:
+        """Releases an exclusive account; the CPM changes its password at once, as for a CPM-managed
+        account. Raises ``KeyError`` if unknown, ``NotCheckedOut`` if not checked out."""
+        with self._lock:
+            self._finish_changes(now)
+            account = self._accounts[account_id]
+            if account.checked_out_by is None:
+                raise NotCheckedOut(account_id)
+            holder = account.checked_out_by
+            account.checked_out_by = None
+            facts = self.rotate(account.id, None, now, 0.0)
+            facts["released_from"] = holder
+            return facts

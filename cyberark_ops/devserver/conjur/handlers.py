@@ -24,6 +24,7 @@ from ..errors import DevHttpError
 from ..http import Request, Response, empty_response, json_response, text_response
 from ..knobs import MAX_TTL, finite_number
 from .errors import argument_error, bare, conjur_error, record_not_found, secret_not_found, unprocessable
+from .policy import PolicyInvalid
 from .records import RESOURCE_KINDS, Role, TokenClaims
 from .ruby import iso_time, lenient_b64decode, mime_base64
 from .state import ConjurModel
@@ -301,6 +302,36 @@ def authenticate_gcp(app: DevApp, request: Request) -> Response:
     role = model.authenticate_gcp(account, dict(_form_pairs(request.body)), provider=_cloud(app), now=app.clock.now())
     request.audit.identity = role.login
     return token_response(app, request, role)
+
+
+def load_policy(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    caller = session(app, request)
+    account, policy_id = _segment(request, "account"), _segment(request, "identifier")
+    request.audit.object = f"policy/{_printable(policy_id or '')}"
+    if not request.body:
+        raise conjur_error(
+            422,
+            "validation_failed",
+            "policy_text is not present",
+            details=[{"code": "validation_failed", "target": "policy_text", "message": "is not present"}],
+        )
+    dry_run = _query(request).get("dryRun", "").lower() == "true"
+    try:
+        loaded = (
+            model.load_policy(request.method, policy_id, request.body, caller=caller, dry_run=dry_run)
+            if account == model.account and policy_id
+            else None
+        )
+    except PolicyInvalid as problem:
+        request.audit.detail = str(problem)[:500]
+        raise conjur_error(422, "policy_invalid", str(problem)[:500]) from None
+    if loaded is None:
+        raise record_not_found(account or model.account, "policy", policy_id or "")
+    request.audit.detail = f"version={loaded['version']};created_roles={len(loaded['created_roles'])}" + (
+        ";dry run" if dry_run else ""
+    )
+    return json_response(200 if dry_run else 201, loaded)
 
 
 def rotate_api_key(app: DevApp, request: Request) -> Response:
@@ -582,6 +613,10 @@ ROUTES: tuple[RouteSpec, ...] = (
         authenticate_azure,
     ),
     _rails("POST", rf"/authn-gcp/{_ACCT}/authenticate", "conjur.authenticate_gcp", authenticate_gcp),
+    *(
+        _rails(method, rf"/policies/{_ACCT}/policy/(?P<identifier>.+)", "conjur.load_policy", load_policy)
+        for method in ("POST", "PATCH", "PUT")
+    ),
     _rails("PUT", rf"/authn/{_ACCT}/api_key", "conjur.rotate_api_key", rotate_api_key),
     _rails("GET", rf"/secrets/{_ACCT}/(?P<kind>{_SEGMENT})/(?P<identifier>.+)", "conjur.retrieve", retrieve),
     _rails("POST", rf"/secrets/{_ACCT}/(?P<kind>{_SEGMENT})/(?P<identifier>.+)", "conjur.store", store),

@@ -23,7 +23,7 @@ from typing import Any
 from ..audit import printable
 from ..cloud.state import GOOGLE_ISSUER, CloudModel
 from ..encoding import b64url_decode, compact_json, is_number, json_object
-from . import cloud_tokens, iam
+from . import cloud_tokens, iam, policy
 from .errors import (
     AUTHORIZATION_MISSING,
     INVALID_TOKEN,
@@ -72,6 +72,12 @@ class ConjurModel:
         self._iam_services: dict[str, IamService] = seed.iam_services
         self._azure_services: dict[str, AzureService] = seed.azure_services
         self._gcp_service: GcpService | None = seed.gcp_service
+        self._groups: set[str] = set()
+        """Role keys of groups and layers created by policy loads (``group:airflow/readers``)."""
+        self._members: dict[str, set[str]] = {}
+        """Group role key -> member role keys."""
+        self._policies: dict[str, int] = {"root": 0}
+        """Policy id -> its version (how many loads it has had)."""
         self._token_ttl = DEFAULT_TOKEN_TTL
         self._signing_key = secrets.token_bytes(32)
         self._kid = secrets.token_hex(32)
@@ -202,6 +208,18 @@ class ConjurModel:
 
     # -- variables -----------------------------------------------------------------------------
 
+    def _role_keys(self, role: Role) -> set[str]:
+        """``role`` and every group or layer it belongs to, directly or through another group."""
+        keys = {role.key}
+        grew = True
+        while grew:
+            grew = False
+            for group, members in self._members.items():
+                if group not in keys and members & keys:
+                    keys.add(group)
+                    grew = True
+        return keys
+
     def privileges(self, role: Role, var_id: str) -> frozenset[str] | None:
         """None when the variable does not exist; an empty set when it is invisible to ``role``."""
         with self._lock:
@@ -209,7 +227,10 @@ class ConjurModel:
                 return None
             if role.admin:
                 return frozenset(PRIVILEGES)
-            return self._permissions.get(var_id, {}).get(role.key, frozenset())
+            grants = self._permissions.get(var_id, {})
+            if not self._members:
+                return grants.get(role.key, frozenset())
+            return frozenset().union(*(grants.get(key, frozenset()) for key in self._role_keys(role)))
 
     def read(self, var_id: str, version: int | None) -> tuple[bytes | None, str | None]:
         """(value or None when empty / version gone, mime type annotation)."""
@@ -290,7 +311,7 @@ class ConjurModel:
         """(kind, identifier) of every resource ``role`` has some privilege on."""
         found: list[tuple[str, str]] = []
         for var_id in self._variables:
-            if role.admin or self._permissions.get(var_id, {}).get(role.key):
+            if self.privileges(role, var_id):
                 found.append(("variable", var_id))
         for service in self._jwt_services.values():
             if role.admin or service.permits(role):
@@ -446,3 +467,133 @@ class ConjurModel:
     def mint_jwt(self, claims: dict[str, Any], ttl: float, now: float) -> str:
         """A JWT from the dev issuer (see ``DevIssuer.mint``)."""
         return self.issuer.mint(claims, ttl, now)
+
+    # -- policy loads --------------------------------------------------------------------------
+
+    def load_policy(
+        self, method: str, policy_id: str, text: bytes, *, caller: Role, dry_run: bool
+    ) -> dict[str, Any] | None:
+        """Loads a policy document as ``POST`` (create), ``PATCH`` (modify) or ``PUT`` (replace) does.
+
+        None when the target policy is invisible to ``caller`` (404): only admin users load policies
+        here. Raises ``policy.PolicyInvalid`` for what Conjur answers 422 ``policy_invalid``.
+        """
+        statements = policy.parse(text, policy_id)
+        with self._lock:
+            if not caller.admin or policy_id not in self._policies:
+                return None
+            deletions = [
+                s
+                for s in statements
+                if isinstance(s, policy.Delete) or getattr(s, "deny", False) or getattr(s, "revoke", False)
+            ]
+            if deletions and method != "PATCH":
+                raise policy.PolicyInvalid("policy_text may not contain deletion statements")
+            declared = {s.ref.key for s in statements if isinstance(s, policy.Record)}
+            for statement in statements:
+                for ref in _references(statement):
+                    if ref.key not in declared and not self._exists(ref):
+                        raise policy.PolicyInvalid(
+                            f"{ref.kind.capitalize()} '{ref.id}' not found in account '{self.account}'"
+                        )
+            if dry_run:
+                return {"created_roles": {}, "version": self._policies[policy_id]}
+            created: dict[str, dict[str, str]] = {}
+            if method == "PUT":
+                self._drop_undeclared(policy_id, declared)
+            for statement in statements:
+                self._apply(statement, created)
+            self._policies[policy_id] += 1
+            return {"created_roles": created, "version": self._policies[policy_id]}
+
+    def _exists(self, ref: policy.Ref) -> bool:
+        if ref.kind == "variable":
+            return ref.id in self._variables
+        if ref.kind in ("host", "user"):
+            return ref.id in (self._hosts if ref.kind == "host" else self._users)
+        if ref.kind == "policy":
+            return ref.id in self._policies
+        return ref.key in self._groups
+
+    def _apply(self, statement: policy.Statement, created: dict[str, dict[str, str]]) -> None:
+        if isinstance(statement, policy.Record):
+            self._create(statement, created)
+        elif isinstance(statement, policy.Permit):
+            for resource in statement.resources:
+                grants = self._permissions.setdefault(resource.id, {})
+                current = grants.get(statement.role.key, frozenset())
+                changed = current - set(statement.privileges) if statement.deny else current | set(statement.privileges)
+                if changed:
+                    grants[statement.role.key] = frozenset(changed)
+                else:
+                    grants.pop(statement.role.key, None)
+        elif isinstance(statement, policy.Grant):
+            members = self._members.setdefault(statement.role.key, set())
+            for member in statement.members:
+                (members.discard if statement.revoke else members.add)(member.key)
+        else:
+            self._delete(statement.record)
+
+    def _create(self, record: policy.Record, created: dict[str, dict[str, str]]) -> None:
+        ref = record.ref
+        if ref.kind == "policy":
+            self._policies.setdefault(ref.id, 0)
+        elif ref.kind == "variable":
+            variable = self._variables.setdefault(ref.id, Variable(ref.id))
+            variable.annotations.update(record.annotations)
+        elif ref.kind in ("group", "layer"):
+            self._groups.add(ref.key)
+        else:
+            table = self._hosts if ref.kind == "host" else self._users
+            role = table.get(ref.id)
+            if role is None:
+                role = table[ref.id] = Role(ref.kind, ref.id, random_api_key())
+                created[f"{self.account}:{ref.kind}:{ref.id}"] = {
+                    "id": f"{self.account}:{ref.kind}:{ref.id}",
+                    "api_key": role.api_key,
+                }
+            role.annotations.update(record.annotations)
+
+    def _delete(self, ref: policy.Ref) -> None:
+        if ref.kind == "variable":
+            self._variables.pop(ref.id, None)
+            self._permissions.pop(ref.id, None)
+            return
+        if ref.kind == "policy":
+            if ref.id != "root":
+                self._policies.pop(ref.id, None)
+            return
+        if ref.kind in ("host", "user"):
+            (self._hosts if ref.kind == "host" else self._users).pop(ref.id, None)
+        self._groups.discard(ref.key)
+        self._members.pop(ref.key, None)
+        for members in self._members.values():
+            members.discard(ref.key)
+        for grants in self._permissions.values():
+            grants.pop(ref.key, None)
+
+    def _drop_undeclared(self, policy_id: str, declared: set[str]) -> None:
+        """``PUT``: every record of the branch that the new text does not declare goes."""
+
+        def in_branch(record_id: str) -> bool:
+            return policy_id == "root" or record_id.startswith(policy_id + "/")
+
+        existing = [
+            *(policy.Ref("variable", v) for v in self._variables),
+            *(policy.Ref("host", h) for h in self._hosts),
+            *(policy.Ref(*key.split(":", 1)) for key in self._groups),
+            *(policy.Ref("policy", p) for p in self._policies if p != policy_id),
+        ]
+        for ref in existing:
+            if in_branch(ref.id) and ref.key not in declared:
+                self._delete(ref)
+
+
+def _references(statement: policy.Statement) -> list[policy.Ref]:
+    if isinstance(statement, policy.Permit):
+        return [statement.role, *statement.resources]
+    if isinstance(statement, policy.Grant):
+        return [statement.role, *statement.members]
+    if isinstance(statement, policy.Delete):
+        return [statement.record]
+    return []

@@ -259,15 +259,21 @@ def authenticate_jwt(app: DevApp, request: Request) -> Response:
     return token_response(app, request, role)
 
 
-def authenticate_iam(app: DevApp, request: Request) -> Response:
-    model = _model(app)
+def _service_account_login(request: Request, authenticator: str) -> tuple[str, str, str]:
+    """The ``/{authenticator}/{service_id}/{account}/{login}/authenticate`` segments, audited."""
     service_id = _segment(request, "service_id")
     account = _segment(request, "account")
     login_name = _segment(request, "login")
     request.audit.identity = _printable(login_name) if login_name else None
-    request.audit.object = f"authn-iam/{_printable(service_id)}" if service_id else None
+    request.audit.object = f"{authenticator}/{_printable(service_id)}" if service_id else None
     if service_id is None or account is None or login_name is None:
         raise bare(401)
+    return service_id, account, login_name
+
+
+def authenticate_iam(app: DevApp, request: Request) -> Response:
+    model = _model(app)
+    service_id, account, login_name = _service_account_login(request, "authn-iam")
     role = model.authenticate_iam(service_id, account, login_name, request.body, sts=_cloud(app), now=app.clock.now())
     request.audit.identity = role.login
     return token_response(app, request, role)
@@ -280,13 +286,7 @@ def _cloud(app: DevApp) -> CloudModel | None:
 
 def authenticate_azure(app: DevApp, request: Request) -> Response:
     model = _model(app)
-    service_id = _segment(request, "service_id")
-    account = _segment(request, "account")
-    login_name = _segment(request, "login")
-    request.audit.identity = _printable(login_name) if login_name else None
-    request.audit.object = f"authn-azure/{_printable(service_id)}" if service_id else None
-    if service_id is None or account is None or login_name is None:
-        raise bare(401)
+    service_id, account, login_name = _service_account_login(request, "authn-azure")
     fields = dict(_form_pairs(request.body))
     role = model.authenticate_azure(service_id, account, login_name, fields, provider=_cloud(app), now=app.clock.now())
     request.audit.identity = role.login

@@ -45,6 +45,11 @@ class Role:
         return f"{self.kind}:{self.id}"
 
 
+def permits_host(enabled_hosts: frozenset[str] | None, role: Role) -> bool:
+    """An authenticator's webservice grants ``authenticate`` to hosts only: the listed ones, or all."""
+    return role.kind == "host" and (enabled_hosts is None or role.id in enabled_hosts)
+
+
 @dataclass
 class Variable:
     id: str
@@ -91,9 +96,7 @@ class JwtService:
     enabled: bool = True
 
     def permits(self, role: Role) -> bool:
-        if role.kind != "host":
-            return False
-        return self.enabled_hosts is None or role.id in self.enabled_hosts
+        return permits_host(self.enabled_hosts, role)
 
 
 @dataclass
@@ -108,9 +111,7 @@ class IamService:
     """Variable ``conjur/authn-iam/<service_id>/optional-signed-headers``: more headers a workload may sign."""
 
     def permits(self, role: Role) -> bool:
-        if role.kind != "host":
-            return False
-        return self.enabled_hosts is None or role.id in self.enabled_hosts
+        return permits_host(self.enabled_hosts, role)
 
 
 @dataclass
@@ -123,7 +124,7 @@ class AzureService:
     enabled: bool = True
 
     def permits(self, role: Role) -> bool:
-        return role.kind == "host" and (self.enabled_hosts is None or role.id in self.enabled_hosts)
+        return permits_host(self.enabled_hosts, role)
 
 
 @dataclass
@@ -134,7 +135,7 @@ class GcpService:
     enabled: bool = True
 
     def permits(self, role: Role) -> bool:
-        return role.kind == "host" and (self.enabled_hosts is None or role.id in self.enabled_hosts)
+        return permits_host(self.enabled_hosts, role)
 
 
 @dataclass(frozen=True)

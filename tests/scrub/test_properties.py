@@ -152,3 +152,35 @@ def test_a_value_holding_no_form_of_a_real_secret_comes_back_equal_with_the_same
 def test_every_composed_form_is_removed_from_every_container(registry: scrub.Registry, value: Any, form: str) -> None:
     result = registry.scrub([value, form, {form: Record(form, form)}])
     assert [leaf for leaf in _leaves(result) for found in REAL_FORMS if found in leaf] == []
+
+
+def _reference_spans(data: bytes, patterns: list[bytes]) -> list[tuple[int, int]]:
+    """Leftmost-longest, non-overlapping, the slow obvious way."""
+    out = []
+    position = 0
+    while position < len(data):
+        for start in range(position, len(data)):
+            lengths = [len(p) for p in patterns if data.startswith(p, start)]
+            if lengths:
+                out.append((start, start + max(lengths)))
+                position = start + max(lengths)
+                break
+        else:
+            break
+    return out
+
+
+_piece = st.sampled_from(["ab", "abc", "b", "ca", "x" * 700, "é", "'"])
+_pattern = st.lists(_piece, min_size=1, max_size=4).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(patterns=st.lists(_pattern, min_size=1, max_size=6), text=st.lists(_piece, max_size=12).map("".join))
+def test_the_matcher_is_leftmost_longest_with_anchored_long_forms(patterns: list[str], text: str) -> None:
+    """Forms over 1 KB are compiled as anchors and checked in full; the spans must still be exactly
+    the leftmost-longest ones (an anchor whose form does not follow must not hide a shorter form)."""
+    from cyberark_ops.redaction import Matcher
+
+    data = text.encode()
+    expected = _reference_spans(data, [p.encode() for p in set(patterns)])
+    assert Matcher(patterns).spans(data) == expected

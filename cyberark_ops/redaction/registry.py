@@ -141,8 +141,9 @@ class Registry:
         if new:
             mask_secret(new)
             self._masked.update(new)
-            # LocalExecutor copies task output to the scheduler's console unmasked: redact here too.
-            task_redaction.install()
+        # LocalExecutor copies task output to the scheduler's console unmasked: redact here too
+        # (also for a value Airflow was given nothing of, above the size cap).
+        task_redaction.install()
 
     def min_length(self) -> int:
         """Airflow's ``[logging] min_length_masked_secret``, read once until :meth:`clear` (a

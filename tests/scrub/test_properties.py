@@ -184,3 +184,26 @@ def test_the_matcher_is_leftmost_longest_with_anchored_long_forms(patterns: list
     data = text.encode()
     expected = _reference_spans(data, [p.encode() for p in set(patterns)])
     assert Matcher(patterns).spans(data) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(alphabet=st.characters(blacklist_categories=("Cs",))))
+def test_the_fast_url_quoting_is_urllib_s(value: str) -> None:
+    from urllib.parse import quote, quote_plus
+
+    found = scrub.leak_forms(value + "-long-enough")
+    assert found["quote"] == quote(value + "-long-enough", safe="")
+    assert found["quote_sqlalchemy"] == quote(value + "-long-enough", safe=" +")
+    assert found["quote_plus"] == quote_plus(value + "-long-enough")
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(alphabet=st.characters(blacklist_categories=("Cs",))).map(lambda v: v + "-long-enough"))
+def test_the_single_forms_are_each_escape_applied_alone(value: str) -> None:
+    from cyberark_ops.redaction.forms import ESCAPES
+
+    found = scrub.leak_forms(value)
+    for name, escape in ESCAPES.items():
+        assert found[name] == escape(value), name
+    assert found["repr"] == repr(value)[1:-1]
+    assert found["repr_sq"] == repr('"' + value)[2:-1]

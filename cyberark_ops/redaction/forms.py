@@ -139,6 +139,9 @@ def _singles(value: str, username: str | None) -> dict[str, str]:
     quoted = _quote(value)
     json_form = _json(value)
     repr_form = repr(value)[1:-1]
+    # repr(value) is written in " quotes (equal to repr_dq) only for a value holding ' and no ";
+    # otherwise in ' quotes, equal to both (without a ', the two styles escape alike).
+    single = _repr_single(value) if "'" in value and '"' not in value else repr_form
     found = {
         "raw": value,
         "quote": quoted,
@@ -148,8 +151,8 @@ def _singles(value: str, username: str | None) -> dict[str, str]:
         "json": json_form,
         "json_unicode": json_form if value.isascii() else _json_unicode(value),
         "repr": repr_form,
-        "repr_sq": repr_form if "'" not in value else _repr_single(value),
-        "repr_dq": repr_form if "'" not in value else _repr_double(value),
+        "repr_sq": single,
+        "repr_dq": repr_form,
         "html": _html(value),
         "base64": _b64(data),
         "base64url": _b64(data, urlsafe=True),

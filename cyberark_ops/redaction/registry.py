@@ -120,7 +120,7 @@ class Registry:
                     minimum,
                     MIN_LENGTH_SETTING,
                 )
-            elif not searched and self._mask:
+            elif not short and not searched and self._mask:
                 log.warning(
                     "A secret of %d characters made only of whitespace and punctuation is neither scrubbed nor "
                     "masked: it would match ordinary data",

@@ -5,8 +5,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from airflow.sdk import BaseHook
-from airflow.sdk.log import mask_secret
+from ._airflow_first import import_airflow_first
+
+import_airflow_first(__name__)
+
+from airflow.sdk import BaseHook  # noqa: E402 - after Airflow has started
+from airflow.sdk.log import mask_secret  # noqa: E402
 
 
 def first_attribute(name: str, *modules: str) -> Any:

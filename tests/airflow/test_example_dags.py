@@ -193,3 +193,13 @@ def test_no_fetched_value_in_any_task_log_or_metadata_table(examples: Examples) 
     leaks = find_leaks(places, forms)
     assert leaks == []
     print(f"searched {len(forms)} forms of {len(examples.fetched)} values in {len(places)} places: 0 hits")
+
+
+def test_no_task_log_warns_of_a_secret_too_short_to_mask(examples: Examples) -> None:
+    """Airflow hands a fetched connection's extras dict to its masker, which warned "Skipping
+    masking for a secret as it's too short" for ``api="ccp"`` in every task using a cyberark
+    connection, as if a secret had gone unmasked."""
+    logs = [path for dag_id in DAG_IDS for path in examples.stack.task_log_files(dag_id)]
+    assert len(logs) >= 12
+    warned = [str(path) for path in logs if "too short" in path.read_text(errors="replace")]
+    assert warned == []

@@ -36,7 +36,7 @@ from .client import (
     PVWARef,
 )
 from .client.base import TokenFacts
-from .settings import ConnectionSettings
+from .settings import ConnectionSettings, secret_extras
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 STATUSES = (PASS, WARN, FAIL, SKIP)
@@ -97,15 +97,18 @@ def settings_from_connection(conn_id: str) -> ConnectionSettings:
     with _logs_to_stderr(), contextlib.redirect_stdout(sys.stderr):
         from airflow.sdk import BaseHook
 
-        from ._compat import not_found_error
+        from ._compat import announce_short_secrets, not_found_error, short_extras_unannounced
 
         try:
-            conn = BaseHook.get_connection(conn_id)
+            with short_extras_unannounced():  # as the hook does: api="ccp" is no short secret
+                conn = BaseHook.get_connection(conn_id)
         except not_found_error():
             raise DoctorUsageError(
                 f"connection {conn_id!r} is not defined (checked Airflow's secrets backends)"
             ) from None
-    return ConnectionSettings.from_connection(conn, conn_id)
+        settings = ConnectionSettings.from_connection(conn, conn_id)
+        announce_short_secrets(conn.password, secret_extras(settings.extras))
+    return settings
 
 
 @contextlib.contextmanager

@@ -325,7 +325,10 @@ def _served_chain(settings: ConnectionSettings, bundle: Path, certs: Sequence[An
         return str(exc.verify_message or "certificate verify failed")
     except (OSError, ValueError, ssl.SSLError):
         return None
-    chain = [x509.load_der_x509_certificate(bytes(der)) for der in chain_der if der]
+    try:
+        chain = [x509.load_der_x509_certificate(bytes(der)) for der in chain_der if der]
+    except (TypeError, ValueError):
+        return None
     if not chain:
         return None
     if len(chain) > 1:  # OpenSSL's own chain: the bundle's part of it

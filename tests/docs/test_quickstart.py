@@ -12,8 +12,9 @@ What the test does in the user's place, and nothing else:
   until the DAG is parsed (the guide: "once ... listed by ``airflow dags list``"), then shell 3's
   block as written, then the DB polled until the run ends.
 
-Ports are free ones instead of 8080/8793/8794 (other Airflow stacks may run on this machine), and
-the migrated SQLite DB Airflow would create is copied from the one the suite keeps per install.
+Ports are free ones on 127.0.0.1 instead of 8080/8793/8794 (other Airflow stacks may run on this
+machine), and the migrated SQLite DB Airflow would create is copied from the one the suite keeps
+per install.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def _user_env(home: Path) -> dict[str, str]:
         "HOME": str(home),
         "PATH": path,
         "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{api_port}/execution/",
+        "AIRFLOW__API__HOST": "127.0.0.1",  # loopback only, on a shared test machine
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
     }

@@ -25,7 +25,7 @@ def main() -> int:
     from cyberark_ops.devserver import DevServer
     from cyberark_ops.devserver.seed import demo_seed
     from cyberark_ops.testing.airflow_stack import AirflowStack
-    from cyberark_ops.testing.connections import demo_conjur_connection, devserver_connections
+    from cyberark_ops.testing.connections import devserver_connections
 
     shutil.rmtree(DEMO / "home", ignore_errors=True)
     DEMO.mkdir(exist_ok=True)
@@ -41,10 +41,7 @@ def main() -> int:
     with DevServer(state_dir=DEMO / "devserver") as server:
         info = server.info()
         print(f"   {info['url']}  (Conjur account {info['conjur_account']}, CA {info['ca_cert']})")
-        connections = {
-            **devserver_connections(info, seed),
-            "cyberark_default": demo_conjur_connection(info, seed, key_dir=DEMO),
-        }
+        connections = devserver_connections(info, seed)
         stack = AirflowStack(
             DEMO / "home",
             ROOT / "example_dags",

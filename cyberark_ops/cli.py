@@ -52,11 +52,11 @@ def _devserver(args: argparse.Namespace) -> int:
     print(json.dumps(server.info()), flush=True)
     if args.print_connections:
         from .devserver.seed import load_seed
-        from .testing.connections import devserver_connections, export_lines
+        from .testing.connections import devserver_export_lines
 
-        print("# ready-to-paste Airflow connections to this server (dev values only):", flush=True)
-        for line in export_lines(devserver_connections(server.info(), load_seed(args.seed))):
+        for line in devserver_export_lines(server.info(), load_seed(args.seed)):
             print(line, flush=True)
+        print("# end of the lines to paste", flush=True)
     try:
         while not stop.wait(0.5):
             pass
@@ -135,7 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--print-connections",
         action="store_true",
-        help="after the JSON line, print export AIRFLOW_CONN_CYBERARK_{CONJUR,CCP,PVWA}=... lines for this server",
+        help=(
+            "after the JSON line, print ready-to-paste export lines for this server: the connections "
+            "cyberark_{conjur,ccp,pvwa}, the secrets backend ([secrets] and [workers]) and the example DAGs' variables"
+        ),
     )
     dev.set_defaults(handler=_devserver)
 

@@ -36,7 +36,7 @@ from .client import (
     PVWARef,
 )
 from .client.base import TokenFacts
-from .settings import ConnectionSettings
+from .settings import ConnectionSettings, secret_extras
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 STATUSES = (PASS, WARN, FAIL, SKIP)
@@ -97,15 +97,18 @@ def settings_from_connection(conn_id: str) -> ConnectionSettings:
     with _logs_to_stderr(), contextlib.redirect_stdout(sys.stderr):
         from airflow.sdk import BaseHook
 
-        from ._compat import not_found_error
+        from ._compat import announce_short_secrets, not_found_error, short_extras_unannounced
 
         try:
-            conn = BaseHook.get_connection(conn_id)
+            with short_extras_unannounced():  # as the hook does: api="ccp" is no short secret
+                conn = BaseHook.get_connection(conn_id)
         except not_found_error():
             raise DoctorUsageError(
                 f"connection {conn_id!r} is not defined (checked Airflow's secrets backends)"
             ) from None
-    return ConnectionSettings.from_connection(conn, conn_id)
+        settings = ConnectionSettings.from_connection(conn, conn_id)
+        announce_short_secrets(conn.password, secret_extras(settings.extras))
+    return settings
 
 
 @contextlib.contextmanager
@@ -200,8 +203,6 @@ def _validity(what: str, subject: str, not_after: datetime, now: datetime, renew
 
 
 def check_ca_bundle(settings: ConnectionSettings, now: datetime) -> Check:
-    from cryptography import x509
-
     name = "tls: CA bundle"
     extras = settings.extras
     if settings.base_url.lower().startswith("http://"):
@@ -233,10 +234,7 @@ def check_ca_bundle(settings: ConnectionSettings, now: datetime) -> Check:
             f"cannot read ca_bundle {str(bundle)!r} ({exc.strerror})",
             "Point ca_bundle at a readable PEM file of the CA(s) that signed the server certificate",
         )
-    try:
-        certs = x509.load_pem_x509_certificates(data)
-    except ValueError:
-        certs = []
+    certs = _load_certificates(data)
     if not certs:
         return Check(
             name,
@@ -245,14 +243,133 @@ def check_ca_bundle(settings: ConnectionSettings, now: datetime) -> Check:
             "Export the CA certificate as PEM (-----BEGIN CERTIFICATE-----) and point ca_bundle at it",
         )
     renew = "Replace the CA certificate in ca_bundle with the current one from your PKI team"
-    for cert in certs:
-        problem = _validity(name, *_cert_summary(cert), now, renew)
-        if problem is not None:
-            return problem
+    where = f"{len(certs)} CA certificate(s) in {str(bundle)!r}"
+    expired = [cert for cert in certs if cert.not_valid_after_utc <= now]
+    unused = f"; {len(expired)} expired one(s) not in the server's chain" if expired else ""
+    served = _served_chain(settings, bundle, certs)
+    if isinstance(served, str) and "expired" in served and expired:
+        # OpenSSL refused the server's chain for an expiry: an expired CA of the bundle is in it.
+        subjects = ", ".join(_cert_summary(cert)[0] for cert in expired[:3])
+        return Check(
+            name, FAIL, f"the server's chain did not verify ({served}); expired in the bundle: {subjects}", renew
+        )
+    if isinstance(served, list):
+        # The server's certificate verified against the bundle now: judge only the CA
+        # certificates its chain goes through (a system bundle holds expired roots nobody uses).
+        for cert in served:
+            problem = _validity(name, *_cert_summary(cert), now, renew)
+            if problem is not None:
+                return problem
+        anchors = ", ".join(_cert_summary(cert)[0] for cert in served) or "a CA certificate of the bundle"
+        return Check(name, PASS, f"{where}; the server's certificate chains to {anchors}{unused}")
+    # The server could not be asked, or did not verify for another reason (the reachability check
+    # names it): judge the bundle as a whole. One expired root among valid ones is normal (system
+    # bundles carry some); a bundle with nothing valid left, or soon nothing, is not.
+    longest_valid = max(certs, key=lambda cert: cert.not_valid_after_utc)
+    problem = _validity(name, *_cert_summary(longest_valid), now, renew)
+    if problem is not None:
+        return problem
     subjects = ", ".join(_cert_summary(cert)[0] for cert in certs[:3]) + (
         f" and {len(certs) - 3} more" if len(certs) > 3 else ""
     )
-    return Check(name, PASS, f"{len(certs)} CA certificate(s) in {str(bundle)!r}: {subjects}")
+    note = f"; {len(expired)} expired (unused while a valid one matches)" if expired else ""
+    return Check(name, PASS, f"{where}: {subjects}{note}")
+
+
+def _load_certificates(data: bytes) -> list[Any]:
+    """Every PEM certificate in ``data``. System bundles hold roots with non-positive serial
+    numbers, for which cryptography warns on stderr at every parse: not the user's to fix."""
+    import warnings
+
+    from cryptography import x509
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        try:
+            return list(x509.load_pem_x509_certificates(data))
+        except ValueError:
+            return []
+
+
+def _served_chain(settings: ConnectionSettings, bundle: Path, certs: Sequence[Any]) -> list[Any] | str | None:
+    """The bundle's certificates the server's chain goes through, after a TLS handshake that
+    verified the server against the bundle; OpenSSL's reason when the server's certificate did not
+    verify; None when the server could not be asked (unreachable, a proxy in between)."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    from cryptography import x509
+
+    url = urlsplit(settings.base_url)
+    if url.scheme != "https" or not url.hostname:
+        return None
+    try:
+        timeout = float(settings.extras.get("connect_timeout") or 5.0)
+        context = ssl.create_default_context(cafile=str(bundle))
+        if settings.extras.get("client_cert"):
+            password = settings.extras.get("client_key_password")
+            context.load_cert_chain(
+                str(settings.extras["client_cert"]),
+                str(settings.extras.get("client_key") or settings.extras["client_cert"]),
+                password=lambda: str(password or ""),
+            )
+        with (
+            socket.create_connection((url.hostname, url.port or 443), timeout=min(timeout, 10.0)) as sock,
+            context.wrap_socket(sock, server_hostname=url.hostname) as tls,
+        ):
+            verified = getattr(tls, "get_verified_chain", None)  # Python 3.13+
+            chain_der = list(verified()) if verified else [tls.getpeercert(binary_form=True)]
+    except ssl.SSLCertVerificationError as exc:
+        return str(exc.verify_message or "certificate verify failed")
+    except (OSError, ValueError, ssl.SSLError):
+        return None
+    try:
+        chain = [x509.load_der_x509_certificate(bytes(der)) for der in chain_der if der]
+    except (TypeError, ValueError):
+        return None
+    if not chain:
+        return None
+    if len(chain) > 1:  # OpenSSL's own chain: the bundle's part of it
+        in_bundle = {cert.fingerprint(_sha256()) for cert in certs}
+        return [cert for cert in chain if cert.fingerprint(_sha256()) in in_bundle]
+    return _issuers_in(chain[0], certs)
+
+
+def _sha256() -> Any:
+    from cryptography.hazmat.primitives import hashes
+
+    return hashes.SHA256()
+
+
+def _issuers_in(leaf: Any, certs: Sequence[Any]) -> list[Any]:
+    """The bundle's certificates from ``leaf`` up to a self-issued root, each verified to have
+    signed the one below; among equal names the longest-valid first, as OpenSSL prefers."""
+    chain: list[Any] = []
+    current = leaf
+    for _ in range(10):
+        candidates = sorted(
+            (c for c in certs if c.subject == current.issuer and c not in chain),
+            key=lambda c: c.not_valid_after_utc,
+            reverse=True,
+        )
+        issuer = next((c for c in candidates if _signed(current, c)), None)
+        if issuer is None:
+            break
+        chain.append(issuer)
+        if issuer.issuer == issuer.subject:
+            break
+        current = issuer
+    return chain
+
+
+def _signed(cert: Any, issuer: Any) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except Exception:  # noqa: BLE001 - InvalidSignature, unsupported key types and names alike
+        return False
+    return True
 
 
 def check_client_certificate(settings: ConnectionSettings, now: datetime) -> Check:

@@ -39,9 +39,12 @@ def _field(label: str, description: str, *, kind: str = "string", secret: bool =
 
 
 CONN_FIELDS: dict[str, dict[str, Any]] = {
+    # The form shows every field whatever the API, so each label starts with the API(s) it is for.
+    # One place per secret: the Password field (API key, password or client secret) or a file; the
+    # rest of the settings (timeouts, retries, pacing, CCP waits, ...) go in the Extra JSON.
     "api": {
         "label": "CyberArk API",
-        "description": ", ".join(BUILTIN_APIS),
+        "description": "conjur: Conjur / Secrets Manager · ccp: Central Credential Provider · pvwa · privileged-cloud",
         # A default, so the form opens on "conjur" rather than on a literal "null".
         "schema": {
             "type": ["string", "null"],
@@ -50,12 +53,11 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
             "values_display": {"null": "(conjur)"},
         },
     },
-    "account": _field("Conjur account", "Conjur account name (SaaS: conjur)"),
     "auth_method": {
         "label": "Auth method",
         "description": (
-            "Empty: the API's first. Conjur: api_key | jwt | access_token_file. CCP: app_id. "
-            "PVWA: cyberark | ldap | radius | windows. Privilege Cloud: client_credentials"
+            "Empty: the API's first. Conjur: api_key (the Password field) | jwt | access_token_file. "
+            "CCP: app_id. PVWA: cyberark | ldap | radius | windows. Privilege Cloud: client_credentials"
         ),
         # A choice, not free text. Null picks the API's default method; values_display (read by
         # Airflow's form) names that choice instead of showing a literal "null".
@@ -66,55 +68,45 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
             "values_display": {"null": "(the API's default)"},
         },
     },
-    "api_key": _field("Conjur API key", "The host's or user's API key (or use the Password field)", secret=True),
+    "account": _field("Conjur: account", "Conjur only: the account name (Secrets Manager SaaS: conjur)"),
     "api_key_file": _field(
-        "API key file", "Path to a file holding the Conjur API key, read when a hook first connects"
+        "Conjur: API key file",
+        "Conjur, auth api_key: a file holding the API key, read when a hook first connects; "
+        "instead of the Password field",
     ),
-    "password_file": _field("Password file", "Path to a file holding the PVWA password or OAuth client secret"),
-    "jwt_service_id": _field("authn-jwt service id", "Conjur authn-jwt service (e.g. kubernetes)"),
-    "jwt_token_path": _field("JWT file", "Path to the workload JWT, e.g. a Kubernetes service account token"),
+    "jwt_service_id": _field("Conjur JWT: service id", "Conjur, auth jwt: the authn-jwt service (e.g. kubernetes)"),
+    "jwt_token_path": _field(
+        "Conjur JWT: token file", "Conjur, auth jwt: the workload JWT, e.g. a Kubernetes service account token"
+    ),
     "access_token_path": _field(
-        "Access token file", "Conjur access token kept fresh by a sidecar, e.g. /run/conjur/access-token"
+        "Conjur: access token file",
+        "Conjur, auth access_token_file: the token a sidecar keeps fresh, e.g. /run/conjur/access-token",
     ),
-    "jwt_token": _field("JWT", "A JWT given inline (prefer a file path: tokens rotate)", secret=True),
-    "app_id": _field("CCP AppID", "The application id registered in the Vault"),
-    "service_path": _field("CCP service path", "AIMWebService unless your CCP is installed elsewhere"),
-    "fail_on_password_change": _field("Fail during password change", "CCP FailRequestOnPasswordChange", kind="boolean"),
-    "password_change_retries": _field(
-        "Password change waits", "CCP: times to wait out a CPM password change (default 3)", kind="integer"
+    "app_id": _field("CCP: AppID", "CCP only: the application id registered in the Vault"),
+    "service_path": _field("CCP: service path", "CCP only: AIMWebService unless your CCP is installed elsewhere"),
+    "fail_on_password_change": _field(
+        "CCP: fail during password change", "CCP only: FailRequestOnPasswordChange", kind="boolean"
     ),
-    "password_change_wait": _field("Password change wait (s)", "CCP: seconds per wait (default 5)", kind="number"),
-    "identity_url": _field("Identity URL", "Privilege Cloud: https://<tenant>.id.cyberark.cloud"),
-    "ca_bundle": _field("CA bundle", "PEM file of the CAs to trust (default: the system store)"),
-    "client_cert": _field("Client certificate", "PEM client certificate for mutual TLS (CCP)"),
-    "client_key": _field("Client key", "PEM private key of the client certificate"),
-    "client_key_password": _field("Client key passphrase", "Passphrase of an encrypted client key", secret=True),
-    "connect_timeout": _field("Connect timeout (s)", "Default 5", kind="number"),
-    "read_timeout": _field("Read timeout (s)", "Default 30", kind="number"),
-    "max_retries": _field("Retries", "Retries on connection errors, 429 and 5xx (default 3)", kind="integer"),
-    "deadline": _field("Deadline (s)", "Upper bound for one fetch including retries (default 60)", kind="number"),
-    "cloud": _field("Secrets Manager SaaS", "Conjur Cloud (default: detected from the host name)", kind="boolean"),
-    "backoff_base": _field("Backoff base (s)", "First retry delay, doubled per retry (default 0.5)", kind="number"),
-    "backoff_max": _field("Backoff max (s)", "Longest retry delay (default 8)", kind="number"),
-    "verify": _field(
-        "Verify TLS", "Verify the server's certificate (default true; false only for a throwaway lab)", kind="boolean"
+    "password_file": _field(
+        "PVWA / Privilege Cloud: password file",
+        "A file holding the PVWA password or the Privilege Cloud client secret; instead of the Password field",
     ),
-    "allow_insecure_http": _field(
-        "Allow plain http",
-        "Accept an http:// base URL (default false: credentials would cross in clear)",
-        kind="boolean",
+    "identity_url": _field("Privilege Cloud: Identity URL", "Privilege Cloud only: https://<tenant>.id.cyberark.cloud"),
+    "ca_bundle": _field("TLS: CA bundle", "All APIs: PEM file of the CAs to trust (default: the system store)"),
+    "client_cert": _field(
+        "TLS: client certificate", "Mutual TLS, e.g. a CCP AppID with certificate authentication: PEM certificate"
     ),
-    "connection_timeout": _field(
-        "CCP ConnectionTimeout (s)",
-        "How long CCP waits for the Vault (default 2/3 of the read timeout)",
-        kind="integer",
+    "client_key": _field("TLS: client key", "Mutual TLS: PEM private key of the client certificate"),
+    "client_key_password": _field(
+        "TLS: client key passphrase", "Mutual TLS: passphrase of an encrypted client key", secret=True
     ),
-    "api_key_env": _field("API key variable", "Name of an environment variable holding the Conjur API key"),
-    "password_env": _field("Password variable", "Name of an environment variable holding the PVWA password / secret"),
-    "rate_limit_per_second": _field(
-        "Rate-limit budget (req/s)", "Client-side budget per connection and worker process", kind="number"
+    "deadline": _field(
+        "Deadline (s)", "All APIs: upper bound for one fetch including retries (default 60)", kind="number"
     ),
 }
+"""The connection form's extra fields. Every other setting (docs/hook.md) is accepted in the
+Extra JSON; ``api_key`` and ``jwt_token`` (secrets that belong in the Password field or a file)
+are still read there from connections saved before, and deprecated."""
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     # Port stays visible: the settings use it, and Airflow 3.3.2's Test button refuses a connection
@@ -123,15 +115,21 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "relabeling": {
         "host": "Base URL",
         "port": "Port (if not in the URL)",
-        "login": "Login / client id",
-        "password": "API key / password / secret",
+        "login": "Login (Conjur host or user · PVWA user · Privilege Cloud client id; CCP: none)",
+        "password": "Secret (Conjur API key · PVWA password · Privilege Cloud client secret; CCP: none)",
     },
     "placeholders": {
         "host": "https://conjur.example.com",
         "login": "host/airflow/worker",
+        "password": "or leave empty and name a file below",
         "api": "conjur",
         "account": "myorg",
+        "api_key_file": "/run/secrets/conjur-api-key",
+        "jwt_token_path": "/var/run/secrets/kubernetes.io/serviceaccount/token",
         "app_id": "AirflowProd",
+        "password_file": "/run/secrets/pvwa-password",
+        "identity_url": "https://<tenant>.id.cyberark.cloud",
+        "ca_bundle": "/etc/ssl/certs/cyberark-ca.pem",
     },
 }
 

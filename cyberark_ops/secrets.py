@@ -25,9 +25,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from ._compat import first_attribute
-from .client import ConfigurationError, CyberArkError, Forbidden, NotFound
-from .settings import ConnectionSettings, as_backend_error, as_bool, backend_error
+from ._airflow_first import import_airflow_first
+
+import_airflow_first(__name__)  # Airflow's start-up loads this module as its backend
+
+from ._compat import first_attribute  # noqa: E402
+from .client import ConfigurationError, CyberArkError, Forbidden, NotFound  # noqa: E402
+from .settings import ConnectionSettings, as_backend_error, as_bool, backend_error  # noqa: E402
 
 if TYPE_CHECKING:
     from .client import Credential

@@ -501,3 +501,8 @@ def backend_fields() -> tuple[str, ...]:
 _INLINE_SECRETS = ("api_key", "jwt_token", "client_key_password", *_MISPLACED_SECRETS)
 _FILE_FOR = {"api_key": "api_key_file", "jwt_token": "jwt_token_path"}
 _ENV_FOR = {"api_key": "api_key_env"}
+
+
+def secret_extras(extras: Mapping[str, Any]) -> dict[str, str]:
+    """The secret-holding extras that are set, by key (their values only go to the masker)."""
+    return {key: value for key in SENSITIVE_EXTRAS if isinstance(value := extras.get(key), str) and value}

@@ -4,7 +4,12 @@ The token is fetched when the task runs (never when the DAG is parsed), injected
 argument, masked in the task log in every form it leaks in, and scrubbed from the return value: an
 API that echoes the token back cannot put it into XCom.
 
-The API's URL comes from the Airflow variable ``inventory_api_url``.
+The API is yours: the Airflow variable ``inventory_api_url`` is the URL of an HTTP endpoint that
+accepts ``Authorization: Bearer <token>`` with the value of the Conjur variable ``prod/api/key``
+(for an internal API with a private CA, the optional variable ``inventory_api_ca_bundle`` names the
+CA file; unset, the system trust store is used). Against the dev server,
+``cyberark-ops devserver --print-connections`` prints both variables: its ``/demo/inventory``
+endpoint stands in for the API and echoes the token back.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ def cyberark_http_token() -> None:
         import requests
 
         url = Variable.get("inventory_api_url")
-        response = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        verify = Variable.get("inventory_api_ca_bundle", default=None) or True
+        response = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10, verify=verify)
         response.raise_for_status()
         return {"status": response.status_code, **response.json()}
 

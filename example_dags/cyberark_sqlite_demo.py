@@ -1,7 +1,8 @@
 """Demo: a task fetches credentials just in time through ``CyberArkHook`` and queries SQLite.
 
-Run it with ``bash .ci/demo`` (dev server + a real Airflow scheduler on SQLite). The connection
-``cyberark_default`` points at the dev server's Conjur API; the DAG itself holds no secret.
+Run it with ``bash .ci/demo`` (dev server + a real Airflow scheduler on SQLite), or with the
+connections ``cyberark-ops devserver --print-connections`` prints: ``cyberark_conjur`` points at the
+dev server's Conjur API; the DAG itself holds no secret.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def cyberark_sqlite_demo() -> None:
     def load_and_query() -> list[list[object]]:
         from cyberark_ops import CyberArkHook
 
-        hook = CyberArkHook("cyberark_default", reason="nightly sales load")
+        hook = CyberArkHook("cyberark_conjur", reason="nightly sales load")
         # One authentication and one batch request, whatever the number of variables.
         secrets = hook.get_secrets(["demo/sqlite/path", "prod/db/username", "prod/db/password"])
         db_path = secrets["demo/sqlite/path"]

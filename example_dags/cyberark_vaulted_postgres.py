@@ -2,7 +2,9 @@
 
 ``VaultedSqlOperator`` with no ``conn_id``: the CCP account ``DB-Prod/pg-prod`` of the demo seed
 carries its address, port and database, so the DAG needs no Airflow connection for the database.
-Needs ``apache-airflow-providers-postgres`` (the ``postgres`` extra). If the account is rotated
+Needs ``apache-airflow-providers-postgres`` (the ``postgres`` extra) and, against the demo seed, a
+PostgreSQL at 127.0.0.1:5432 with the login role ``etl_user`` (password: the account's secret in
+the seed) owning the database ``sales``. If the account is rotated
 between the fetch and the login, the operator fetches it again once and retries the statement.
 """
 

@@ -29,6 +29,7 @@ from .clock import Clock
 from .cloud.api import CloudApi
 from .conjur.api import ConjurApi
 from .conjur.state import ConjurModel
+from .demo import DEMO_API
 from .errors import DevHttpError, SeedError
 from .http import Request, Response, Route, Router, empty_response, text_response
 from .knobs import MAX_TTL, Knobs, finite_number
@@ -190,9 +191,9 @@ class DevApp:
     # -- request pipeline --------------------------------------------------------------------------
 
     def _build_router(self) -> Router:
-        """The admin API's routes, then each registered API's, in registration order."""
+        """The admin API's routes, the demo API's, then each registered API's, in registration order."""
         router = Router()
-        for spec in [*ADMIN_API, *(spec for api in self.apis.values() for spec in api.routes)]:
+        for spec in [*ADMIN_API, *DEMO_API, *(spec for api in self.apis.values() for spec in api.routes)]:
             router.routes.append(Route.compile(spec.method, spec.pattern, partial(self._call, spec), spec.endpoint))
         return router
 

@@ -75,9 +75,14 @@ class CyberArkHook(BaseHook):
             return self._fetcher
 
     def _read_settings(self) -> ConnectionSettings:
-        from ..settings import ConnectionSettings
+        from .._compat import announce_short_secrets, short_extras_unannounced
+        from ..settings import ConnectionSettings, secret_extras
 
-        return ConnectionSettings.from_connection(self.get_connection(self.cyberark_conn_id), self.cyberark_conn_id)
+        with short_extras_unannounced():
+            conn = self.get_connection(self.cyberark_conn_id)
+        settings = ConnectionSettings.from_connection(conn, self.cyberark_conn_id)
+        announce_short_secrets(conn.password, secret_extras(settings.extras))
+        return settings
 
     @property
     def settings(self) -> ConnectionSettings:

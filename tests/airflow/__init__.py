@@ -34,6 +34,18 @@ FAST_EXTRAS: dict[str, Any] = {
 }
 
 
+def pasted(lines: Sequence[str]) -> dict[str, str]:
+    """The variables a user gets by pasting ``lines`` (``export NAME=...``) into a shell: run by
+    bash as written, then read back from its environment."""
+    names = [line.removeprefix("export ").split("=", 1)[0] for line in lines if line.startswith("export ")]
+    script = "\n".join(lines) + "\nenv -0\n"
+    out = subprocess.run(
+        ["bash", "-c", script], env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, check=True
+    ).stdout
+    env = dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+    return {name: env[name] for name in names}
+
+
 def airflow_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for an Airflow subprocess: this process's, minus any ``AIRFLOW*`` setting
     inherited from the developer's shell, plus a home and SQLite DB under ``home``."""

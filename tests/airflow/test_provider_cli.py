@@ -107,8 +107,9 @@ def test_providers_get_full_marks_secret_fields_as_passwords(
     assert conn_type["connection-type"] == "cyberark"
     assert conn_type["hook-class-name"] == "cyberark_ops.hooks.cyberark.CyberArkHook"
     fields = conn_type["conn-fields"]
-    for secret in ("api_key", "jwt_token"):
-        assert fields[secret]["schema"]["format"] == "password", secret
+    # One place per secret: the Password field (or a file); the key passphrase has no other.
+    assert fields["client_key_password"]["schema"]["format"] == "password"
+    assert "api_key" not in fields and "jwt_token" not in fields
     # Paths and ids are not secrets; marking them would hide them in the UI for no reason.
     for plain in ("api", "account", "app_id", "api_key_file", "jwt_token_path", "ca_bundle", "client_cert"):
         assert "format" not in fields[plain]["schema"], plain

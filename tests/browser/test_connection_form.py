@@ -20,7 +20,7 @@ from playwright.sync_api import Locator, Page, Route, expect, sync_playwright
 
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.seed import demo_seed
-from cyberark_ops.provider_info import AUTH_METHOD_NAMES, CONN_FIELDS
+from cyberark_ops.provider_info import AUTH_METHOD_NAMES, CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from cyberark_ops.testing.airflow_stack import AirflowStack
 from cyberark_ops.testing.connections import devserver_connections
 
@@ -40,7 +40,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SECRET_INPUTS = ("password", "element_api_key", "element_jwt_token", "element_client_key_password")
+SECRET_INPUTS = ("password", "element_client_key_password")
 CONN_ID = "cyberark_form"
 PORTLESS_BUG = "The host or port to test differs from the stored connection"
 
@@ -119,8 +119,13 @@ def test_the_form_masks_secrets_offers_auth_methods_and_tests_green(
             form.locator("input[name=host]").fill(conn["host"])
             form.locator("input[name=login]").fill(conn["login"])
             form.locator("input[name=password]").fill(conn["password"])
+            # The Password field says which API's secret it takes; no extra field repeats it.
+            expect(form.get_by_text(UI_FIELD_BEHAVIOUR["relabeling"]["password"], exact=True)).to_have_count(1)
             # The accordion shows one section at a time: the standard fields close here.
             page.get_by_role("button", name="Extra Fields", exact=True).click()
+            for removed in ("api_key", "jwt_token", "backoff_base", "rate_limit_per_second"):
+                expect(form.locator(f"input[name=element_{removed}]")).to_have_count(0)
+            expect(form.get_by_text(CONN_FIELDS["app_id"]["label"], exact=True)).to_have_count(1)
 
             # Secrets are typed into masked inputs; ordinary settings are not.
             kinds = {name: form.locator(f"input[name={name}]").evaluate("e => e.type") for name in SECRET_INPUTS}

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
+import os
 import re
 import socket
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.utils import CryptographyDeprecationWarning
 
 from cyberark_ops import doctor
 from cyberark_ops.devserver import DevServer
@@ -295,16 +301,108 @@ def test_the_doctor_module_imports_no_airflow() -> None:
     assert subprocess.run([sys.executable, "-c", code], check=False, timeout=60).returncode == 0
 
 
-def test_an_expired_ca_in_the_bundle_fails(dev_server: DevServer, tmp_path: Path) -> None:
+SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+YESTERDAY = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
+
+
+def _expired_twin(ca_path: Path, directory: Path) -> str:
+    """An expired self-signed certificate with the same subject as ``ca_path`` but another key:
+    OpenSSL must pick the valid one, and so must the doctor."""
+    ca = x509.load_pem_x509_certificate(ca_path.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    twin = (
+        x509.CertificateBuilder()
+        .subject_name(ca.subject)
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(YESTERDAY - dt.timedelta(days=400))
+        .not_valid_after(YESTERDAY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path = directory / "expired-twin.pem"
+    path.write_bytes(twin.public_bytes(serialization.Encoding.PEM))
+    return str(path)
+
+
+def _bundle(directory: Path, *parts: str | Path) -> str:
+    bundle = directory / "bundle.pem"
+    bundle.write_text("".join(Path(part).read_text() for part in parts))
+    return str(bundle)
+
+
+def _subject(pem: str | Path) -> str:
+    return x509.load_pem_x509_certificate(Path(pem).read_bytes()).subject.rfc4514_string()
+
+
+def test_expired_cas_beside_the_one_that_signed_the_server_pass(dev_server: DevServer, tmp_path: Path) -> None:
     conn = demo_connections(dev_server)["cyberark_conjur"]
-    old_ca, _ = write_cert(tmp_path, "old-ca", not_after=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1))
-    bundle = tmp_path / "bundle.pem"
-    bundle.write_text(Path(conn["extra"]["ca_bundle"]).read_text() + Path(old_ca).read_text())
-    conn["extra"] = {**conn["extra"], "ca_bundle": str(bundle)}
+    dev_ca = conn["extra"]["ca_bundle"]
+    old_ca, _ = write_cert(tmp_path, "old-ca", not_after=YESTERDAY)
+    conn["extra"] = {
+        **conn["extra"],
+        "ca_bundle": _bundle(tmp_path, old_ca, _expired_twin(Path(dev_ca), tmp_path), dev_ca),
+    }
+    report = run(conn, ["prod/db/password"])
+    check = by_name(report)["tls: CA bundle"]
+    assert check.status == "pass", check
+    assert f"the server's certificate chains to {_subject(dev_ca)}" in check.detail
+    assert "2 expired one(s) not in the server's chain" in check.detail
+    assert not report.failed, report.checks
+
+
+def test_a_bundle_whose_every_certificate_expired_fails(dev_server: DevServer, tmp_path: Path) -> None:
+    conn = demo_connections(dev_server)["cyberark_conjur"]
+    old_ca, _ = write_cert(tmp_path, "old-ca", not_after=YESTERDAY - dt.timedelta(days=5))
+    twin = _expired_twin(Path(conn["extra"]["ca_bundle"]), tmp_path)
+    conn["extra"] = {**conn["extra"], "ca_bundle": _bundle(tmp_path, old_ca, twin)}
     check = by_name(run(conn))["tls: CA bundle"]
     assert check.status == "fail"
-    assert "CN=old-ca expired on" in check.detail
+    assert "expired" in check.detail and _subject(twin) in check.detail and "CN=old-ca" in check.detail
     assert "ca_bundle" in check.remedy
+
+
+@pytest.mark.skipif(not SYSTEM_BUNDLE.is_file(), reason="no system CA bundle on this machine")
+def test_the_system_bundle_with_the_servers_ca_passes_without_warnings(dev_server: DevServer, tmp_path: Path) -> None:
+    conn = demo_connections(dev_server)["cyberark_conjur"]
+    conn["extra"] = {**conn["extra"], "ca_bundle": _bundle(tmp_path, SYSTEM_BUNDLE, conn["extra"]["ca_bundle"])}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = run(conn)
+    check = by_name(report)["tls: CA bundle"]
+    assert check.status == "pass", check
+    assert "the server's certificate chains to" in check.detail
+    assert not report.failed, report.checks
+    assert not [w for w in caught if issubclass(w.category, CryptographyDeprecationWarning)]
+
+
+@pytest.mark.skipif(not SYSTEM_BUNDLE.is_file(), reason="no system CA bundle on this machine")
+def test_the_system_bundle_as_ca_bundle_is_not_failed_for_its_expired_roots(dev_server: DevServer) -> None:
+    """As the user of the issue ran it, through the CLI: the system bundle's expired roots are no
+    failure and cryptography's deprecation warnings about its roots do not reach stderr."""
+    info = dev_server.info()
+    kwargs = {
+        "url": info["url"],
+        "api": "pvwa",
+        "login": "svc_airflow",
+        "password_env": "DOCTOR_TEST_PASSWORD",
+        "ca_bundle": str(SYSTEM_BUNDLE),
+        "connections_path": "pvwa:Airflow/{conn_id}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "cyberark_ops.cli", "doctor", "--backend-kwargs", json.dumps(kwargs), "--json"],
+        env={**os.environ, "DOCTOR_TEST_PASSWORD": "Airflow-Dev-Pass1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Warning" not in result.stderr, result.stderr
+    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    assert checks["tls: CA bundle"]["status"] == "pass", checks["tls: CA bundle"]
+    # The dev server's CA is not a system root: the TLS failure is reachability's to report.
+    assert checks["reachability"]["status"] == "fail"
 
 
 def test_the_rich_table_shows_every_check(dev_server: DevServer) -> None:

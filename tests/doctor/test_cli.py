@@ -244,3 +244,26 @@ def test_json_on_stdout_stays_parseable_when_airflow_logs(dev_server: DevServer,
     assert_no_canary(result.stdout, result.stderr)
     for form in leak_forms(str(conn["password"])).values():
         assert form not in result.stdout + result.stderr
+
+
+def test_a_ccp_connection_gives_no_short_secret_warning(dev_server: DevServer, tmp_path: Path) -> None:
+    """``api="ccp"`` and the demo account ``demo`` are no secrets: Airflow's "too short to mask"
+    warning, as if one had gone unmasked, must not appear (issue 29)."""
+    conns = demo_connections(dev_server)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW_CONN_CYBERARK_CCP": json.dumps(conns["cyberark_ccp"]),
+        "AIRFLOW_CONN_CYBERARK_CONJUR": json.dumps(conns["cyberark_conjur"]),
+    }
+    for conn_id in ("cyberark_ccp", "cyberark_conjur"):
+        result = subprocess.run(
+            [sys.executable, "-m", "cyberark_ops.cli", "doctor", "--conn-id", conn_id],
+            capture_output=True,
+            check=False,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "too short" not in result.stdout + result.stderr

@@ -9,7 +9,8 @@ from wtforms import PasswordField
 from cyberark_ops import CyberArkHook
 from cyberark_ops.provider_info import CONN_FIELDS
 
-SECRET_FIELDS = {"api_key", "jwt_token", "client_key_password"}
+# One place per secret: the Password field or a file; the client key's passphrase has no other.
+SECRET_FIELDS = {"client_key_password"}
 
 
 def test_the_ui_metadata_airflow_serves_marks_secrets_as_passwords() -> None:
@@ -34,12 +35,32 @@ def test_airflow_3_1_form_methods_match_the_declarations() -> None:
     widgets = CyberArkHook.get_connection_form_widgets()
     assert set(widgets) == set(CONN_FIELDS)
     assert {name for name, w in widgets.items() if w.field_class is PasswordField} == SECRET_FIELDS
-    assert widgets["max_retries"].field_class.__name__ == "IntegerField"
     assert widgets["fail_on_password_change"].field_class.__name__ == "BooleanField"
 
 
-def test_the_form_offers_every_extra_the_settings_accept_and_opens_on_conjur() -> None:
+def test_the_form_offers_the_common_extras_and_the_rest_go_in_the_extra_json() -> None:
     from cyberark_ops.settings import connection_fields
 
-    assert set(connection_fields()) - set(CONN_FIELDS) == {"api_kind"}  # api_kind: a legacy alias of api
+    assert set(CONN_FIELDS) <= set(connection_fields())
+    # Read from the Extra JSON as before (docs/hook.md lists them); api_kind: a legacy alias of
+    # api; api_key and jwt_token: deprecated, read from connections saved by the former form.
+    assert set(connection_fields()) - set(CONN_FIELDS) == {
+        "allow_insecure_http",
+        "api_key",
+        "api_key_env",
+        "api_kind",
+        "backoff_base",
+        "backoff_max",
+        "cloud",
+        "connect_timeout",
+        "connection_timeout",
+        "jwt_token",
+        "max_retries",
+        "password_change_retries",
+        "password_change_wait",
+        "password_env",
+        "rate_limit_per_second",
+        "read_timeout",
+        "verify",
+    }
     assert CONN_FIELDS["api"]["schema"]["default"] == "conjur"

@@ -32,7 +32,7 @@ def test_the_printed_connections_reach_all_three_apis(tmp_path: Path, monkeypatc
     )
     try:
         lines = _read_lines(process, 5)
-        assert lines[1].startswith("# ready-to-paste Airflow connections")
+        assert lines[1].startswith("# Airflow connections to this dev server")
         exports = lines[2:]
         names = []
         for line in exports:

@@ -59,7 +59,7 @@ def full_tmpfs(tmp_path: Path) -> Iterator[Path]:
     mount_point = tmp_path / "shm"
     mount_point.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount_point)],  # noqa: S607
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount_point)],
         capture_output=True,
         text=True,
         check=False,
@@ -74,7 +74,7 @@ def full_tmpfs(tmp_path: Path) -> Iterator[Path]:
         _fill(mount_point)
         yield directory
     finally:
-        subprocess.run(["umount", str(mount_point)], check=True)  # noqa: S607
+        subprocess.run(["umount", str(mount_point)], check=True)
 
 
 def test_a_fetch_with_the_pacer_on_a_full_tmpfs_runs_paced_locally(vault: Vault, full_tmpfs: Path) -> None:

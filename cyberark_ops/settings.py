@@ -193,8 +193,15 @@ class ConnectionSettings:
     def resolve(self, ref: str | CredentialRef, *, source: str) -> CredentialRef:
         """A typed reference; a bare string means an object of this API. ``source`` names the
         connection (or backend) in the error when ``ref`` belongs to another API."""
-        from .client.refs import has_scheme, parse_ref
+        from .client.refs import CCPRef, ConjurRef, PVWARef, has_scheme, parse_ref
 
+        if not isinstance(ref, (str, ConjurRef, CCPRef, PVWARef)):
+            # A templated reference that rendered to 123, None or a list: its type, never its value.
+            raise ConfigurationError(
+                f"reference: must be a string such as prod/db/password (or a reference object), "
+                f"got {type(ref).__name__}",
+                field="reference",
+            )
         if isinstance(ref, str):
             # Never stripped: a pasted "id\n" is refused by parse_ref, not silently fetched.
             resolved = parse_ref(ref if has_scheme(ref) else f"{self.spec.ref_scheme}:{ref}")

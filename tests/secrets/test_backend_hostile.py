@@ -21,13 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-lookup_patterns = pytest.importorskip("cyberark_ops.lookup_patterns") if False else None
+from cyberark_ops import lookup_patterns
 from cyberark_ops.client import PROCESS_TOKEN_CACHE, ConfigurationError
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.seed import demo_seed
-MAX_ID_LENGTH = 250
-from cyberark_ops.secrets import CyberArkSecretsBackend, VaultLookupFailed, reset_backend_state
-from tests.client.conftest import HOST_API_KEY, HOST_LOGIN
+from cyberark_ops.secrets import MAX_ID_LENGTH, CyberArkSecretsBackend, VaultLookupFailed, reset_backend_state
+from tests.client.conftest import HOST_LOGIN
 
 from .test_backend import Vault
 

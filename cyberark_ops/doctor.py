@@ -36,6 +36,7 @@ from .client import (
     PVWARef,
 )
 from .client.base import TokenFacts
+from .client.untrusted import PEM_FILE_CAP, read_regular_file
 from .settings import ConnectionSettings
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
@@ -225,12 +226,12 @@ def check_ca_bundle(settings: ConnectionSettings, now: datetime) -> Check:
     if bundle.is_dir():
         return Check(name, PASS, f"{str(bundle)!r} is a hashed CA directory (not parsed here)")
     try:
-        data = bundle.read_bytes()
-    except OSError as exc:
+        data = read_regular_file(bundle, "ca_bundle", cap=PEM_FILE_CAP)
+    except ConfigurationError as exc:
         return Check(
             name,
             FAIL,
-            f"cannot read ca_bundle {str(bundle)!r} ({exc.strerror})",
+            exc.message,
             "Point ca_bundle at a readable PEM file of the CA(s) that signed the server certificate",
         )
     try:
@@ -274,10 +275,10 @@ def check_client_certificate(settings: ConnectionSettings, now: datetime) -> Che
     key_path = extras.get("client_key") or cert_path
     fix_pair = "Set client_cert and client_key to a matching PEM pair (passphrase in client_key_password)"
     try:
-        cert_data = Path(str(cert_path)).expanduser().read_bytes()
-        key_data = Path(str(key_path)).expanduser().read_bytes()
-    except OSError as exc:
-        return Check(name, FAIL, f"cannot read {exc.filename!r} ({exc.strerror})", fix_pair)
+        cert_data = read_regular_file(str(cert_path), "client_cert", cap=PEM_FILE_CAP)
+        key_data = read_regular_file(str(key_path), "client_key", cap=PEM_FILE_CAP)
+    except ConfigurationError as exc:
+        return Check(name, FAIL, exc.message, fix_pair)
     try:
         cert = x509.load_pem_x509_certificate(cert_data)
     except ValueError:

@@ -14,7 +14,6 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
@@ -119,13 +118,12 @@ def convert(value: Any, kind: type, field: str) -> Any:
 
 def _read_secret_file(path: str, field: str) -> str:
     """Read when a client is built (a hook's first fetch), so the next task sees a rotated file."""
-    file = Path(path).expanduser()
+    from .client.untrusted import SECRET_FILE_CAP, read_text_file
+
     try:
-        return file.read_text("utf-8").strip()
-    except OSError as exc:
-        raise settings_error(field, f"cannot read {str(file)!r} ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise settings_error(field, f"{str(file)!r} is not UTF-8 text") from None
+        return read_text_file(path, field, cap=SECRET_FILE_CAP).strip()
+    except ConfigurationError as exc:
+        raise settings_error(field, exc.message.removeprefix(f"{field}: ")) from None
 
 
 class ConnectionSettings:

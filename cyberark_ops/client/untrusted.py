@@ -93,23 +93,24 @@ def shown(text: object, limit: int = SHOWN_CHARS) -> str:
     return repr(value)
 
 
-def read_regular_file(path: str | os.PathLike[str], field: str, *, cap: int) -> bytes:
+def read_regular_file(path: str | os.PathLike[str], field: str, *, cap: int, what: str = "") -> bytes:
     """The bytes of the regular file at ``path``, at most ``cap`` of them, or ``ConfigurationError``.
 
     Symlinks are followed (a secret mount's ``..data`` link is legitimate); what they end at must
     be a regular file. Opened non-blocking, so a FIFO without a writer cannot hang the open; the
     opened descriptor is checked, so a file swapped after a check is still judged. The message
-    names ``field`` and the path, never the content.
+    names ``field`` and the path (and ``what`` the file should hold), never the content.
     """
     name = os.path.expanduser(os.fspath(path))
     where = f"{field}: {shown(name)}"
+    unreadable = f"{field}: cannot read {what + ' from ' if what else ''}{shown(name)}"
     try:
         found = os.stat(name)  # before open: opening a device can have effects of its own
         if not stat.S_ISREG(found.st_mode):
             raise ConfigurationError(f"{where} is not a regular file ({_kind(found.st_mode)})", field=field)
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
-        raise _unreadable(where, field, exc) from None
+        raise _unreadable(unreadable, field, exc) from None
     try:
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode):
@@ -125,7 +126,7 @@ def read_regular_file(path: str | os.PathLike[str], field: str, *, cap: int) -> 
             chunks.append(chunk)
             size += len(chunk)
     except OSError as exc:
-        raise _unreadable(where, field, exc) from None
+        raise _unreadable(unreadable, field, exc) from None
     finally:
         os.close(fd)
     if size > cap:  # grew after fstat
@@ -133,9 +134,9 @@ def read_regular_file(path: str | os.PathLike[str], field: str, *, cap: int) -> 
     return b"".join(chunks)
 
 
-def read_text_file(path: str | os.PathLike[str], field: str, *, cap: int) -> str:
+def read_text_file(path: str | os.PathLike[str], field: str, *, cap: int, what: str = "") -> str:
     """``read_regular_file`` decoded as UTF-8 (named as not UTF-8 otherwise, never quoted)."""
-    data = read_regular_file(path, field, cap=cap)
+    data = read_regular_file(path, field, cap=cap, what=what)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -143,8 +144,8 @@ def read_text_file(path: str | os.PathLike[str], field: str, *, cap: int) -> str
         raise ConfigurationError(f"{field}: {shown(name)} is not UTF-8 text", field=field) from None
 
 
-def _unreadable(where: str, field: str, exc: OSError) -> ConfigurationError:
-    return ConfigurationError(f"{where} cannot be read ({exc.strerror or type(exc).__name__})", field=field)
+def _unreadable(message: str, field: str, exc: OSError) -> ConfigurationError:
+    return ConfigurationError(f"{message} ({exc.strerror or type(exc).__name__})", field=field)
 
 
 def _kind(mode: int) -> str:

@@ -93,6 +93,18 @@ def shown(text: object, limit: int = SHOWN_CHARS) -> str:
     return repr(value)
 
 
+def printable(text: str, limit: int) -> str:
+    """Free text holding untrusted parts (a report line, a message), safe for a terminal and short:
+    every character that is not printable (ESC, CR, C1 controls, bidi overrides) as its escape,
+    cut in the middle past ``limit`` characters."""
+    if not text.isprintable():
+        text = "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+    if len(text) > limit:
+        half = limit // 2
+        return f"{text[:half]}…[{len(text) - 2 * half} characters cut]…{text[-half:]}"
+    return text
+
+
 def read_regular_file(path: str | os.PathLike[str], field: str, *, cap: int, what: str = "") -> bytes:
     """The bytes of the regular file at ``path``, at most ``cap`` of them, or ``ConfigurationError``.
 
@@ -169,6 +181,7 @@ __all__ = [
     "TOKEN_FILE_CAP",
     "UntrustedJson",
     "parse_json",
+    "printable",
     "read_regular_file",
     "read_text_file",
     "shown",

@@ -9,6 +9,7 @@ each case the server still answers.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 from collections.abc import Iterator
@@ -163,8 +164,6 @@ def test_a_seed_the_server_cannot_load_is_exit_2_with_a_message(
 
 
 def test_a_seed_that_is_a_fifo_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import os
-
     seed = tmp_path / "seed.yaml"
     os.mkfifo(seed)
     code = cli.main(["devserver", "--seed", str(seed), "--port", "0", "--state-dir", str(tmp_path / "state")])

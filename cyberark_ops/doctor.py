@@ -420,7 +420,7 @@ def check_paths(
         return [Check("readable paths", SKIP, "no --path given", "Give the paths your DAGs use with --path")], []
     for path in paths:
         # --path is whatever was typed (or pasted): echoed cut and escaped, never raw.
-        name = f"read {shown(path)}"
+        name = f"read {printable(path, PATH_CHARS)}"
         try:
             ref = settings.resolve(path, source="this connection")
         except ConfigurationError as exc:
@@ -583,6 +583,7 @@ def _cleaned(report: Report, secrets: _Secrets) -> Report:
 SOURCE_CHARS = 200
 NAME_CHARS = 160
 DETAIL_CHARS = 2000
+PATH_CHARS = 120
 """Characters of a report's source, a check's name and its detail or remedy (cut in the middle)."""
 
 _MARKS = {PASS: "PASS", WARN: "WARN", FAIL: "FAIL", SKIP: "skip"}

@@ -120,8 +120,8 @@ def lookup_pattern(kwargs: Mapping[str, Any], name: str) -> Matcher | None:
         except Exception:  # noqa: BLE001 - re2.error, and whatever the binding raises on odd input
             raise backend_error(
                 name,
-                "uses a construct RE2 cannot match in linear time (a back-reference or lookaround); rewrite "
-                "the pattern without it",
+                "uses a construct RE2 does not support, since it cannot be matched in linear time (a "
+                "back-reference, lookaround, \\Z); rewrite the pattern without it",
             ) from None
         return linear
     try:

@@ -181,9 +181,62 @@ def _visible_signature(fn: Callable[..., Any], hidden: set[str]) -> inspect.Sign
     return signature.replace(parameters=[p for n, p in signature.parameters.items() if n not in hidden])
 
 
+def _arranger(
+    fn: Callable[..., Any], hidden: set[str], visible: inspect.Signature
+) -> Callable[[tuple[Any, ...], dict[str, Any], dict[str, Any]], tuple[list[Any], dict[str, Any]]]:
+    """How a call's arguments and the injected secrets become ``fn``'s arguments.
+
+    The caller sees ``visible`` (the injected parameters removed) and binds against it:
+    ``def load(password, table)`` is called ``load("sales")``, so "sales" is ``table``. Appending
+    the secrets as keywords to the caller's positional arguments gave "sales" to ``password`` and
+    then "multiple values for argument 'password'". So the call is bound by name first, then
+    rebuilt in ``fn``'s own order: positionally where ``fn`` needs it (positional-only parameters,
+    and those before a ``*args``), by keyword otherwise.
+    """
+    full = inspect.signature(fn)
+    kinds = inspect.Parameter
+    has_star = any(p.kind is kinds.VAR_POSITIONAL for p in full.parameters.values())
+    extra_hidden = hidden - set(full.parameters)  # received through **kwargs
+
+    def positional(parameter: inspect.Parameter) -> bool:
+        return parameter.kind is kinds.POSITIONAL_ONLY or (has_star and parameter.kind is kinds.POSITIONAL_OR_KEYWORD)
+
+    def arrange(
+        args: tuple[Any, ...], kwargs: dict[str, Any], injected: dict[str, Any]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        arguments = visible.bind(*args, **kwargs).arguments
+        call_args: list[Any] = []
+        call_kwargs: dict[str, Any] = {}
+        for name, parameter in full.parameters.items():
+            if parameter.kind is kinds.VAR_POSITIONAL:
+                call_args.extend(arguments.get(name, ()))
+                continue
+            if parameter.kind is kinds.VAR_KEYWORD:
+                call_kwargs.update(arguments.get(name, {}))
+                continue
+            if name in hidden:
+                value = injected[name]
+            elif name in arguments:
+                value = arguments[name]
+            elif positional(parameter):
+                value = parameter.default  # bind() has checked that it has one
+            else:
+                continue
+            if positional(parameter):
+                call_args.append(value)
+            else:
+                call_kwargs[name] = value
+        for name in extra_hidden:
+            call_kwargs[name] = injected[name]
+        return call_args, call_kwargs
+
+    return arrange
+
+
 def _wrap(fn: Callable[..., Any], injector: _Injector) -> Callable[..., Any]:
     hidden = set(injector.secrets)
     visible = _visible_signature(fn, hidden)
+    arrange = _arranger(fn, hidden, visible)
 
     def clash(kwargs: Mapping[str, Any]) -> None:
         taken = hidden & set(kwargs)
@@ -193,9 +246,11 @@ def _wrap(fn: Callable[..., Any], injector: _Injector) -> Callable[..., Any]:
     @functools.wraps(fn)
     def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
         clash(kwargs)
+        visible.bind(*args, **kwargs)  # a call that cannot bind fails before any fetch
         with scrub.task_scope():
             try:
-                result = fn(*args, **kwargs, **injector.fetch())
+                call_args, call_kwargs = arrange(args, kwargs, injector.fetch())
+                result = fn(*call_args, **call_kwargs)
             except BaseException as error:
                 clean = _scrubbed_exception(error)
                 if clean is error:
@@ -210,9 +265,11 @@ def _wrap(fn: Callable[..., Any], injector: _Injector) -> Callable[..., Any]:
             # The fetch blocks on HTTP and masks through the supervisor's comms with a blocking
             # send(); a worker thread keeps both off the event loop (send() from the loop thread
             # can deadlock against an asend() in flight).
+            visible.bind(*args, **kwargs)
             injected = await asyncio.to_thread(injector.fetch)
             try:
-                result = await fn(*args, **kwargs, **injected)
+                call_args, call_kwargs = arrange(args, kwargs, injected)
+                result = await fn(*call_args, **call_kwargs)
             except BaseException as error:
                 clean = _scrubbed_exception(error)
                 if clean is error:

@@ -36,6 +36,7 @@ from .client import (
     PVWARef,
 )
 from .client.base import TokenFacts
+from .client.untrusted import PEM_FILE_CAP, printable, read_regular_file, shown
 from .settings import ConnectionSettings, secret_extras
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
@@ -226,12 +227,12 @@ def check_ca_bundle(settings: ConnectionSettings, now: datetime) -> Check:
     if bundle.is_dir():
         return Check(name, PASS, f"{str(bundle)!r} is a hashed CA directory (not parsed here)")
     try:
-        data = bundle.read_bytes()
-    except OSError as exc:
+        data = read_regular_file(bundle, "ca_bundle", cap=PEM_FILE_CAP)
+    except ConfigurationError as exc:
         return Check(
             name,
             FAIL,
-            f"cannot read ca_bundle {str(bundle)!r} ({exc.strerror})",
+            exc.message,
             "Point ca_bundle at a readable PEM file of the CA(s) that signed the server certificate",
         )
     certs = _load_certificates(data)
@@ -391,10 +392,10 @@ def check_client_certificate(settings: ConnectionSettings, now: datetime) -> Che
     key_path = extras.get("client_key") or cert_path
     fix_pair = "Set client_cert and client_key to a matching PEM pair (passphrase in client_key_password)"
     try:
-        cert_data = Path(str(cert_path)).expanduser().read_bytes()
-        key_data = Path(str(key_path)).expanduser().read_bytes()
-    except OSError as exc:
-        return Check(name, FAIL, f"cannot read {exc.filename!r} ({exc.strerror})", fix_pair)
+        cert_data = read_regular_file(str(cert_path), "client_cert", cap=PEM_FILE_CAP)
+        key_data = read_regular_file(str(key_path), "client_key", cap=PEM_FILE_CAP)
+    except ConfigurationError as exc:
+        return Check(name, FAIL, exc.message, fix_pair)
     try:
         cert = x509.load_pem_x509_certificate(cert_data)
     except ValueError:
@@ -535,19 +536,21 @@ def check_paths(
     if not paths:
         return [Check("readable paths", SKIP, "no --path given", "Give the paths your DAGs use with --path")], []
     for path in paths:
-        name = f"read {path}"
+        # --path is whatever was typed (or pasted): echoed cut and escaped, never raw.
+        name = f"read {printable(path, PATH_CHARS)}"
         try:
             ref = settings.resolve(path, source="this connection")
         except ConfigurationError as exc:
-            checks.append(Check(name, FAIL, f"{path!r} is not a valid reference: {exc}", "Fix the reference"))
+            checks.append(Check(name, FAIL, f"{shown(path)} is not a valid reference: {exc}", "Fix the reference"))
             continue
         try:
             credential = client.get(ref, reason=DOCTOR_REASON)
         except (NotFound, Forbidden, AuthenticationFailed) as exc:
-            checks.append(Check(name, FAIL, f"cannot read {path!r}: {_error_text(exc)}", _path_remedy(settings, exc)))
+            detail = f"cannot read {shown(path)}: {_error_text(exc)}"
+            checks.append(Check(name, FAIL, detail, _path_remedy(settings, exc)))
             continue
         except CyberArkError as exc:
-            checks.append(Check(name, FAIL, f"cannot read {path!r}: {_error_text(exc)}", "See the detail"))
+            checks.append(Check(name, FAIL, f"cannot read {shown(path)}: {_error_text(exc)}", "See the detail"))
             continue
         secrets.add(credential.secret)
         del credential
@@ -622,7 +625,7 @@ def run(
     except ConfigurationError as exc:
         report.checks.append(Check("configuration", FAIL, str(exc), _config_remedy(exc)))
         report.checks.extend(Check(n, SKIP, "needs a valid configuration") for n in needs_client)
-        return report
+        return _cleaned(report, secrets)
     report.api = settings.api
     secrets.add(settings.secret)
     for key in ("api_key", "jwt_token", "client_key_password"):
@@ -677,11 +680,28 @@ def _config_remedy(exc: ConfigurationError) -> str:
 
 
 def _cleaned(report: Report, secrets: _Secrets) -> Report:
-    report.checks = [Check(c.name, c.status, secrets.clean(c.detail), secrets.clean(c.remedy)) for c in report.checks]
+    """Secrets scrubbed, and every line cut and escaped: a check's name and detail echo settings,
+    paths and server messages, and the report goes to a terminal."""
+    report.source = printable(report.source, SOURCE_CHARS)
+    report.checks = [
+        Check(
+            printable(c.name, NAME_CHARS),
+            c.status,
+            printable(secrets.clean(c.detail), DETAIL_CHARS),
+            printable(secrets.clean(c.remedy), DETAIL_CHARS),
+        )
+        for c in report.checks
+    ]
     return report
 
 
 # -- output -----------------------------------------------------------------------------------------
+
+SOURCE_CHARS = 200
+NAME_CHARS = 160
+DETAIL_CHARS = 2000
+PATH_CHARS = 120
+"""Characters of a report's source, a check's name and its detail or remedy (cut in the middle)."""
 
 _MARKS = {PASS: "PASS", WARN: "WARN", FAIL: "FAIL", SKIP: "skip"}
 

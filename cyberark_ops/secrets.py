@@ -31,6 +31,8 @@ import_airflow_first(__name__)  # Airflow's start-up loads this module as its ba
 
 from ._compat import first_attribute  # noqa: E402
 from .client import ConfigurationError, CyberArkError, Forbidden, NotFound  # noqa: E402
+from .client.untrusted import parse_json, shown  # noqa: E402
+from .lookup_patterns import lookup_pattern  # noqa: E402
 from .settings import ConnectionSettings, as_backend_error, as_bool, backend_error  # noqa: E402
 
 if TYPE_CHECKING:
@@ -64,6 +66,9 @@ _KINDS = {
 _CONNECTION_FORMATS = ("auto", "uri", "json", "account")
 # Characters that would change a reference's meaning once substituted into a template.
 _UNSAFE_ID = re.compile(r"[;=?{}\\\x00-\x1f\x7f]")
+MAX_ID_LENGTH = 250
+"""Airflow's own limit for a conn id or variable key (its metadata DB columns): a longer id is
+"not found" before any pattern sees it, so neither a pattern nor a message grows with it."""
 
 BACKEND_OPTIONS = (
     "connections_path",
@@ -138,16 +143,29 @@ def _ttl(kwargs: Mapping[str, Any], name: str, default: float) -> float:
     return seconds
 
 
-def _pattern(kwargs: Mapping[str, Any], name: str) -> re.Pattern[str] | None:
-    value = kwargs.get(name)
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise backend_error(name, "must be a regular expression string")
+def _plain_name(value: object) -> bool:
+    """An ``env``: one path segment, not ``.`` or ``..`` (every lookup would fail), no space at an end."""
+    return (
+        isinstance(value, str)
+        and value not in ("", ".", "..")
+        and value == value.strip()
+        and "/" not in value
+        and not _UNSAFE_ID.search(value)
+        and value.isprintable()
+    )
+
+
+def _lookupable(item: object) -> bool:
+    """Whether ``item`` can name a vault object at all (checked before any pattern runs on it)."""
+    if not isinstance(item, str) or not item or len(item) > MAX_ID_LENGTH or item != item.strip():
+        return False
+    if _UNSAFE_ID.search(item) or any(segment in (".", "..") for segment in item.split("/")):
+        return False
     try:
-        return re.compile(value)
-    except re.error as exc:
-        raise backend_error(name, f"is not a valid regular expression ({exc.msg} at position {exc.pos})") from None
+        item.encode("utf-8")  # a lone surrogate
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _template(kwargs: Mapping[str, Any], kind: str, env: str | None) -> str | None:
@@ -171,6 +189,9 @@ def _template(kwargs: Mapping[str, Any], kind: str, env: str | None) -> str | No
             raise backend_error(name, f"{value!r} uses {{env}} but backend_kwargs set no env")
     if _KINDS[kind][0] not in {field for field, _, _ in fields}:
         raise backend_error(name, f"{value!r} must contain {{{_KINDS[kind][0]}}}")
+    sample = value.format(env=env or "", **dict.fromkeys(_KINDS[kind], "sample"))
+    if any(segment in (".", "..") for segment in re.split(r"[/;=]", sample)):
+        raise backend_error(name, f"{value!r} has a '.' or '..' segment, which could address another path")
     return value
 
 
@@ -187,13 +208,13 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
         env = kwargs.get("env")
-        if env is not None and (not isinstance(env, str) or _UNSAFE_ID.search(env) or "/" in env or not env):
+        if env is not None and not _plain_name(env):
             raise backend_error("env", "must be a plain name such as dev, staging or prod")
         self.env: str | None = env
         self.templates = {kind: _template(kwargs, kind, env) for kind in _KINDS}
         if not any(self.templates.values()):
             raise backend_error("connections_path", "set at least one of connections_path, variables_path, config_path")
-        self.patterns = {kind: _pattern(kwargs, f"{kind}_lookup_pattern") for kind in _KINDS}
+        self.patterns = {kind: lookup_pattern(kwargs, f"{kind}_lookup_pattern") for kind in _KINDS}
         self.cache_ttl = _ttl(kwargs, "cache_ttl_seconds", DEFAULT_CACHE_TTL)
         self.negative_cache_ttl = _ttl(kwargs, "negative_cache_ttl_seconds", DEFAULT_NEGATIVE_CACHE_TTL)
         try:
@@ -234,13 +255,34 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
     # -- lookups --------------------------------------------------------------------------------------
 
     def _lookup(self, kind: str, item: str, **values: str) -> str | None:
+        """Every failure is ``VaultLookupFailed`` (or None with ``fall_through_on_error``): any other
+        exception, even a ``RecursionError`` or ``MemoryError``, Airflow logs at DEBUG and answers
+        from the next backend, serving a stale connection without a word."""
+        try:
+            return self._lookup_unguarded(kind, item, **values)
+        except VaultLookupFailed:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the point: nothing may fall through silently
+            template = self.templates[kind] or ""
+            if self.fall_through_on_error:
+                log.warning(
+                    "CyberArk secrets backend: %s %s failed (%s); falling through to the next backend",
+                    kind.rstrip("s"),
+                    shown(item),
+                    type(exc).__name__,
+                )
+                return None
+            raise self._failure(kind, item, template, f"the lookup failed ({type(exc).__name__})") from None
+
+    def _lookup_unguarded(self, kind: str, item: str, **values: str) -> str | None:
         template = self.templates[kind]
-        pattern = self.patterns[kind]
-        if template is None or not isinstance(item, str) or (pattern is not None and not pattern.match(item)):
+        if template is None or not _lookupable(item):
+            # Not a name any vault path holds (whitespace at an end, a lone surrogate, '..', longer
+            # than Airflow's ids): "not found", so Airflow asks its other backends, as documented.
+            log.debug("CyberArk secrets backend: %s id no vault path can hold; not looked up", kind)
             return None
-        # The placeholder values are the id or parts of it, so checking the id covers them.
-        if not item or _UNSAFE_ID.search(item):
-            log.debug("CyberArk secrets backend: %s id has characters no vault path can hold; not looked up", kind)
+        pattern = self.patterns[kind]
+        if pattern is not None and not pattern.match(item):
             return None
         cache_key = (self._key, kind, item)
         found, cached = CACHE.get(cache_key)
@@ -248,9 +290,18 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
             return cached
         if "{section}" in template and not values.get("section"):
             raise self._failure(
-                kind, item, template, f"config_path uses {{section}} but {item!r} names no section (use section.key)"
+                kind,
+                item,
+                template,
+                f"config_path uses {{section}} but {shown(item)} names no section (use section.key)",
             )
         path = template.format(env=self.env or "", **values)
+        try:
+            self.settings.resolve(path, source="the secrets backend")
+        except ConfigurationError:
+            # The template was checked at start-up, so it is the id that no reference can hold.
+            log.debug("CyberArk secrets backend: %s id makes no valid reference; not looked up", kind)
+            return None
         try:
             credential = self._fetcher().get_credential(path)
         except NotFound:
@@ -261,10 +312,10 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
         except CyberArkError as exc:
             if self.fall_through_on_error and not isinstance(exc, ConfigurationError):
                 log.warning(
-                    "CyberArk secrets backend: %s %r at %s failed (%s); falling through to the next backend",
+                    "CyberArk secrets backend: %s %s at %s failed (%s); falling through to the next backend",
                     kind.rstrip("s"),
-                    item,
-                    path,
+                    shown(item),
+                    shown(path),
                     type(exc).__name__,
                 )
                 return None
@@ -288,7 +339,7 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
             return fetcher
 
     def _message(self, kind: str, item: str, path: str, problem: str) -> str:
-        return f"CyberArk secrets backend: {kind.rstrip('s')} {item!r} (path {path!r}): {problem}"
+        return f"CyberArk secrets backend: {kind.rstrip('s')} {shown(item)} (path {shown(path)}): {problem}"
 
     def _failure(self, kind: str, item: str, path: str, problem: str) -> VaultLookupFailed:
         return VaultLookupFailed(self._message(kind, item, path, problem))
@@ -298,7 +349,7 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
         head = stored.lstrip()[:1]
         if self.connection_format == "json" or (self.connection_format == "auto" and head == "{"):
             try:
-                data = json.loads(stored)
+                data = parse_json(stored)
             except ValueError as exc:
                 message = getattr(exc, "msg", "not JSON")
                 raise self._failure(
@@ -361,9 +412,12 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
         stored_extra = extra.get("extra") or extra.get("Extra")
         if stored_extra:
             try:
-                parsed = json.loads(stored_extra) if isinstance(stored_extra, str) else stored_extra
-            except ValueError:
-                raise self._failure("connections", conn_id, path, "the account's Extra property is not JSON") from None
+                parsed = parse_json(stored_extra) if isinstance(stored_extra, str) else stored_extra
+            except ValueError as exc:
+                problem = getattr(exc, "msg", "not JSON")
+                raise self._failure(
+                    "connections", conn_id, path, f"the account's Extra property is not valid JSON ({problem})"
+                ) from None
             if not isinstance(parsed, dict):
                 raise self._failure("connections", conn_id, path, "the account's Extra property is not a JSON object")
             conn["extra"] = parsed

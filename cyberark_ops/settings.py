@@ -14,7 +14,6 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
@@ -119,13 +118,12 @@ def convert(value: Any, kind: type, field: str) -> Any:
 
 def _read_secret_file(path: str, field: str) -> str:
     """Read when a client is built (a hook's first fetch), so the next task sees a rotated file."""
-    file = Path(path).expanduser()
+    from .client.untrusted import SECRET_FILE_CAP, read_text_file
+
     try:
-        return file.read_text("utf-8").strip()
-    except OSError as exc:
-        raise settings_error(field, f"cannot read {str(file)!r} ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise settings_error(field, f"{str(file)!r} is not UTF-8 text") from None
+        return read_text_file(path, field, cap=SECRET_FILE_CAP).strip()
+    except ConfigurationError as exc:
+        raise settings_error(field, exc.message.removeprefix(f"{field}: ")) from None
 
 
 class ConnectionSettings:
@@ -193,8 +191,15 @@ class ConnectionSettings:
     def resolve(self, ref: str | CredentialRef, *, source: str) -> CredentialRef:
         """A typed reference; a bare string means an object of this API. ``source`` names the
         connection (or backend) in the error when ``ref`` belongs to another API."""
-        from .client.refs import has_scheme, parse_ref
+        from .client.refs import CCPRef, ConjurRef, PVWARef, has_scheme, parse_ref
 
+        if not isinstance(ref, (str, ConjurRef, CCPRef, PVWARef)):
+            # A templated reference that rendered to 123, None or a list: its type, never its value.
+            raise ConfigurationError(
+                f"reference: must be a string such as prod/db/password (or a reference object), "
+                f"got {type(ref).__name__}",
+                field="reference",
+            )
         if isinstance(ref, str):
             # Never stripped: a pasted "id\n" is refused by parse_ref, not silently fetched.
             resolved = parse_ref(ref if has_scheme(ref) else f"{self.spec.ref_scheme}:{ref}")

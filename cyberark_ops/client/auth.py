@@ -30,6 +30,7 @@ from urllib.parse import quote, urlencode
 
 from .errors import AuthenticationFailed, ConfigurationError
 from .transport import Call
+from .untrusted import SECRET_FILE_CAP, TOKEN_FILE_CAP, parse_json, read_regular_file, read_text_file
 from .validation import require_name, require_secret, validate_base_url
 
 if TYPE_CHECKING:
@@ -238,10 +239,10 @@ def lenient_b64decode(text: str | bytes) -> bytes:
 def conjur_token_claims(token_b64: str) -> dict[str, Any] | None:
     """The payload claims of a base64-encoded Conjur token, or None if it is not one."""
     try:
-        token = json.loads(lenient_b64decode(token_b64))
+        token = parse_json(lenient_b64decode(token_b64))
         if not isinstance(token, dict) or not isinstance(token.get("payload"), str):
             return None
-        claims = json.loads(lenient_b64decode(token["payload"]))
+        claims = parse_json(lenient_b64decode(token["payload"]))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         return None
     return claims if isinstance(claims, dict) else None
@@ -337,15 +338,7 @@ class ConjurJWTAuth(ConjurAuth):
 
     def _read_jwt(self) -> str:
         if self._token_file is not None:
-            try:
-                with open(self._token_file, encoding="utf-8") as handle:
-                    jwt = handle.read().strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                problem = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable as UTF-8"
-                raise ConfigurationError(
-                    f"token_file: cannot read the JWT from {self._token_file!r} ({problem})",
-                    field="token_file",
-                ) from None
+            jwt = read_text_file(self._token_file, "token_file", cap=SECRET_FILE_CAP, what="the JWT").strip()
             where = f"token_file {self._token_file!r}"
         else:
             assert self._token_provider is not None
@@ -407,14 +400,9 @@ class ConjurAccessTokenFileAuth(ConjurAuth):
         return fingerprint("access-token-file", os.path.realpath(self._path))
 
     def authenticate(self, ctx: AuthContext) -> AccessToken:
-        try:
-            with open(self._path, "rb") as handle:
-                content = handle.read(1_000_000).strip()
-        except OSError as exc:
-            raise ConfigurationError(
-                f"access_token_path: cannot read the Conjur access token from {self._path!r} ({exc.strerror})",
-                field="access_token_path",
-            ) from None
+        content = read_regular_file(
+            self._path, "access_token_path", cap=TOKEN_FILE_CAP, what="the Conjur access token"
+        ).strip()
         # The sidecar writes the token's JSON; a base64 form is accepted too.
         token_b64 = base64.b64encode(content).decode("ascii") if content[:1] == b"{" else content.decode("latin-1")
         claims = conjur_token_claims(token_b64)

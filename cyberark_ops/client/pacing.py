@@ -33,8 +33,9 @@ hundred microseconds, which figure 1 allows 5% over a raw GET) reads one mapped 
 sends and adds one to a count after. The counts are kept lock-free in 10 ms buckets (see
 ``BUCKET``), so even the first 429 of a burst is judged from every process's acceptances.
 Pacing is an optimisation and must never fail a fetch: a file in another layout, truncated or
-holding nonsense (non-finite values, timestamps from before a reboot) is rewritten as unpaced, and
-where no file can be made (no ``fcntl`` on Windows, a read-only or foreign directory) each process
+holding nonsense (non-finite values, rates the pacer never sets, timestamps from before a reboot)
+is rewritten as unpaced, and where no file can be made (no ``fcntl`` on Windows, a read-only or
+foreign directory, a full filesystem: the file is allocated up front) each process
 paces on its own, with the same code on the same layout in its own memory. (A file cut shorter by
 someone else while it is mapped is restored by the next locked step; a read of the mapping before
 that would crash the process, which only a deliberate act by the same user can cause.)
@@ -129,6 +130,30 @@ _SLOT_HORIZON = 2 * 86_400.0
 """A slot lies at most a deadline ahead (86,400 s at most); one further out is not this boot's."""
 
 
+def _allocate(fd: int) -> None:
+    """Gives the whole mapping disk (or memory) blocks now, raising ``OSError`` (ENOSPC) if it cannot.
+
+    A file extended by ``ftruncate`` is sparse: its pages are allocated when first touched, and a
+    touch that finds a full filesystem (``/dev/shm`` is shared by every local user) kills the
+    process with SIGBUS instead of raising. Allocated up front, a full filesystem is an error here,
+    where it means "pace locally".
+    """
+    allocate = getattr(os, "posix_fallocate", None)
+    if allocate is not None:
+        allocate(fd, 0, _SIZE)  # also fills the holes of a sparse file of the right size
+        return
+    size = os.fstat(fd).st_size  # pragma: no cover - macOS: write the missing zeros
+    if size < _SIZE:  # pragma: no cover
+        os.pwrite(fd, bytes(_SIZE - size), size)
+        os.fsync(fd)
+
+
+def _plausible_rate(value: float) -> bool:
+    """0 (unpaced / none) or a rate the pacer itself could have set: it never sets one below
+    ``MIN_RATE`` nor above ``_MAX_RATE``; a forged 1e-300 would hold every slot past any deadline."""
+    return value == 0.0 or MIN_RATE <= value <= _MAX_RATE
+
+
 class _Fields:
     """One origin's schedule; ``rate`` 0 is unpaced and ``measured`` 0 not yet measured (the file's
     encoding of None, kept in memory too so the algorithm reads the same either way)."""
@@ -187,17 +212,19 @@ class _Store:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                if os.fstat(fd).st_size < _SIZE:
-                    os.ftruncate(fd, _SIZE)
+                _allocate(fd)
                 mapped = mmap.mmap(fd, _SIZE)
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
-        except (OSError, ValueError):
+        except (OSError, ValueError, OverflowError):
             os.close(fd)
             return None
-        store = cls(mapped, fd, clock)
-        with store.transaction():
-            pass  # validates: a file of another layout is re-initialised now, not at the first 429
+        try:
+            store = cls(mapped, fd, clock)
+            with store.transaction():
+                pass  # validates: a file of another layout is re-initialised now, not at the first 429
+        except (OSError, ValueError, TypeError, BufferError, struct.error):
+            return None  # the store's finalizer closes fd
         return store
 
     def peek_rate(self) -> float:
@@ -225,8 +252,7 @@ class _Store:
         if self._fd is None:
             return True
         try:
-            if os.fstat(self._fd).st_size < _SIZE:
-                os.ftruncate(self._fd, _SIZE)  # zeros: no magic, so re-initialised by _load
+            _allocate(self._fd)  # zeros where it was cut: no magic, so re-initialised by _load
             return True
         except OSError:
             return False
@@ -251,8 +277,8 @@ class _Store:
             magic == _MAGIC
             and version == _VERSION
             and buckets == BUCKETS
-            and 0.0 <= rate <= _MAX_RATE
-            and 0.0 <= measured <= _MAX_RATE
+            and _plausible_rate(rate)
+            and _plausible_rate(measured)
             # -inf is "never"; NaN fails every comparison; a time ahead of now is another boot's.
             and last_cut <= now + 1.0
             and last_change <= now + 1.0
@@ -375,7 +401,7 @@ class Pacer:
     @rate.setter
     def rate(self, value: float | None) -> None:
         with self._store.transaction() as state:
-            state.rate = value or 0.0
+            state.rate = min(_MAX_RATE, max(MIN_RATE, value)) if value else 0.0
 
     @property
     def measured(self) -> float | None:

@@ -16,7 +16,6 @@ builds its own the same way, outside this package (``tests/client/test_fourth_ap
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 import requests
 
 from .errors import CyberArkError
+from .untrusted import parse_json
 
 SERVER_MESSAGE_MAX = 600
 """At most this much of a server's own error message is quoted in an exception message."""
@@ -96,7 +96,7 @@ def error_body_parser(fields: ErrorFields) -> ErrorBodyParser:
         content_type = response.headers.get("Content-Type", "")
         if "json" in content_type or text.startswith("{"):
             try:
-                data = json.loads(text)
+                data = parse_json(text)
             except ValueError:
                 data = None
             if isinstance(data, dict):

@@ -9,6 +9,7 @@ versions, and the adapter ignores requests' per-request ``verify``/``cert`` hand
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from collections.abc import Callable
 from functools import lru_cache
@@ -18,6 +19,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from .errors import ConfigurationError
+from .untrusted import PEM_FILE_CAP, read_regular_file, shown
 
 if TYPE_CHECKING:
     from .config import TransportConfig
@@ -35,6 +37,16 @@ def _mtime(path: str | None) -> float:
         return 0.0
 
 
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]*-----END CERTIFICATE-----")
+
+
+def _pem_certificates(ca_bundle: str) -> str:
+    """The PEM certificates of ``ca_bundle`` as ASCII (bundles may hold UTF-8 comments, which
+    ``cadata`` refuses), empty if it holds none; ``ConfigurationError`` if it cannot be read."""
+    data = read_regular_file(ca_bundle, "ca_bundle", cap=PEM_FILE_CAP)
+    return b"\n".join(_PEM_CERTIFICATE.findall(data)).decode("ascii")
+
+
 @lru_cache(maxsize=32)
 def _ssl_context(
     verify: bool,
@@ -50,18 +62,27 @@ def _ssl_context(
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     else:
+        # Read by the one bounded reader, not by OpenSSL (cafile= would block on a FIFO and read
+        # /dev/zero until memory runs out).
+        cadata = None if ca_bundle is None or os.path.isdir(ca_bundle) else _pem_certificates(ca_bundle)
         try:
             if ca_bundle is None:
                 context = ssl.create_default_context()
-            elif os.path.isdir(ca_bundle):
+            elif cadata is None:
                 context = ssl.create_default_context(capath=ca_bundle)
+            elif not cadata:
+                raise ValueError("no PEM certificate")
             else:
-                context = ssl.create_default_context(cafile=ca_bundle)
-        except (OSError, ssl.SSLError):
+                context = ssl.create_default_context(cadata=cadata)
+        except (OSError, ssl.SSLError, ValueError):
             raise ConfigurationError(
-                f"ca_bundle: {ca_bundle!r} could not be loaded as PEM CA certificates", field="ca_bundle"
+                f"ca_bundle: {shown(ca_bundle)} could not be loaded as PEM CA certificates", field="ca_bundle"
             ) from None
     if client_cert is not None:
+        # OpenSSL reads these itself (load_cert_chain takes paths only): checked first as any file is.
+        read_regular_file(client_cert, "client_cert", cap=PEM_FILE_CAP)
+        if client_key is not None:
+            read_regular_file(client_key, "client_key", cap=PEM_FILE_CAP)
         try:
             context.load_cert_chain(client_cert, client_key, password=_key_password(client_key_password))
         except (OSError, ssl.SSLError):

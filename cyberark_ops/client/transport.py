@@ -14,7 +14,6 @@ process and settings.
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import random
 import re
@@ -43,7 +42,11 @@ from .errors import (
 from .pacing import Pacer, pacer_for
 from .profile import ApiProfile
 from .tls import ContextAdapter, build_ssl_context, exception_chain, is_cert_verify_failure
+from .untrusted import parse_json
 from .validation import validate_base_url
+
+RESPONSE_JSON_CAP = 64 << 20
+"""Bytes of a JSON answer parsed (a PVWA page of 1,000 accounts is about 1 MB)."""
 
 if TYPE_CHECKING:
     from .config import TransportConfig
@@ -335,7 +338,7 @@ class Transport:
     def json(self, response: requests.Response, call: Call) -> Any:
         """The decoded JSON body, or ``InvalidResponse`` naming what arrived instead."""
         try:
-            return json.loads(response.content)
+            return parse_json(response.content, max_chars=RESPONSE_JSON_CAP)
         except ValueError:
             content_type = response.headers.get("Content-Type", "no content type")
             raise self.invalid_response(

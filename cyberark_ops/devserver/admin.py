@@ -184,6 +184,9 @@ def rotate(app: DevApp, request: Request) -> Response:
         raise SeedError("value", "must be a string")
     if value is not None:
         _utf8(value, "value")
+        if not value:
+            # Served as an empty secret afterwards; omit value for a generated one.
+            raise SeedError("value", "must not be empty (omit it for a generated value)")
     window = finite_number(body.get("change_window", 0.0), "change_window", low=0.0, high=MAX_TTL)
     result = app.rotate(target, value, window)
     return json_response(200, result)

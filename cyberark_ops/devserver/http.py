@@ -23,6 +23,8 @@ log = logging.getLogger("cyberark_ops.devserver")
 
 MAX_BODY_BYTES = 1024 * 1024
 DRAIN_LIMIT_BYTES = 16 * 1024 * 1024
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 class Headers:
@@ -159,8 +161,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except _BodyError as exc:
-            self._send(text_response(exc.status, exc.message))
+            # Closed: after a body it could not frame, the next bytes are not a request boundary.
             self.close_connection = True
+            self._send(text_response(exc.status, exc.message))
             return
         peer_cert = None
         if isinstance(self.connection, ssl.SSLSocket):
@@ -188,17 +191,25 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._write(payload)
 
     def _read_body(self) -> bytes:
-        if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
+        """The body, framed strictly (RFC 9112 6.3): a message a proxy in front could frame
+        differently (two lengths, a length with chunking, a negative chunk) is refused, since the
+        bytes left over would otherwise run as a second, smuggled request."""
+        encodings = self.headers.get_all("Transfer-Encoding") or []
+        lengths = {value.strip() for value in self.headers.get_all("Content-Length") or []}
+        if encodings:
+            if lengths:
+                raise _BodyError(400, "Transfer-Encoding together with Content-Length")
+            if [value.strip().lower() for value in encodings] != ["chunked"]:
+                raise _BodyError(400, "Unsupported Transfer-Encoding")
             return self._read_chunked()
-        length_header = self.headers.get("Content-Length")
-        if not length_header:
+        if not lengths:
             return b""
-        try:
-            length = int(length_header)
-        except ValueError:
-            raise _BodyError(400, "Invalid Content-Length") from None
-        if length < 0:
+        if len(lengths) > 1:
+            raise _BodyError(400, "Conflicting Content-Length headers")
+        length_header = lengths.pop()
+        if not _CONTENT_LENGTH.fullmatch(length_header):
             raise _BodyError(400, "Invalid Content-Length")
+        length = int(length_header)
         if length > MAX_BODY_BYTES:
             if length <= DRAIN_LIMIT_BYTES:
                 # Read and drop it, so the client sees the 413 rather than a reset mid-upload.
@@ -213,10 +224,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         total = 0
         while True:
             size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
-            try:
-                size = int(size_line, 16)
-            except ValueError:
-                raise _BodyError(400, "Invalid chunked encoding") from None
+            # Hex digits only: int() also takes "-5" (and read(-5) reads to the end of the stream).
+            if not _CHUNK_SIZE.fullmatch(size_line):
+                raise _BodyError(400, "Invalid chunked encoding")
+            size = int(size_line, 16)
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass
@@ -225,7 +236,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if total > MAX_BODY_BYTES:
                 raise _BodyError(413, "Request body too large")
             chunks.append(self.rfile.read(size))
-            self.rfile.readline(16)
+            if self.rfile.readline(16) not in (b"\r\n", b"\n"):
+                raise _BodyError(400, "Invalid chunked encoding")
 
     def _send(self, response: Response) -> None:
         self._write(self._render(response))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -25,11 +27,58 @@ def load_seed(
     if isinstance(source, dict):
         return source
     path = Path(source)
+    return _parse(_read_seed_file(path), str(path))
+
+
+MAX_SEED_BYTES = 64 << 20
+MAX_SEED_DEPTH = 64
+"""Nesting a seed may have (a real one uses five or six levels)."""
+
+
+def _read_seed_file(path: Path) -> str:
+    """The seed's text: a regular file (after symlinks) of at most ``MAX_SEED_BYTES``, UTF-8.
+
+    The client layer has the same rule in ``cyberark_ops.client.untrusted``; the emulator shares no
+    code with the client (tests/test_layers.py), so a bug common to both cannot pass every test.
+    """
+    name = str(path)
     try:
-        text = path.read_text("utf-8")
+        found = os.stat(path)
+        if not stat.S_ISREG(found.st_mode):
+            raise SeedError(name, "cannot read seed file (not a regular file)")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SeedError(name, "cannot read seed file (not a regular file)")
+            data = os.read(fd, MAX_SEED_BYTES + 1)
+            while len(data) <= MAX_SEED_BYTES:
+                more = os.read(fd, MAX_SEED_BYTES + 1 - len(data))
+                if not more:
+                    break
+                data += more
+        finally:
+            os.close(fd)
     except OSError as exc:
-        raise SeedError(str(path), f"cannot read seed file ({exc.strerror})") from None
-    return _parse(text, str(path))
+        raise SeedError(name, f"cannot read seed file ({exc.strerror})") from None
+    if len(data) > MAX_SEED_BYTES:
+        raise SeedError(name, f"seed file larger than {MAX_SEED_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SeedError(name, f"not UTF-8 text (byte {exc.start})") from None
+
+
+def _nests_deeper(data: Any, limit: int) -> bool:
+    todo: list[tuple[Any, int]] = [(data, 1)]
+    while todo:
+        node, depth = todo.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        todo.extend((child, depth + 1) for child in children)
+    return False
 
 
 def demo_seed(apis: Mapping[str, EmulatedApi] | None = None) -> dict[str, Any]:
@@ -65,6 +114,10 @@ def _parse(text: str, name: str) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f"{name}:{mark.line + 1}" if mark is not None else name
         raise SeedError(where, f"not valid {'JSON' if name.endswith('.json') else 'YAML'}") from None
+    except RecursionError:
+        raise SeedError(name, f"nested deeper than {MAX_SEED_DEPTH} levels") from None
+    if _nests_deeper(data, MAX_SEED_DEPTH):
+        raise SeedError(name, f"nested deeper than {MAX_SEED_DEPTH} levels")
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -214,6 +214,13 @@ class VaultedMixin:
 
     def fetch_credential(self) -> Credential:
         """Fetch (audited with dag/task/run), refuse a value Airflow would not mask, register it."""
+        if not isinstance(self.credential, str):
+            # Templated: a Jinja expression may render to anything. The type only, never the value.
+            raise ConfigurationError(
+                f"credential: must be a reference string such as prod/db/password, got "
+                f"{type(self.credential).__name__} (task {self.task_id!r})",
+                field="credential",
+            )
         # Closed at once: its keep-alive connection would otherwise stay open until garbage collection.
         with CyberArkHook(self.vault_conn_id, reason=self.vault_reason) as hook:
             cred = hook.get_credential(self.credential)

@@ -389,6 +389,13 @@ def _valid_file(clock: Clock, state_file: Path, **fields: float) -> None:
         {"last_cut": math.nan},
         {"last_slot": math.inf},
         {"last_cut": 1e12},  # from before a reboot: a clock far ahead of this boot's
+        # Rates the pacer never sets (below MIN_RATE, above its ceiling): a forged 1e-300 held
+        # every slot past any deadline ("rate limited (HTTP 429) after 0 attempt(s)").
+        {"rate": 1e-300},
+        {"rate": 0.5},
+        {"rate": 1e300},
+        {"measured": 1e-300},
+        {"measured": 1e300},
     ],
     ids=str,
 )

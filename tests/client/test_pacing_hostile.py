@@ -1,0 +1,104 @@
+"""The shared pacer file against a hostile or exhausted machine: a full tmpfs, a forged header.
+
+Pacing is an optimisation: whatever the file or its filesystem, a fetch runs (paced locally).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cyberark_ops.client import ConjurClient, pacing
+from cyberark_ops.client.pacing import DIRECTORY_VARIABLE, reset_pacers
+
+from .conftest import HOST_API_KEY, HOST_LOGIN, Vault
+
+FETCH = textwrap.dedent(
+    """
+    import sys
+    from cyberark_ops.client import ConjurApiKeyAuth, ConjurClient, ConjurConfig
+    from cyberark_ops.client.pacing import pacer_for
+    url, ca, account, login, key = sys.argv[1:6]
+    config = ConjurConfig(base_url=url, ca_bundle=ca, account=account, auth=ConjurApiKeyAuth(login, key), deadline=20.0)
+    with ConjurClient(config) as client:
+        value = client.get_secret("prod/db/password")
+    print("shared" if pacer_for(url.rstrip("/")).shared else "local", len(value))
+    """
+)
+
+
+def _fill(directory: Path) -> None:
+    """Writes until the filesystem holding ``directory`` has no block left."""
+    with (directory / "filler").open("wb", buffering=0) as filler:
+        while True:
+            try:
+                filler.write(b"\xff" * 4096)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+                break
+        for size in (1024, 256, 64, 1):  # the last partial block too
+            try:
+                while True:
+                    filler.write(b"\xff" * size)
+            except OSError:
+                continue
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs (as /dev/shm can be), filled up, with an empty pacing directory on it."""
+    mount_point = tmp_path / "shm"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must be able to mount a tmpfs for this test: {mounted.stderr.strip()}")
+        pytest.skip(f"mounting a tmpfs is not permitted here: {mounted.stderr.strip()}")
+    try:
+        directory = mount_point / "pacing"
+        directory.mkdir(mode=0o700)
+        _fill(mount_point)
+        yield directory
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_fetch_with_the_pacer_on_a_full_tmpfs_runs_paced_locally(vault: Vault, full_tmpfs: Path) -> None:
+    """Before, the new file's first touched page found no memory: SIGBUS, exit 135, no fetch."""
+    env = {**os.environ, DIRECTORY_VARIABLE: str(full_tmpfs)}
+    args = [vault.url, vault.ca, vault.account, HOST_LOGIN, HOST_API_KEY]
+    done = subprocess.run(
+        [sys.executable, "-c", FETCH, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["local", str(len("Demo-PG-Passw0rd!"))]
+
+
+def test_a_forged_rate_in_the_shared_file_does_not_stall_fetches(vault: Vault) -> None:
+    """Any process of the same user can write the file: a rate of 1e-300 is spoilt, not obeyed."""
+    origin = vault.url.rstrip("/")
+    reset_pacers()
+    state_file = pacing.state_file(origin)
+    assert state_file is not None
+    pacing.Pacer(state_file=state_file)  # a file of the right layout
+    now = time.monotonic()  # a cut just now: the schedule is live, not released as stale
+    with state_file.open("r+b") as file:
+        file.seek(16)
+        file.write(struct.pack("=5d", 1e-300, 0.0, now, now, now))
+    with ConjurClient(vault.conjur_config()) as client:
+        assert client.get_secret("prod/db/password") == "Demo-PG-Passw0rd!"
+    assert pacing.pacer_for(origin).rate is None

@@ -306,16 +306,14 @@ def _served_chain(settings: ConnectionSettings, bundle: Path, certs: Sequence[An
     url = urlsplit(settings.base_url)
     if url.scheme != "https" or not url.hostname:
         return None
+    from .client.config import TransportConfig
+    from .client.tls import build_ssl_context
+
     try:
         timeout = float(settings.extras.get("connect_timeout") or 5.0)
-        context = ssl.create_default_context(cafile=str(bundle))
-        if settings.extras.get("client_cert"):
-            password = settings.extras.get("client_key_password")
-            context.load_cert_chain(
-                str(settings.extras["client_cert"]),
-                str(settings.extras.get("client_key") or settings.extras["client_cert"]),
-                password=lambda: str(password or ""),
-            )
+        # The client's own context: every file read by the one bounded reader (a FIFO or /dev/zero
+        # named as a certificate must not hang the doctor), the bundle as the transport uses it.
+        context = build_ssl_context(TransportConfig(**{**settings.transport_kwargs(), "ca_bundle": str(bundle)}))
         with (
             socket.create_connection((url.hostname, url.port or 443), timeout=min(timeout, 10.0)) as sock,
             context.wrap_socket(sock, server_hostname=url.hostname) as tls,
@@ -324,7 +322,7 @@ def _served_chain(settings: ConnectionSettings, bundle: Path, certs: Sequence[An
             chain_der = list(verified()) if verified else [tls.getpeercert(binary_form=True)]
     except ssl.SSLCertVerificationError as exc:
         return str(exc.verify_message or "certificate verify failed")
-    except (OSError, ValueError, ssl.SSLError):
+    except (OSError, ValueError, ssl.SSLError, CyberArkError):
         return None
     try:
         chain = [x509.load_der_x509_certificate(bytes(der)) for der in chain_der if der]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -49,6 +50,17 @@ class DevClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_outlives_its_test() -> Iterator[None]:
+    """What one test registers (the secrets backend's values stay registered until ``clear()``, as
+    in a task process) must not decide what the next test's scrubbing sees. Only where a test
+    already loaded the engine: importing it here would change what import-cost tests measure."""
+    yield
+    registry_module = sys.modules.get("cyberark_ops.scrub")
+    if registry_module is not None:
+        registry_module.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)

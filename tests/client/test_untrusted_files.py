@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+import requests
 
 from cyberark_ops.client import ConfigurationError
 from cyberark_ops.client.untrusted import SECRET_FILE_CAP, read_regular_file
@@ -54,6 +56,28 @@ def _good_files(vault: Vault, tmp_path: Path) -> dict[str, str]:
     password = tmp_path / "password"
     password.write_text(PVWA_PASSWORD)
     return {"api_key_file": str(key), "password_file": str(password)}
+
+
+def _minted(vault: Vault, field: str) -> bytes:
+    """A workload JWT from the dev issuer, or a Conjur access token as a sidecar writes it."""
+    if field == "jwt_token_path":
+        response = requests.post(
+            f"{vault.url}/_dev/conjur/jwt",
+            json={"claims": {"sub": "worker"}, "ttl": 300},
+            headers={"Authorization": f"Bearer {vault.info['admin_token']}"},
+            verify=vault.ca,
+            timeout=10,
+        )
+        response.raise_for_status()
+        return str(response.json()["jwt"]).encode()
+    response = requests.post(
+        f"{vault.url}/authn/{vault.account}/{quote(HOST_LOGIN, safe='')}/authenticate",
+        data=HOST_API_KEY,
+        verify=vault.ca,
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.content
 
 
 def _case(vault: Vault, good: dict[str, str], field: str, path: str) -> tuple[dict[str, Any], str]:
@@ -128,7 +152,8 @@ def test_a_symlink_to_a_regular_file_is_followed(vault: Vault, tmp_path: Path, f
     elif field in ("ca_bundle", "client_cert", "client_key"):
         target = vault.ca if field == "ca_bundle" else vault.info[field]
     else:
-        pytest.skip(f"{field} needs a token minted for it; the regular-file check is the same helper")
+        target = str(tmp_path / field)
+        Path(target).write_bytes(_minted(vault, field))
     link = tmp_path / f"{field}.link"
     link.symlink_to(target)
     kwargs, ref = _case(vault, good, field, str(link))

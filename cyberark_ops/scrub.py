@@ -582,8 +582,8 @@ class Registry:
                 if new:
                     mask_secret(new)
                     self._masked.update(new)
-                    # LocalExecutor copies task output to the scheduler's console unmasked: redact here too.
-                    task_redaction.install()
+                # LocalExecutor copies task output to the scheduler's console unmasked: redact here too.
+                task_redaction.keep(value, username=username)
             if short and self._mask and warn_short:
                 log.warning(
                     "A secret of %d characters is scrubbed from return values, but Airflow will not mask it in "
@@ -716,6 +716,14 @@ def clear() -> None:
     _REGISTRY.clear()
 
 
+def scrub_exception(error: BaseException, secrets: Registry | Iterable[str] | None = None) -> BaseException:
+    """``error`` scrubbed in place (args, notes, attributes, cause and context chains), type and
+    frames kept; see :func:`cyberark_ops.scrub_exceptions.scrub_exception`."""
+    from cyberark_ops.scrub_exceptions import scrub_exception as scrub_in_place
+
+    return scrub_in_place(error, secrets)
+
+
 def task_scope() -> AbstractContextManager[Registry]:
     """``with task_scope(): ...`` clears the task registry when the outermost scope ends."""
     return _REGISTRY.task_scope()
@@ -733,5 +741,6 @@ __all__ = [
     "register",
     "registry",
     "scrub",
+    "scrub_exception",
     "task_scope",
 ]

@@ -286,7 +286,7 @@ ATTEMPTS = (
     ("log a JSON payload with %r: JSON, then repr, then the log line", "task logs", "payload '{", 1),
     ("log it in a longer string holding a double quote (repr escapes its ')", "task logs", "longer string 'say ", 1),
     ("log it through a handler bound when the DAG file was imported", "task logs", "handler bound at import ***", 1),
-    ("log rows holding a JSON document (common-sql's output line)", "task logs", "Operator output is: [(", 1),
+    ("log rows holding a JSON document (common-sql's output line)", "task logs", "Operator output is: [[(", 1),
     ("log %r of the exception in a failure callback", "task logs", "callback saw RuntimeError(", 1),
     ("log the output and context of a failed command in a callback", "task logs", "its output b'***'", 1),
     ("return repr(conn): PythonOperator logs the returned value", "task logs", "Returned value was: {'conn': ", 1),
@@ -387,30 +387,39 @@ def _generic(place: str) -> str:
     return re.sub(r"\d{4}-\d{2}-\d{2}", "<date>", place)
 
 
-def test_what_bypasses_pythons_streams_reaches_only_the_schedulers_console(run: LeakRun) -> None:
-    """A measured limit: bytes a task writes to file descriptor 1 itself, or that a child process
-    writes to the descriptors it inherited, never pass through Python's ``sys.stdout``. The
-    supervisor still masks them in the task log file; only the executor's console copy keeps them."""
+def test_what_bypasses_pythons_streams_is_redacted_at_the_file_descriptor(run: LeakRun) -> None:
+    """Bytes a task writes to file descriptor 1 itself, or that a child process writes to the
+    descriptors it inherited, never pass through Python's ``sys.stdout``: the task process points
+    the descriptors at a redacting pipe once a secret is registered, so neither the task log file
+    nor the executor's console copy holds them."""
     hits = find_leaks(run.places, _forms("fd", FD_CANARY))
-    where = sorted({hit.split(" in ", 1)[1] for hit in hits})
-    assert set(where) <= {"process-logs/scheduler.log"}, hits
+    assert hits == []
+    logs = b"".join(data for place, data in run.places.items() if place.startswith("logs/dag_id="))
+    assert b"fd write ***" in logs and b"child echo ***" in logs, "the writes happened, redacted"
     report.record(
         "limits",
         "fd writes",
         {
             "what": "bytes written to file descriptors 1 and 2 directly (os.write, C extensions) or by child "
             "processes that inherit them (subprocess without capture)",
-            "where it stays in clear": (
-                "the LocalExecutor's console copy (the scheduler's stdout): "
-                + ", ".join(sorted({hit.split(" in ", 1)[0].removeprefix("fd: ") for hit in hits}))
-                if hits
-                else "nowhere: this Airflow does not copy task output to the scheduler's console"
-            ),
-            "task log file": "masked (raw form) by the supervisor",
-            "remedy": "capture a child's output (BashOperator, subprocess.run(capture_output=True)) and log it; "
-            "keep the scheduler's console out of log shipping, or run the scheduler with stdout discarded",
+            "where it stays in clear": "nowhere once the task registered a secret (measured: "
+            f"{len(hits)} hits); before the first registration nothing is redirected, and a child started "
+            "then keeps the original descriptors",
+            "task log file": "redacted in the task process (every form), then masked by the supervisor",
+            "remedy": "fetch before starting long-lived children; capture a child's output (BashOperator, "
+            "subprocess.run(capture_output=True)) and log it",
         },
     )
+
+
+def test_a_handler_bound_at_import_reaches_no_console_and_no_log_with_a_form(run: LeakRun) -> None:
+    """A ``logging.StreamHandler()`` created when the DAG file is imported keeps the ``sys.stderr``
+    of that moment; its lines go to file descriptor 2, redacted at the descriptor."""
+    forms = _forms(IMPORT_HANDLER, CANARIES[IMPORT_HANDLER])
+    console = {"process-logs/scheduler.log": run.places["process-logs/scheduler.log"]}
+    logs = {place: data for place, data in run.places.items() if place.startswith("logs/dag_id=")}
+    assert find_leaks({**console, **logs}, forms) == []
+    assert b"handler bound at import ***" in b"".join(logs.values())
 
 
 def test_the_connections_cli_prints_what_the_backend_returns(run: LeakRun) -> None:

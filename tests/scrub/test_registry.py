@@ -19,7 +19,7 @@ from tests.scrub.conftest import CANARY
 
 
 def _patterns_of(value: str, username: str | None = None) -> set[str]:
-    return {re.escape(form) for form in scrub.forms(value, username=username)}
+    return {re.escape(form) for form in scrub.masked_forms(value, username=username)}
 
 
 def _forget_in_airflow(patterns: set[str]) -> None:
@@ -45,12 +45,15 @@ def test_a_value_under_the_minimum_length_is_refused_without_showing_it() -> Non
     assert registry.scrub("a x7#q b") == "a x7#q b"
 
 
-def test_allow_short_scrubs_but_warns_that_airflow_will_not_mask(caplog: pytest.LogCaptureFixture) -> None:
+def test_allow_short_registers_but_never_searches_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 24: a value shorter than the setting is never searched for, in logs or in data
+    (replacing ``1`` or ``prod`` corrupts values that hold no secret)."""
     registry = scrub.Registry()
     before = set(_secrets_masker().patterns)
     with caplog.at_level(logging.WARNING, logger="cyberark_ops.scrub"):
         registry.register("k9!z", allow_short=True)
-    assert registry.scrub(["a k9!z b", b"k9!z"]) == ["a *** b", b"***"]
+    assert len(registry) == 1
+    assert registry.scrub(["a k9!z b", b"k9!z"]) == ["a k9!z b", b"k9!z"]
     assert re.escape("k9!z") not in _secrets_masker().patterns - before
     [record] = caplog.records
     assert "k9!z" not in record.getMessage()
@@ -179,7 +182,7 @@ def test_the_registry_has_a_safe_repr_and_cannot_be_pickled_or_copied() -> None:
     registry = scrub.Registry()
     registry.register(CANARY, username="svc")
     assert CANARY not in repr(registry)
-    assert repr(registry) == "<Registry: 1 secrets, 9 forms>"
+    assert repr(registry) == f"<Registry: 1 secrets, {len(scrub.forms(CANARY, username='svc'))} forms>"
     for attempt in (pickle.dumps, copy.copy, copy.deepcopy):
         with pytest.raises(TypeError) as caught:
             attempt(registry)

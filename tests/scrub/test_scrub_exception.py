@@ -18,12 +18,13 @@ import pytest
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 
 from cyberark_ops import CyberArkHook, VaultedSqlOperator, scrub, vaulted, with_cyberark_secret
+from cyberark_ops.client import PROCESS_TOKEN_CACHE
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.seed import demo_seed
 from cyberark_ops.secrets import CyberArkSecretsBackend, VaultLookupFailed, reset_backend_state
 from tests.client.conftest import HOST_API_KEY, HOST_LOGIN
-from tests.hooks.conftest import Connections, conns  # noqa: F401 - the fixture, for the hook's way in
-from tests.operators.conftest import CANARY, PG_REF, set_pg_password, vault  # noqa: F401 - the fixture
+from tests.hooks.conftest import Connections
+from tests.operators.conftest import CANARY, PG_REF, set_pg_password, vaulted_seed
 
 SECRET = "xS-c@n\tary😀it's{{ ds }}$HOME`id`\\1%41-Zk9"
 
@@ -48,6 +49,24 @@ def _absent(error: BaseException, value: str) -> None:
     text = _everything(error)
     for name, form in scrub.leak_forms(value).items():
         assert form not in text, name
+
+
+@pytest.fixture
+def conns(make_server: Callable[..., DevServer], monkeypatch: pytest.MonkeyPatch) -> Iterator[Connections]:
+    """The dev server's demo seed, as ``tests/hooks`` has it."""
+    PROCESS_TOKEN_CACHE.clear()
+    yield Connections(make_server(), monkeypatch)
+    PROCESS_TOKEN_CACHE.clear()
+
+
+@pytest.fixture
+def vault(make_server: Callable[..., DevServer], monkeypatch: pytest.MonkeyPatch) -> Iterator[Connections]:
+    """The dev server with the operators' PostgreSQL account, as ``tests/operators`` has it."""
+    PROCESS_TOKEN_CACHE.clear()
+    found = Connections(make_server(vaulted_seed()), monkeypatch)
+    found.ccp()
+    yield found
+    PROCESS_TOKEN_CACHE.clear()
 
 
 @pytest.fixture
@@ -155,7 +174,7 @@ def test_the_hook_scrubs_what_it_raises(conns: Connections) -> None:
     """A value passed where a reference belongs: the error names the reference, which is the secret."""
     hook = CyberArkHook(conns.conjur())
     value = hook.get_secret("prod/db/password")
-    with pytest.raises(Exception) as caught:  # noqa: PT011 - whatever the API says of such an id
+    with pytest.raises(Exception) as caught:
         hook.get_secret(f"prod/db/{value}")
     assert "***" in str(caught.value)
     _absent(caught.value, value)
@@ -185,7 +204,7 @@ def test_the_vaulted_operators_scrub_what_the_database_raises(vault: Connections
         ),
     ]
     for build in operators:
-        with pytest.raises(Exception) as caught:  # noqa: PT011 - the driver's own type
+        with pytest.raises(Exception) as caught:
             build().execute({})
         assert type(caught.value).__module__.startswith("psycopg"), "the driver's exception type is kept"
         assert "***" in str(caught.value)

@@ -18,8 +18,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
-from cyberark_ops import scrub
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 _CORE = frozenset(vars(BaseException)) | {"__dict__", "__weakref__", "__notes__", "args"}
@@ -29,11 +27,18 @@ _STR = "_cyberark_scrubbed_str"
 _REPR = "_cyberark_scrubbed_repr"
 
 
+_REPLACEMENT = "***"
+"""``_REPLACEMENT``; ``scrub`` is imported when an exception is scrubbed, not when a DAG file
+imports the hook."""
+
+
 def _clean(value: Any, secrets: Any) -> Any:
+    from cyberark_ops import scrub
+
     try:
         return scrub.scrub(value, secrets)
     except scrub.ScrubError:  # cannot be rebuilt: fail closed
-        return scrub.REPLACEMENT
+        return _REPLACEMENT
 
 
 def _leaks(text: str, secrets: Any) -> bool:
@@ -60,13 +65,13 @@ def _scrub_one(error: BaseException, secrets: Any, chained: list[BaseException])
     args = error.args
     clean_args = _clean(args, secrets)
     if clean_args is not args:
-        error.args = tuple(clean_args) if isinstance(clean_args, tuple) else (scrub.REPLACEMENT,)
+        error.args = tuple(clean_args) if isinstance(clean_args, tuple) else (_REPLACEMENT,)
     notes = getattr(error, "__notes__", None)
     if isinstance(notes, list):
         clean_notes = _clean(notes, secrets)
         if clean_notes is not notes:
             # __notes__ is a plain attribute (Python 3.11+ adds it with add_note)
-            error.__dict__["__notes__"] = list(clean_notes) if isinstance(clean_notes, list) else [scrub.REPLACEMENT]
+            error.__dict__["__notes__"] = list(clean_notes) if isinstance(clean_notes, list) else [_REPLACEMENT]
     own = getattr(error, "__dict__", None)
     if isinstance(own, dict):
         for name, value in list(own.items()):
@@ -110,10 +115,10 @@ def _scrubbed_class(klass: type[BaseException]) -> type[BaseException]:
     if klass not in _SCRUBBED_CLASSES:
 
         def __str__(self: BaseException) -> str:
-            return str(self.__dict__.get(_STR, scrub.REPLACEMENT))
+            return str(self.__dict__.get(_STR, _REPLACEMENT))
 
         def __repr__(self: BaseException) -> str:
-            return str(self.__dict__.get(_REPR, scrub.REPLACEMENT))
+            return str(self.__dict__.get(_REPR, _REPLACEMENT))
 
         namespace = {"__str__": __str__, "__repr__": __repr__, "__module__": klass.__module__}
         sub = type(klass.__name__, (klass,), namespace)

@@ -33,6 +33,7 @@ FIGURES = (
     "5 scrubbing",
     "6 dev server",
     "7 import cost",
+    "8 redaction engine",
 )
 
 
@@ -42,7 +43,7 @@ def _silence_logs() -> None:
 
 
 def _figures(server: Server, config: Config) -> list[tuple[str, Callable[[], list[Row]]]]:
-    from . import backend, batch, concurrency, imports, latency, scrubbing, throughput
+    from . import backend, batch, concurrency, imports, latency, redaction, scrubbing, throughput
 
     return [
         (FIGURES[0], lambda: latency.run(server, config)),
@@ -52,6 +53,7 @@ def _figures(server: Server, config: Config) -> list[tuple[str, Callable[[], lis
         (FIGURES[4], lambda: scrubbing.run(server, config)),
         (FIGURES[5], lambda: throughput.run(server, config, config.concurrency_rate)),
         (FIGURES[6], lambda: imports.run(config)),
+        (FIGURES[7], lambda: redaction.run(config)),
     ]
 
 

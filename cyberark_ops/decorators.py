@@ -148,7 +148,7 @@ class _Injector:
                     raise scrub.SecretTooShort(
                         f"the secret injected as {name!r} has fewer than {minimum} characters, so Airflow "
                         f"would not mask it in task logs ({scrub.MIN_LENGTH_SETTING}); pass "
-                        "allow_short_secret=True to use it anyway (it is still scrubbed from the return value)",
+                        "allow_short_secret=True to use it anyway (it is then neither masked nor scrubbed)",
                         field=name,
                     )
         return values

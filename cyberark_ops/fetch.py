@@ -107,7 +107,8 @@ def register_fetched(value: str, source: str, *, username: str | None = None) ->
         short = len(value) < scrub.registry().min_length()
         if short:
             log.warning(
-                "The value of %s is shorter than [logging] min_length_masked_secret; Airflow will not mask it.",
+                "The value of %s is shorter than [logging] min_length_masked_secret; Airflow will not mask it, "
+                "and it is not scrubbed from data either.",
                 source,
             )
         scrub.register(value, username=username, allow_short=True, warn_short=False)

@@ -37,7 +37,7 @@ class VaultedSqlOperator(VaultedMixin, SQLExecuteQueryOperator):
         without ``conn_id``.
     :param conn_extra: extras for the in-memory connection (e.g. ``{"client": "mysql-connector-python"}``).
     :param allow_short_secret: accept a secret shorter than ``[logging] min_length_masked_secret``
-        (scrubbed from the result, but Airflow will not mask it in logs).
+        (it is then neither masked in logs nor scrubbed from the result: too short to search for).
     """
 
     template_fields = (*SQLExecuteQueryOperator.template_fields, "credential")

@@ -14,7 +14,6 @@ import re
 import string
 import unicodedata
 from collections.abc import Callable
-from urllib.parse import quote, quote_plus
 
 COMPOSE_LIMIT = 8192
 """Values up to this many characters get every composition of up to :data:`DEPTH` escapes."""
@@ -54,12 +53,27 @@ def _repr_double(value: str) -> str:
     return repr("'" + value)[2:-1]
 
 
-def _quote(value: str) -> str:
-    return quote(value, safe="")
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 
 
-def _quote_sqlalchemy(value: str) -> str:
-    return quote(value, safe=" +")
+def _quoter(safe: str, *, plus: bool = False) -> Callable[[str], str]:
+    """``urllib.parse.quote`` (``quote_plus`` with ``plus``), the same text, at C speed: one
+    lookup per byte through ``map`` instead of ``quote``'s Python loop (2 s for 5 MB)."""
+    kept = _UNRESERVED | frozenset(safe.encode("ascii"))
+    table = [chr(byte) if byte in kept else f"%{byte:02X}" for byte in range(256)]
+    if plus:
+        table[ord(" ")] = "+"
+    lookup = table.__getitem__
+
+    def escape(value: str) -> str:
+        return "".join(map(lookup, value.encode("utf-8")))
+
+    return escape
+
+
+_quote = _quoter("")
+_quote_sqlalchemy = _quoter(" +")
+_quote_plus = _quoter("", plus=True)
 
 
 def _html(value: str) -> str:
@@ -72,7 +86,7 @@ ESCAPES: dict[str, Callable[[str], str]] = {
     "repr_sq": _repr_single,
     "repr_dq": _repr_double,
     "quote": _quote,
-    "quote_plus": quote_plus,
+    "quote_plus": _quote_plus,
     "quote_sqlalchemy": _quote_sqlalchemy,
     "html": _html,
 }
@@ -120,17 +134,25 @@ def default_min_length() -> int:
 
 
 def _singles(value: str, username: str | None) -> dict[str, str]:
+    # Derived from one another where that gives the same text (a 5 MB value must register in < 1 s).
     data = value.encode("utf-8")
+    quoted = _quote(value)
+    json_form = _json(value)
+    repr_form = repr(value)[1:-1]
+    # repr(value) is written in " quotes (equal to repr_dq) only for a value holding ' and no ";
+    # otherwise in ' quotes, equal to both (without a ', the two styles escape alike).
+    single = _repr_single(value) if "'" in value and '"' not in value else repr_form
     found = {
         "raw": value,
-        "quote": _quote(value),
-        "quote_sqlalchemy": _quote_sqlalchemy(value),
-        "quote_plus": quote_plus(value),
-        "json": _json(value),
-        "json_unicode": _json_unicode(value),
-        "repr": repr(value)[1:-1],
-        "repr_sq": _repr_single(value),
-        "repr_dq": _repr_double(value),
+        "quote": quoted,
+        # quote writes a space as %20 and + as %2B, and % itself as %25: these replaces are exact
+        "quote_sqlalchemy": quoted.replace("%20", " ").replace("%2B", "+"),
+        "quote_plus": quoted.replace("%20", "+"),
+        "json": json_form,
+        "json_unicode": json_form if value.isascii() else _json_unicode(value),
+        "repr": repr_form,
+        "repr_sq": single,
+        "repr_dq": repr_form,
         "html": _html(value),
         "base64": _b64(data),
         "base64url": _b64(data, urlsafe=True),

@@ -12,10 +12,10 @@ match of a valid UTF-8 pattern in valid UTF-8 text always starts and ends on cha
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
 
-from ahocorasick_rs import BytesAhoCorasick, MatchKind
+from ahocorasick_rs import BytesAhoCorasick, Implementation, MatchKind
 
 REPLACEMENT = "***"
 _STARS = REPLACEMENT.encode()
@@ -25,12 +25,20 @@ ANCHOR = 1024
 anchor); where an anchor matches, the whole form is checked with ``bytes.startswith``. The
 automaton's size stays bounded whatever the length of the values."""
 
+PREFIX = 5
+"""Bytes of each pattern in the prefilter: the compositions of one secret share a few prefixes, so
+1,000 secrets give a few thousand, small enough for a DFA, which scans as fast as the SIMD search
+the automaton uses for one secret's few patterns. A form can only start where a prefix occurs."""
+
+_DFA_LIMIT = 100_000
+"""Above this many prefixes the prefilter is built as an NFA (a DFA's build time grows fast)."""
+
 
 class Matcher:
     """All forms of all secrets: :meth:`spans` gives the leftmost-longest non-overlapping
     occurrences (a longer form wins over a shorter one that starts at the same place)."""
 
-    __slots__ = ("_automaton", "_full", "_keys", "_longs", "_short", "keep")
+    __slots__ = ("_automaton", "_full", "_keys", "_longs", "_prefilter", "_short", "keep")
 
     def __init__(self, forms: Iterable[str]) -> None:
         encoded = sorted({form.encode("utf-8", "surrogatepass") for form in forms if form}, key=len)
@@ -54,6 +62,12 @@ class Matcher:
         self._short: BytesAhoCorasick | None = None
         self._keys = list(patterns) if self._longs else []
         self.keep = max((len(key) for key in patterns), default=1) - 1
+        prefixes = list({key[:PREFIX] for key in patterns})
+        self._prefilter = BytesAhoCorasick(
+            prefixes,
+            matchkind=MatchKind.Standard,
+            implementation=Implementation.DFA if len(prefixes) <= _DFA_LIMIT else None,
+        )
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError(f"{type(self).__name__} holds secrets and cannot be pickled or copied")
@@ -63,12 +77,28 @@ class Matcher:
 
     def occurs(self, data: Any) -> bool:
         """Whether a pattern occurs in ``data`` (any buffer): no match means no form occurs."""
-        return bool(self._automaton.find_matches_as_indexes(data))
+        return any(self._segments(data))
 
-    def _scan(self, data: bytes, start: int) -> list[tuple[int, int, int]]:
-        if not start:
-            return self._automaton.find_matches_as_indexes(data)
-        found = self._automaton.find_matches_as_indexes(memoryview(data)[start:])
+    def _segments(self, data: Any) -> Iterator[tuple[int, int]]:
+        """Where a pattern can occur: from each place a prefix occurs, as far as the longest pattern
+        reaches (overlapping ones merged). Each is searched from its start: a leftmost-longest search
+        there is the same as from the start of ``data``, since no pattern starts in between."""
+        hits = self._prefilter.find_matches_as_indexes(data, overlapping=True)
+        if not hits:
+            return
+        width = self.keep + 1
+        starts = sorted({begin for _, begin, _ in hits})
+        low = starts[0]
+        high = low + width
+        for begin in starts[1:]:
+            if begin > high:
+                yield low, high
+                low = begin
+            high = begin + width
+        yield low, high
+
+    def _scan(self, data: bytes, start: int, stop: int) -> list[tuple[int, int, int]]:
+        found = self._automaton.find_matches_as_indexes(memoryview(data)[start:stop])
         return [(index, begin + start, end + start) for index, begin, end in found]
 
     def _short_at(self, data: bytes, start: int) -> int | None:
@@ -86,36 +116,47 @@ class Matcher:
 
     def spans(self, data: bytes) -> list[tuple[int, int]]:
         """Leftmost-longest, non-overlapping spans of whole forms in ``data``."""
-        found = self._automaton.find_matches_as_indexes(data)
-        longs = self._longs
-        if longs is None:
-            return [(begin, end) for _, begin, end in found]
         out: list[tuple[int, int]] = []
         position = 0
+        for low, high in self._segments(data):
+            start = max(low, position)
+            if start < high:
+                position = self._spans_in(data, start, min(high, len(data)), out)
+        return out
+
+    def _spans_in(self, data: bytes, start: int, stop: int, out: list[tuple[int, int]]) -> int:
+        """Adds the spans found from ``start`` (up to ``stop``, where the last pattern starting
+        before it ends); returns where the last one ended."""
+        found = self._scan(data, start, stop)
+        longs = self._longs
+        if longs is None:
+            out.extend((begin, end) for _, begin, end in found)
+            return found[-1][2] if found else start
+        position = start
         while found:
             rescan = False
             for index, begin, end in found:
                 if begin < position:
                     continue
-                stop = next((begin + len(form) for form in longs[index] if data.startswith(form, begin)), None)
-                if stop is None and self._full[index]:
-                    stop = end
-                if stop is None:  # an anchor without its form: shorter forms may start here or inside it
-                    stop = self._short_at(data, begin)
-                    position = begin + 1 if stop is None else stop
-                    if stop is not None:
-                        out.append((begin, stop))
+                finish = next((begin + len(form) for form in longs[index] if data.startswith(form, begin)), None)
+                if finish is None and self._full[index]:
+                    finish = end
+                if finish is None:  # an anchor without its form: shorter forms may start here or inside it
+                    finish = self._short_at(data, begin)
+                    position = begin + 1 if finish is None else finish
+                    if finish is not None:
+                        out.append((begin, finish))
                     rescan = True
                     break
-                out.append((begin, stop))
-                position = stop
-                if stop != end:  # a long form ended past its anchor: what followed was matched from the anchor
+                out.append((begin, finish))
+                position = finish
+                if finish != end:  # a long form ended past its anchor: what followed was matched from the anchor
                     rescan = True
                     break
             if not rescan:
                 break
-            found = self._scan(data, position)
-        return out
+            found = self._scan(data, position, stop) if position < stop else []
+        return position
 
     def replace(self, data: bytes) -> bytes | None:
         """``data`` with every span replaced by ``***``; None when no form occurs."""

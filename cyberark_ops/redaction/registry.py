@@ -120,7 +120,7 @@ class Registry:
                     minimum,
                     MIN_LENGTH_SETTING,
                 )
-            elif not searched and self._mask:
+            elif not short and not searched and self._mask:
                 log.warning(
                     "A secret of %d characters made only of whitespace and punctuation is neither scrubbed nor "
                     "masked: it would match ordinary data",
@@ -146,8 +146,9 @@ class Registry:
         if new:
             mask_secret(new)
             self._masked.update(new)
-            # LocalExecutor copies task output to the scheduler's console unmasked: redact here too.
-            task_redaction.install()
+        # LocalExecutor copies task output to the scheduler's console unmasked: redact here too
+        # (also for a value Airflow was given nothing of, above the size cap).
+        task_redaction.install()
 
     def min_length(self) -> int:
         """Airflow's ``[logging] min_length_masked_secret``, read once until :meth:`clear` (a

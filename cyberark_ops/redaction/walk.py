@@ -228,7 +228,7 @@ class _Walk:
         return out, changed
 
     def clean(self, chunk: Any) -> bool:
-        """:meth:`_Matcher.absent` for a chunk, reusing one pickler while nothing is found."""
+        """:func:`absent` for a chunk, reusing one pickler while nothing is found."""
         try:
             self.flattener.dump(chunk)
         except Exception:  # noqa: BLE001 - found, cycles, depth, oddities: walk the chunk, with a fresh pickler

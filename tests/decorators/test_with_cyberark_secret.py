@@ -75,7 +75,9 @@ def test_a_short_secret_is_refused_without_its_value(conns: Connections) -> None
     def ok(port: str) -> str:
         return port
 
-    assert ok() == "***"
+    # Issue 24: a value that short is never searched for (it occurs in ordinary data), so the
+    # function's return value comes back as it is; the warning says so.
+    assert ok() == "5432"
 
 
 def test_above_task_virtualenv_is_refused_at_parse_time() -> None:

@@ -29,7 +29,10 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "forms": (
         "Forms searched",
         "Every canary is searched for in each of these forms (`scrub.leak_forms`, the one definition the product "
-        "masks and scrubs with). Forms shorter than Airflow's `[logging] min_length_masked_secret` are not searched.",
+        "masks and scrubs with): the single escapes, every distinct composition of two or three of them (named in "
+        "the order applied: `json>repr_sq>json` is JSON, then a `'`-quoted repr, then JSON again), base64 of the "
+        "value and of `user:value`, and each line that qualifies. Forms shorter than Airflow's "
+        "`[logging] min_length_masked_secret`, or made only of whitespace and punctuation, are not searched.",
     ),
     "attempts": (
         "What the tasks try",

@@ -144,6 +144,30 @@ def test_the_descriptor_redactor_catches_what_bypasses_python_streams(
     assert os.write(fd, b"after\n") == 6 and _read_all(path).endswith(b"***after\n"), "fd points at the original again"
 
 
+EXITS_WITHOUT_FLUSHING = """
+import os, sys
+from cyberark_ops import task_redaction
+task_redaction._KEPT.register(sys.argv[1], allow_short=True)
+task_redaction._redirect_descriptors()
+os.write(1, ("tail " + sys.argv[1]).encode())  # no newline: held back
+print("printed", sys.argv[1])  # in Python's buffer: os._exit never flushes it
+sys.stderr.write("stderr " + sys.argv[1] + "\\n")
+os._exit(3)
+"""
+
+
+def test_os_exit_passes_on_what_the_pipes_and_python_buffers_hold() -> None:
+    """Airflow's task process ends with ``os._exit``: a held partial line and Python's unflushed
+    buffer still reach the original descriptors, redacted, and the exit status is kept."""
+    done = subprocess.run(
+        [sys.executable, "-c", EXITS_WITHOUT_FLUSHING, CANARY], capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 3
+    out, err = done.stdout.decode(), done.stderr.decode()
+    _absent(out + err, CANARY)
+    assert out == "tail ***printed ***\n" and err == "stderr ***\n"
+
+
 def test_output_that_cannot_be_redacted_is_dropped_not_passed_on(out_fd: tuple[int, Path]) -> None:
     fd, path = out_fd
 

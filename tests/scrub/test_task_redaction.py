@@ -165,7 +165,8 @@ def test_os_exit_passes_on_what_the_pipes_and_python_buffers_hold() -> None:
     assert done.returncode == 3
     out, err = done.stdout.decode(), done.stderr.decode()
     _absent(out + err, CANARY)
-    assert out == "tail ***printed ***\n" and err == "stderr ***\n"
+    # (Airflow 3.1 logs its alembic plugin setup to stderr when the redaction first imports it)
+    assert out == "tail ***printed ***\n" and err.endswith("stderr ***\n")
 
 
 def test_output_that_cannot_be_redacted_is_dropped_not_passed_on(out_fd: tuple[int, Path]) -> None:

@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,28 @@ def test_os_exit_passes_on_what_the_pipes_and_python_buffers_hold() -> None:
     _absent(out + err, CANARY)
     # (Airflow 3.1 logs its alembic plugin setup to stderr when the redaction first imports it)
     assert out == "tail ***printed ***\n" and err.endswith("stderr ***\n")
+
+
+def test_a_redactor_that_writes_to_its_own_descriptor_does_not_deadlock(kept: None, out_fd: tuple[int, Path]) -> None:
+    """A warning logged to stderr from inside redaction lands in the pipe being redacted: the
+    reader keeps draining it into memory, so the write returns and is passed on in turn."""
+    fd, path = out_fd
+    big = b"x" * (1 << 20) + b"\n"  # more than a pipe holds: a blocked reader would hang here
+
+    complained = threading.Event()
+
+    def redact_and_complain(text: str) -> str:
+        if "complain" in text:
+            os.write(fd, big)  # into the pipe: the descriptor is still redirected
+            complained.set()
+        return redact_text(text)
+
+    redactor = DescriptorRedactor(fd, redact_and_complain)
+    os.write(fd, f"complain {CANARY}\n".encode())
+    assert complained.wait(60), "the redactor's own write returned"
+    redactor.close()
+    data = _read_all(path)
+    assert data == b"complain ***\n" + big
 
 
 def test_output_that_cannot_be_redacted_is_dropped_not_passed_on(out_fd: tuple[int, Path]) -> None:

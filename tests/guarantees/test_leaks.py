@@ -294,6 +294,7 @@ ATTEMPTS = (
     ("log a JSON payload with %r: JSON, then repr, then the log line", "task logs", "payload '{", 1),
     ("log it in a longer string holding a double quote (repr escapes its ')", "task logs", "longer string 'say ", 1),
     ("log it through a handler bound when the DAG file was imported", "task logs", "handler bound at import ***", 1),
+    ("print one line with two print calls", "task logs", "printed in pieces *** end", 1),
     ("log rows holding a JSON document (common-sql's output line)", "task logs", "Operator output is: [[(", 1),
     ("log %r of the exception in a failure callback", "task logs", "callback saw RuntimeError(", 1),
     ("log the output and context of a failed command in a callback", "task logs", "its output b'***'", 1),

@@ -92,7 +92,7 @@ def hostile(value: str) -> None:
     log.info("nested payload %r", [json.dumps([value])])
     log.info("in a longer string %r", f'say "{value}" now')  # repr writes the value's ' as \'
     bound_at_import.warning("handler bound at import %s %r", value, value)
-    print("printed in pieces", value[:4], end="", flush=True)
+    print("printed in pieces", value[:4], end="")  # one line, two print calls
     print(value[4:], "end", flush=True)
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -57,6 +58,7 @@ _KEPT = scrub.Registry(mask=False)
 """Every secret registered in this supervised task process, for the rest of it (see the module doc)."""
 
 
+@functools.cache
 def _airflow_redact() -> Callable[..., Any]:
     from cyberark_ops._compat import first_attribute
 

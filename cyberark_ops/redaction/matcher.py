@@ -77,7 +77,8 @@ class Matcher:
 
     def occurs(self, data: Any) -> bool:
         """Whether a pattern occurs in ``data`` (any buffer): no match means no form occurs."""
-        return any(self._segments(data))
+        view = memoryview(data)
+        return any(self._automaton.find_matches_as_indexes(view[low:high]) for low, high in self._segments(data))
 
     def _segments(self, data: Any) -> Iterator[tuple[int, int]]:
         """Where a pattern can occur: from each place a prefix occurs, as far as the longest pattern

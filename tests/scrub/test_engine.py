@@ -205,3 +205,12 @@ def test_the_matcher_refuses_pickling_and_shows_no_form() -> None:
     assert CANARY not in repr(matcher)
     with pytest.raises(TypeError):
         pickle.dumps(matcher)
+
+
+def test_a_shared_prefix_without_the_form_keeps_the_quick_path() -> None:
+    """The prefilter finds where a form can start; only a whole form makes a value "present"."""
+    scrub.register("conne-Secret-77")
+    value = [("connect to db", "x"), {"connection": ["conne-ction"]}]
+    assert scrub.scrub(value) is value
+    assert scrub.registry().matcher().occurs(b"a conne-ction") is False  # type: ignore[union-attr]
+    assert scrub.registry().matcher().occurs(b"a conne-Secret-77") is True  # type: ignore[union-attr]

@@ -280,6 +280,13 @@ def _redirect_descriptors() -> None:
     os._exit = _exit
 
 
+def _fork_safe(lock: Any) -> None:
+    """Held across ``fork()``, so a child (``multiprocessing``, ``os.fork``) never starts with it
+    locked by one of this process's threads, which do not exist there."""
+    if lock is not None and hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=lock.acquire, after_in_parent=lock.release, after_in_child=lock.release)
+
+
 def _wrap_last(processors: Any) -> None:
     if isinstance(processors, list) and processors and not isinstance(processors[-1], _RedactedRenderer):
         processors[-1] = _RedactedRenderer(processors[-1])
@@ -389,7 +396,11 @@ def install() -> bool:
         for name in ("stdout", "stderr"):
             stream = getattr(sys, name)
             if stream is not None and not isinstance(stream, RedactingStream):
-                setattr(sys, name, RedactingStream(stream))
+                wrapped = RedactingStream(stream)
+                _fork_safe(wrapped._lock)
+                setattr(sys, name, wrapped)
+        # The descriptor redactors use it from their own threads.
+        _fork_safe(getattr(_KEPT, "_lock", None))
         _installed.set()
     return True
 

@@ -192,6 +192,36 @@ def test_a_redactor_that_writes_to_its_own_descriptor_does_not_deadlock(kept: No
     assert data == b"complain ***\n" + big
 
 
+FORKS_WHILE_A_THREAD_HOLDS_THE_LOCK = """
+import os, threading
+from cyberark_ops import task_redaction
+lock = threading.RLock()
+task_redaction._fork_safe(lock)
+held, release = threading.Event(), threading.Event()
+def hold():
+    with lock:
+        held.set()
+        release.wait()
+threading.Thread(target=hold).start()
+held.wait()
+threading.Timer(0.1, release.set).start()
+pid = os.fork()  # waits for the lock: the child never gets it held by a thread it lacks
+if pid == 0:
+    with lock:
+        os._exit(7)
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def test_a_fork_never_copies_a_lock_held_by_another_thread() -> None:
+    """``multiprocessing`` forks while the descriptor redactors' threads may be inside the
+    registry: without the at-fork handlers the child would wait forever on the copied lock."""
+    done = subprocess.run(
+        [sys.executable, "-c", FORKS_WHILE_A_THREAD_HOLDS_THE_LOCK], capture_output=True, timeout=120, check=True
+    )
+    assert done.stdout.decode().strip() == "7"
+
+
 def test_output_that_cannot_be_redacted_is_dropped_not_passed_on(out_fd: tuple[int, Path]) -> None:
     fd, path = out_fd
 

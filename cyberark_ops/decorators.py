@@ -100,23 +100,6 @@ def _refuse_shipped_below(fn: Callable[..., Any]) -> None:
         )
 
 
-def _scrubbed_exception(error: BaseException) -> BaseException:
-    """``error`` itself when no secret form is in it; else one of the same type with scrubbed
-    args (or a ``RuntimeError`` when that type cannot be rebuilt), with no cause or context kept,
-    since those and the traceback's locals could hold the value."""
-    args = error.args
-    clean = scrub.scrub(args)
-    if clean is args and scrub.scrub(str(error)) == str(error):
-        return error
-    try:
-        replacement = type(error)(*clean)
-        if scrub.scrub(str(replacement)) != str(replacement):
-            raise TypeError
-    except Exception:  # noqa: BLE001 - any type that cannot be rebuilt from its args
-        replacement = RuntimeError(f"{type(error).__name__}: {scrub.scrub(str(error))}")
-    return replacement
-
-
 class _Injector:
     """What one decorated function fetches; ``fetch()`` runs at call time only."""
 
@@ -252,7 +235,7 @@ def _wrap(fn: Callable[..., Any], injector: _Injector) -> Callable[..., Any]:
                 call_args, call_kwargs = arrange(args, kwargs, injector.fetch())
                 result = fn(*call_args, **call_kwargs)
             except BaseException as error:
-                clean = _scrubbed_exception(error)
+                clean = scrub.scrub_exception(error)
                 if clean is error:
                     raise
                 raise clean from None
@@ -271,7 +254,7 @@ def _wrap(fn: Callable[..., Any], injector: _Injector) -> Callable[..., Any]:
                 call_args, call_kwargs = arrange(args, kwargs, injected)
                 result = await fn(*call_args, **call_kwargs)
             except BaseException as error:
-                clean = _scrubbed_exception(error)
+                clean = scrub.scrub_exception(error)
                 if clean is error:
                     raise
                 raise clean from None

@@ -80,6 +80,14 @@ def clear() -> None:
     _REGISTRY.clear()
 
 
+def scrub_exception(error: BaseException, secrets: Registry | Iterable[str] | None = None) -> BaseException:
+    """``error`` scrubbed in place (args, notes, attributes, cause and context chains), type and
+    frames kept; see :func:`cyberark_ops.scrub_exceptions.scrub_exception`."""
+    from cyberark_ops.scrub_exceptions import scrub_exception as scrub_in_place
+
+    return scrub_in_place(error, secrets)
+
+
 def task_scope() -> AbstractContextManager[Registry]:
     """``with task_scope(): ...``: what is registered inside is dropped when the outermost scope ends."""
     return _REGISTRY.task_scope()
@@ -99,5 +107,6 @@ __all__ = [
     "register",
     "registry",
     "scrub",
+    "scrub_exception",
     "task_scope",
 ]

@@ -33,6 +33,7 @@ from ._compat import first_attribute  # noqa: E402
 from .client import ConfigurationError, CyberArkError, Forbidden, NotFound  # noqa: E402
 from .client.untrusted import parse_json, shown  # noqa: E402
 from .lookup_patterns import lookup_pattern  # noqa: E402
+from .scrub_exceptions import scrubs_exceptions  # noqa: E402
 from .settings import ConnectionSettings, as_backend_error, as_bool, backend_error  # noqa: E402
 
 if TYPE_CHECKING:
@@ -241,13 +242,16 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
 
     # -- Airflow's interface --------------------------------------------------------------------------
 
+    @scrubs_exceptions
     def get_conn_value(self, conn_id: str, team_name: str | None = None) -> str | None:
         """Connection JSON (or a URI, when that is what is stored)."""
         return self._lookup("connections", conn_id, conn_id=conn_id)
 
+    @scrubs_exceptions
     def get_variable(self, key: str, team_name: str | None = None) -> str | None:
         return self._lookup("variables", key, variable=key)
 
+    @scrubs_exceptions
     def get_config(self, key: str) -> str | None:
         section, dot, option = key.partition(".")
         return self._lookup("config", key, key=option if dot else key, section=section if dot else "")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._compat import BaseHook
 from ..apis import BUILTIN_APIS
+from ..scrub_exceptions import scrubs_exceptions
 
 if TYPE_CHECKING:
     from ..client import BaseClient, Credential, CredentialRef
@@ -113,14 +114,17 @@ class CyberArkHook(BaseHook):
 
     # -- public fetch API --------------------------------------------------------------------------
 
+    @scrubs_exceptions
     def get_secret(self, path: str | CredentialRef) -> str:
         """One secret value: a Conjur variable id, or a reference (``ccp:Safe=DB;Object=pg``)."""
         return self.fetcher.get_secret(path)
 
+    @scrubs_exceptions
     def get_secrets(self, paths: Iterable[str | CredentialRef]) -> dict[str, str]:
         """Several secrets, keyed as given. Conjur variables come in one batch request."""
         return self.fetcher.get_secrets(paths)
 
+    @scrubs_exceptions
     def get_credential(self, ref: str | CredentialRef) -> Credential:
         """A whole account: secret plus username, address, port, database and properties."""
         return self.fetcher.get_credential(ref)

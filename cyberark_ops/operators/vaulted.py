@@ -26,6 +26,7 @@ from .. import scrub
 from .._compat import not_found_error
 from ..client import ConfigurationError, CyberArkError
 from ..hooks.cyberark import CyberArkHook
+from ..scrub_exceptions import scrubbed_exceptions
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection, Context
@@ -280,7 +281,8 @@ class VaultedMixin:
         return env
 
     def execute(self, context: Context) -> Any:
-        with scrub.task_scope():
+        # Inner first: what leaves is scrubbed while the scope still holds the secret.
+        with scrub.task_scope(), scrubbed_exceptions():
             try:
                 for attempt in (1, 2):
                     try:

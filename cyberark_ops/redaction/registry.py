@@ -131,6 +131,11 @@ class Registry:
                 self._outside.add(key)
             if found:
                 self._matcher = None
+            if found and self._mask:
+                # The task process's hooks keep it for the rest of the process, whatever scopes end.
+                from cyberark_ops import task_redaction
+
+                task_redaction.keep(value, username=username)
 
     def _hand_to_airflow(self, found: tuple[str, ...]) -> None:
         # Imported here so that leak_forms and scrub(..., secrets=[...]) do not import Airflow.

@@ -9,6 +9,7 @@ field, log it again from a failure callback, and log the connection URIs a drive
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -16,14 +17,21 @@ import sys
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import attrs
 import pendulum
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG, BaseHook, Variable, task
 
-from cyberark_ops import CyberArkHook, VaultedSqlOperator, vaulted, with_cyberark_secret
+from cyberark_ops import CyberArkHook, VaultedSqlOperator, scrub, vaulted, with_cyberark_secret
 
 log = logging.getLogger("careless")
+
+# Bound when the DAG file is imported, before any task runs: the handler keeps the sys.stderr of
+# that moment, which no later replacement of sys.stderr reaches.
+bound_at_import = logging.getLogger("bound_at_import")
+bound_at_import.addHandler(logging.StreamHandler())
+bound_at_import.propagate = False
 
 HOOK_REF = "demo/guarantee/hook"
 LONG_REF = "demo/guarantee/long"
@@ -33,6 +41,13 @@ LITE_REF = "ccp:Safe=VaultedOps;Object=gt-lite"
 FD_REF = "demo/guarantee/fd"
 BACKEND_CONN = "gt_backend"
 BACKEND_VAR = "gt_var"
+HOSTILE_REF = "demo/guarantee/hostile"
+CALLBACK_REF = "demo/guarantee/callback"
+NESTED_REF = "demo/guarantee/nested"
+XCOM_TYPES_REF = "demo/guarantee/xcom_types"
+EXC_ATTRS_REF = "demo/guarantee/exc_attrs"
+JSON_ROW_REF = "ccp:Safe=VaultedOps;Object=gt-json"
+BACKEND_REPR_CONN = "gt_backend_repr"
 
 
 def careless(value: str) -> None:
@@ -69,6 +84,63 @@ def callback_leaks(context: dict[str, Any]) -> None:
     value = CyberArkHook("cyberark_conjur").get_secret(HOOK_REF)
     log.error("callback refetched %s", value)
     print("callback printed", value)
+
+
+def hostile(value: str) -> None:
+    """What escapes the value more than once, or quotes it by its surroundings."""
+    log.info("payload %r", json.dumps({"password": value, "note": 'has "quotes"'}))
+    log.info("nested payload %r", [json.dumps([value])])
+    log.info("in a longer string %r", f'say "{value}" now')  # repr writes the value's ' as \'
+    bound_at_import.warning("handler bound at import %s %r", value, value)
+    print("printed in pieces", value[:4], end="")  # one line, two print calls
+    print(value[4:], "end", flush=True)
+
+
+def callback_digs(context: dict[str, Any]) -> None:
+    """A failure callback that logs the exception, its attributes and its context with %r."""
+    error = context.get("exception")
+    log.error("callback saw %r", error)
+    log.error("its output %r and context %r", getattr(error, "output", None), getattr(error, "__context__", None))
+
+
+@attrs.define
+class Login:
+    """An attrs class: Airflow's serializer stores it, ``scrub`` does not walk it."""
+
+    user: str
+    password: str
+
+
+class Token:
+    """An object Airflow's serializer stores through ``serialize()``."""
+
+    __version__ = 1
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def serialize(self) -> dict[str, Any]:
+        return {"value": self.value}
+
+    @staticmethod
+    def deserialize(data: dict[str, Any], version: int) -> Token:
+        return Token(data["value"])
+
+
+class JsonRowSql(VaultedSqlOperator):
+    """Selects a JSON document holding the password; common-sql logs the rows (``Operator output is``)."""
+
+    def fetch_credential(self):  # type: ignore[no-untyped-def]
+        cred = super().fetch_credential()
+        self.parameters = (cred.secret,)
+        return cred
+
+
+def failing_child(value: str) -> None:
+    try:
+        {}[value]  # the context: a KeyError holding the value
+    except KeyError:
+        subprocess.run(["/bin/sh", "-c", 'printf %s "$0"; exit 3', value], check=True, capture_output=True)
 
 
 class CarelessSql(VaultedSqlOperator):
@@ -124,7 +196,11 @@ with DAG("guarantee_leaks", schedule=None, start_date=pendulum.datetime(2026, 1,
     # Templated fields render the backend's values; the rendered fields are stored in the DB.
     BashOperator(
         task_id="templated_field",
-        env={"GT_CONN_PASSWORD": "{{ conn.gt_backend.password }}", "GT_VARIABLE": "{{ var.value.gt_var }}"},
+        env={
+            "GT_CONN_PASSWORD": "{{ conn.gt_backend.password }}",
+            "GT_VARIABLE": "{{ var.value.gt_var }}",
+            "GT_COMPOSED": "{{ [[var.value.gt_var] | string] }}",  # repr of a repr
+        },
         bash_command='printf %s "$GT_CONN_PASSWORD$GT_VARIABLE" | sha256sum | cut -c1-16',
     )
 
@@ -178,8 +254,65 @@ with DAG("guarantee_leaks", schedule=None, start_date=pendulum.datetime(2026, 1,
         subprocess.run(["/bin/echo", "child echo", value], check=True)
         return "written"
 
+    @task
+    def hostile_hook() -> str:
+        hostile(CyberArkHook("cyberark_conjur").get_secret(HOSTILE_REF))
+        return "logged"
+
+    @task(retries=0, on_failure_callback=callback_digs)
+    def raises_repr() -> None:
+        value = CyberArkHook("cyberark_conjur").get_secret(CALLBACK_REF)
+        raise RuntimeError(f"cannot log in with {value!r}")
+
+    @task
+    def returns_connection_repr() -> dict[str, Any]:
+        # PythonOperator logs "Done. Returned value was: ..." before anything can scrub it.
+        conn = BaseHook.get_connection(BACKEND_REPR_CONN)
+        return {"conn": repr(conn)}
+
+    @task
+    def nested_scopes() -> dict[str, Any]:
+        value = CyberArkHook("cyberark_conjur").get_secret(NESTED_REF)
+
+        def helper() -> str:  # the pattern docs/scrubbing.md shows, in a helper
+            with scrub.task_scope():
+                password = CyberArkHook("cyberark_conjur").get_secret(HOOK_REF)
+                return scrub.scrub(f"helper used {password}")
+
+        helper()
+        return {"alone": value, "repr": repr(value), "length": len(value)}
+
+    @task
+    def xcom_attrs() -> Login:
+        return Login("svc", CyberArkHook("cyberark_conjur").get_secret(XCOM_TYPES_REF))
+
+    @task
+    def xcom_serialize() -> Token:
+        return Token(f"Bearer {CyberArkHook('cyberark_conjur').get_secret(XCOM_TYPES_REF)!r}")
+
+    @task(retries=0, on_failure_callback=callback_digs)
+    @with_cyberark_secret(vault_conn_id="cyberark_conjur", value=EXC_ATTRS_REF)
+    def exception_attributes(value: str) -> None:
+        failing_child(value)
+
+    JsonRowSql(
+        task_id="sql_json_row",
+        vault_conn_id="cyberark_ccp",
+        credential=JSON_ROW_REF,
+        conn_id="gt_sqlite",
+        sql="""select json_object('password', ?, 'note', 'has "quotes"')""",
+        show_return_value_in_logs=True,
+    )
+
     hook_conjur()
     writes_to_file_descriptors()
     decorator_long()
     raises()
     backend_connection_and_variable()
+    hostile_hook()
+    raises_repr()
+    returns_connection_repr()
+    nested_scopes()
+    xcom_attrs()
+    xcom_serialize()
+    exception_attributes()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import settings
 
 from cyberark_ops.client.pacing import DIRECTORY_VARIABLE
 from cyberark_ops.devserver import DevServer
@@ -50,6 +51,13 @@ class DevClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+# CI runs each property on the same examples every time (a failure there is reproducible and not a
+# coin toss); a developer's run explores new ones and keeps what failed in .hypothesis/.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)

@@ -149,7 +149,8 @@ def _singles(value: str, username: str | None) -> dict[str, str]:
         "quote_sqlalchemy": quoted.replace("%20", " ").replace("%2B", "+"),
         "quote_plus": quoted.replace("%20", "+"),
         "json": json_form,
-        "json_unicode": json_form if value.isascii() else _json_unicode(value),
+        # ensure_ascii=True also escapes DEL (\x7f), which ensure_ascii=False leaves as it is
+        "json_unicode": json_form if value.isascii() and "\x7f" not in value else _json_unicode(value),
         "repr": repr_form,
         "repr_sq": single,
         "repr_dq": repr_form,

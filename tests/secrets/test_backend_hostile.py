@@ -25,7 +25,7 @@ from cyberark_ops import lookup_patterns
 from cyberark_ops.client import PROCESS_TOKEN_CACHE, ConfigurationError
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.seed import demo_seed
-from cyberark_ops.secrets import MAX_ID_LENGTH, CyberArkSecretsBackend, VaultLookupFailed, reset_backend_state
+from cyberark_ops.secrets import MAX_ID_LENGTH, VaultLookupFailed, reset_backend_state
 from tests.client.conftest import HOST_LOGIN
 
 from .test_backend import Vault
@@ -106,6 +106,56 @@ def test_a_deeply_nested_stored_connection_never_serves_the_stale_env_one(vault:
     assert "nested deeper than" in outcome["message"]
 
 
+OUT_OF_MEMORY_LOOKUP = textwrap.dedent(
+    """
+    import json, resource
+    from airflow.models.connection import Connection
+    Connection.get_connection_from_secrets("demo_postgres")  # imports, TLS and token: all warm
+    used = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (used + (4 << 20), resource.RLIM_INFINITY))
+    try:
+        conn = Connection.get_connection_from_secrets("warehouse")
+        outcome = {"served": [conn.login, conn.host]}
+    except BaseException as exc:
+        outcome = {"raised": type(exc).__name__, "message": str(exc)[:2000]}
+    resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    print(json.dumps(outcome))
+    """
+)
+
+
+def test_running_out_of_memory_during_a_lookup_never_serves_the_stale_env_one(vault: Vault, tmp_path: Path) -> None:
+    """A real ``MemoryError`` (the process's address space capped a few MB above what it uses, then a
+    stored connection of 60,000 extras to parse) reaches Airflow as ``VaultLookupFailed``."""
+    extras = {f"k{i}": f"v{i}" for i in range(60_000)}
+    big = json.dumps({"conn_type": "postgres", "login": "vault_user", "extra": extras})
+    vault.server.app.conjur.write("airflow/dev/connections/warehouse", big.encode())
+    kwargs = {
+        **vault.transport(),
+        "api": "conjur",
+        "login": HOST_LOGIN,
+        "api_key_file": str(vault.key_file),
+        "account": vault.info["conjur_account"],
+        "env": "dev",
+        "connections_path": "airflow/{env}/connections/{conn_id}",
+    }
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__SECRETS__BACKEND": "cyberark_ops.secrets.CyberArkSecretsBackend",
+        "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(kwargs),
+        "AIRFLOW_CONN_WAREHOUSE": STALE,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", OUT_OF_MEMORY_LOOKUP], env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "served" not in outcome, f"a connection was served: {outcome}"
+    assert outcome["raised"] == "VaultLookupFailed", outcome
+    assert "'warehouse'" in outcome["message"]
+    assert "MemoryError" in outcome["message"]
+
+
 def test_a_deeply_nested_extra_property_of_a_ccp_account_fails_the_lookup(vault: Vault) -> None:
     with pytest.raises(VaultLookupFailed, match="Extra property is not valid JSON") as raised:
         vault.ccp().get_conn_value("deep-extra")
@@ -113,22 +163,12 @@ def test_a_deeply_nested_extra_property_of_a_ccp_account_fails_the_lookup(vault:
     assert "'deep-extra'" in str(raised.value)
 
 
-def test_any_unexpected_failure_of_a_lookup_is_vault_lookup_failed(
-    vault: Vault, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Whatever breaks (here the memory), Airflow gets the one error it does not swallow."""
-    backend = vault.conjur()
-
-    def out_of_memory(*args: Any, **kwargs: Any) -> Any:
-        raise MemoryError
-
-    monkeypatch.setattr(CyberArkSecretsBackend, "_connection_value", out_of_memory)
-    with pytest.raises(VaultLookupFailed, match=r"connection 'demo_postgres'.*MemoryError"):
+def test_a_vault_failure_is_vault_lookup_failed_unless_falling_through_is_asked_for(vault: Vault) -> None:
+    backend, falling_through = vault.conjur(), vault.conjur(fall_through_on_error=True)
+    vault.server.stop()
+    with pytest.raises(VaultLookupFailed, match="'demo_postgres'"):
         backend.get_conn_value("demo_postgres")
-    monkeypatch.undo()
-    fall_through = vault.conjur(fall_through_on_error=True)
-    monkeypatch.setattr(CyberArkSecretsBackend, "_connection_value", out_of_memory)
-    assert fall_through.get_conn_value("demo_postgres") is None
+    assert falling_through.get_conn_value("demo_postgres") is None
 
 
 # -- 14: ids no vault path can hold are not found -----------------------------------------------------

@@ -76,9 +76,9 @@ AIRFLOW_LOOKUP = textwrap.dedent(
 )
 
 
-def test_a_deeply_nested_stored_connection_never_serves_the_stale_env_one(vault: Vault, tmp_path: Path) -> None:
-    """Through Airflow's own chain ([secrets] backend, then the environment): the stale
-    ``AIRFLOW_CONN_WAREHOUSE`` must not be served when the vault's value cannot be parsed."""
+def _through_airflow(vault: Vault, tmp_path: Path, script: str) -> dict[str, Any]:
+    """What ``script`` prints last, run with this backend as Airflow's ``[secrets] backend`` and a
+    stale ``AIRFLOW_CONN_WAREHOUSE`` next in Airflow's chain."""
     kwargs = {
         **vault.transport(),
         "api": "conjur",
@@ -96,9 +96,15 @@ def test_a_deeply_nested_stored_connection_never_serves_the_stale_env_one(vault:
         "AIRFLOW_CONN_WAREHOUSE": STALE,
     }
     done = subprocess.run(
-        [sys.executable, "-c", AIRFLOW_LOOKUP], env=env, capture_output=True, text=True, timeout=240, check=False
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240, check=False
     )
-    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_a_deeply_nested_stored_connection_never_serves_the_stale_env_one(vault: Vault, tmp_path: Path) -> None:
+    """Through Airflow's own chain ([secrets] backend, then the environment): the stale
+    ``AIRFLOW_CONN_WAREHOUSE`` must not be served when the vault's value cannot be parsed."""
+    outcome = _through_airflow(vault, tmp_path, AIRFLOW_LOOKUP)
     assert "served" not in outcome, f"the stale connection was served: {outcome}"
     assert outcome["raised"] == "VaultLookupFailed"
     assert "'warehouse'" in outcome["message"]
@@ -130,26 +136,7 @@ def test_running_out_of_memory_during_a_lookup_never_serves_the_stale_env_one(va
     extras = {f"k{i}": f"v{i}" for i in range(60_000)}
     big = json.dumps({"conn_type": "postgres", "login": "vault_user", "extra": extras})
     vault.server.app.conjur.write("airflow/dev/connections/warehouse", big.encode())
-    kwargs = {
-        **vault.transport(),
-        "api": "conjur",
-        "login": HOST_LOGIN,
-        "api_key_file": str(vault.key_file),
-        "account": vault.info["conjur_account"],
-        "env": "dev",
-        "connections_path": "airflow/{env}/connections/{conn_id}",
-    }
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW__SECRETS__BACKEND": "cyberark_ops.secrets.CyberArkSecretsBackend",
-        "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(kwargs),
-        "AIRFLOW_CONN_WAREHOUSE": STALE,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", OUT_OF_MEMORY_LOOKUP], env=env, capture_output=True, text=True, timeout=240, check=False
-    )
-    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    outcome = _through_airflow(vault, tmp_path, OUT_OF_MEMORY_LOOKUP)
     assert "served" not in outcome, f"a connection was served: {outcome}"
     assert outcome["raised"] == "VaultLookupFailed", outcome
     assert "'warehouse'" in outcome["message"]

@@ -101,6 +101,23 @@ def _through_airflow(vault: Vault, tmp_path: Path, script: str) -> dict[str, Any
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def _airflow_honours_access_denied() -> bool:
+    """Task SDKs before 1.2.2 lack ``AirflowSecretsBackendAccessDenied`` and fall through on every
+    backend error (docs/secrets-backend.md): there no backend can stop a stale env connection."""
+    try:
+        from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_access_denied = pytest.mark.skipif(
+    not _airflow_honours_access_denied(),
+    reason="this Airflow's task SDK (< 1.2.2) falls through on every backend error, as documented",
+)
+
+
+@needs_access_denied
 def test_a_deeply_nested_stored_connection_never_serves_the_stale_env_one(vault: Vault, tmp_path: Path) -> None:
     """Through Airflow's own chain ([secrets] backend, then the environment): the stale
     ``AIRFLOW_CONN_WAREHOUSE`` must not be served when the vault's value cannot be parsed."""
@@ -130,6 +147,7 @@ OUT_OF_MEMORY_LOOKUP = textwrap.dedent(
 )
 
 
+@needs_access_denied
 def test_running_out_of_memory_during_a_lookup_never_serves_the_stale_env_one(vault: Vault, tmp_path: Path) -> None:
     """A real ``MemoryError`` (the process's address space capped a few MB above what it uses, then a
     stored connection of 60,000 extras to parse) reaches Airflow as ``VaultLookupFailed``."""

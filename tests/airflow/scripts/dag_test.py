@@ -14,7 +14,11 @@ import sys
 
 def main(dag_id: str) -> int:
     from airflow import settings
-    from airflow.dag_processing.dagbag import DagBag
+
+    try:
+        from airflow.dag_processing.dagbag import DagBag  # 3.2+
+    except ImportError:
+        from airflow.models.dagbag import DagBag  # 3.1
 
     bag = DagBag(settings.DAGS_FOLDER)
     if bag.import_errors:

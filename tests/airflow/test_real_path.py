@@ -114,7 +114,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
                 base / "home",
                 dags,
                 {
-                    "AIRFLOW_CONN_CYBERARK_DEFAULT": json.dumps(conn),
+                    "AIRFLOW_CONN_CYBERARK_CONJUR": json.dumps(conn),  # the connection the demo DAG names
                     "AIRFLOW__METRICS__STATSD_ON": "True",
                     "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
                     "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),

@@ -36,7 +36,7 @@ STS_ACTION_QUERY = "Action=GetCallerIdentity&Version=2011-06-15"
 """What Conjur asks STS with the forwarded headers (``GET https://<host>/?...``)."""
 
 REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d")
-_STS_HOST = re.compile(r"sts(?:\.(?P<region>[^.]+))?\.amazonaws\.com")
+STS_HOST = re.compile(r"sts(?:\.(?P<region>[^.]+))?\.amazonaws\.com")
 _ARN = re.compile(
     r"arn:aws:(?P<service>sts|iam)::(?P<account>\d{12}):"
     r"(?:(?P<assumed>assumed-role)/(?P<role>[\w+=,.@-]+)/(?P<session>[\w+=,.@-]+)|(?P<kind>user|role)/(?:[\w+=,.@/-]*/)?(?P<name>[\w+=,.@-]+))"
@@ -262,7 +262,7 @@ class CloudModel:
                 if value is None:
                     raise SignatureProblem("SignatureDoesNotMatch", f"Header '{name}' is in SignedHeaders but missing.")
                 values[name] = value
-            host_match = _STS_HOST.fullmatch(values["host"].lower())
+            host_match = STS_HOST.fullmatch(values["host"].lower())
             if host_match is not None:
                 endpoint_region = host_match["region"] or "us-east-1"
                 if auth.region != endpoint_region:

@@ -13,10 +13,9 @@ from ..cloud.state import CloudModel
 from ..encoding import b64url_decode, json_object
 from ..errors import DevHttpError
 from .errors import authn_rejected, conjur_error
-from .jwt import verify_jwt
+from .jwt import JWT_SHAPE, verify_jwt
 from .records import JwtService, Role
 
-_JWT_SHAPE = re.compile(r"[-A-Za-z0-9_=]+\.[-A-Za-z0-9_=]+\.[-A-Za-z0-9_=]+")
 _MIRID = re.compile(
     r"/subscriptions/(?P<subscriptions>[^/]+)/resourcegroups/(?P<resourcegroups>[^/]+)"
     r"/providers/(?P<namespace>[^/]+)/(?P<type>[^/]+)/(?P<name>[^/]+)"
@@ -36,7 +35,7 @@ def token_field(fields: dict[str, str], login: str | None) -> str:
         error = DevHttpError(400, detail="CONJ00009E Field 'jwt' is missing or empty in request body")
         error.identity = login
         raise error
-    if not _JWT_SHAPE.fullmatch(token):
+    if not JWT_SHAPE.fullmatch(token):
         raise authn_rejected(401, "CONJ00077E The request body does not contain a JWT token", identity=login)
     return token
 

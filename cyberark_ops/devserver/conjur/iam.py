@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from ..cloud.state import REGION, STS_ACTION_QUERY, CloudModel, StsRefused
+from ..cloud.state import REGION, STS_ACTION_QUERY, STS_HOST, CloudModel, StsRefused
 from .errors import authn_rejected
 from .records import IamService, Role
 
@@ -18,7 +18,6 @@ ALLOWED_SIGNED_HEADERS = frozenset(
     {"host", "authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"}
 )
 _SIGNED = re.compile(r"SignedHeaders=([^,\s]+)")
-_STS_HOST = re.compile(r"sts(?:\.(?P<region>[^.]+))?\.amazonaws\.com")
 MAX_BODY = 64 * 1024
 
 INVALID_HEADERS = "CONJ00018E Invalid or expired AWS headers: "
@@ -46,7 +45,7 @@ def signed_headers(body: bytes, service: IamService, login: str) -> dict[str, st
         raise authn_rejected(401, INVALID_HEADERS + f"Missing required signed headers: {missing}", identity=login)
     host = headers.get("host")
     if host is not None:
-        host_match = _STS_HOST.fullmatch(host.lower())
+        host_match = STS_HOST.fullmatch(host.lower())
         if not host.lower().endswith(".amazonaws.com") or host_match is None:
             problem = "host must be an AWS STS endpoint (*.amazonaws.com)"
             raise authn_rejected(401, INVALID_HEADERS + problem, identity=login)

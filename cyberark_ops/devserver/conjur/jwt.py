@@ -17,7 +17,7 @@ from ..seedcheck import has_control
 from .errors import jwt_rejected
 from .records import JwtService
 
-_JWT_SHAPE = re.compile(r"[-A-Za-z0-9_=]+\.[-A-Za-z0-9_=]+\.[-A-Za-z0-9_=]+")
+JWT_SHAPE = re.compile(r"[-A-Za-z0-9_=]+\.[-A-Za-z0-9_=]+\.[-A-Za-z0-9_=]+")
 _JWT_HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "RS256": hashes.SHA256,
     "RS384": hashes.SHA384,
@@ -30,7 +30,7 @@ PublicKeys = list[tuple[str | None, rsa.RSAPublicKey]]
 
 def verify_jwt(token: str, keys: PublicKeys, service: JwtService, now: float) -> dict[str, Any]:
     """The claims of ``token`` once it verifies as Conjur checks it: signature, then exp/nbf, iss, aud."""
-    parts = token.split(".") if _JWT_SHAPE.fullmatch(token) else []
+    parts = token.split(".") if JWT_SHAPE.fullmatch(token) else []
     if len(parts) != 3:
         raise jwt_rejected(401, "not a JWT")
     header = json_object(b64url_decode(parts[0]))

@@ -3,8 +3,9 @@
 Scrubbing 10 MB of log text holding one (JSON-escaped) hit, with 1, 100 and 1,000 registered
 secrets that hold punctuation, quotes and non-ASCII (so each has many distinct composed forms);
 the target reads: 1,000 secrets cost at most 2x one. The automaton is built once after the last
-registration (its build time is shown, not in the ratio: a task registers a few secrets and then
-scrubs everything it writes). ``str.replace`` of one form over the same text is shown for scale.
+registration, and the first scrub of large data compiles Hyperscan's prefilter where it is
+installed (both times are shown, not in the ratio: a task registers a few secrets and then scrubs
+everything it writes). ``str.replace`` of one form over the same text is shown for scale.
 
 Then registering a 5 MB value and then a small one in the same registry, each with Airflow's
 masker (the real ``mask_secret``), and the first scrub after each (which builds the automaton):
@@ -60,8 +61,10 @@ def scale_rows(config: Config) -> list[Row]:
             registered = time.perf_counter() - started
             started = time.perf_counter()
             patterns = repr(registry.matcher())
-            setup[count] = (registered, time.perf_counter() - started, patterns.strip("<>"))
+            built = time.perf_counter() - started
+            started = time.perf_counter()
             result = registry.scrub(text)
+            setup[count] = (registered, built, time.perf_counter() - started, patterns.strip("<>"))
             if form in result or result.count("***") != 1:
                 raise AssertionError("the hit was not replaced exactly once")
         # In turns, so that every count sees the same load of this shared machine.
@@ -76,15 +79,15 @@ def scale_rows(config: Config) -> list[Row]:
             registry.clear()
     timings = {count: median(values) for count, values in spent.items()}
     for count in COUNTS:
-        registered, built, patterns = setup[count]
+        registered, built, first, patterns = setup[count]
         ratio = timings[count] / timings[COUNTS[0]]
         target = count == COUNTS[-1]
         rows.append(
             Row(
                 FIG,
                 f"`scrub.scrub` of {len(text) / 1e6:.0f} MB of log text, one hit, {count:,} secret(s) registered",
-                f"median {timings[count]:.3f} s; registering {registered:.2f} s, automaton built in {built:.2f} s "
-                f"({patterns})",
+                f"median {timings[count]:.3f} s; registering {registered:.2f} s, automaton built in {built:.2f} s, "
+                f"first scrub (compiles the large-data prefilter) {first:.2f} s ({patterns})",
                 f"{ratio:.2f}x one secret",
                 f"≤ {FLAT_TARGET:g}x one secret" if target else "—",
                 ratio <= FLAT_TARGET if target else None,

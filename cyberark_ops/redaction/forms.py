@@ -165,12 +165,18 @@ def _singles(value: str, username: str | None) -> dict[str, str]:
     return found
 
 
-def _compositions(value: str, known: set[str]) -> dict[str, str]:
-    """Every composition of 2 to :data:`DEPTH` escapes whose text is new, composed on the inner
-    text (an escape's output without its outer quotes) and only on texts not seen before."""
-    found: dict[str, str] = {}
+def _compositions(value: str, known: set[str], *, singles: bool = False) -> dict[str, str]:
+    """Every composition of 2 to :data:`DEPTH` escapes whose text is new (1 to :data:`DEPTH` with
+    ``singles``), composed on the inner text (an escape's output without its outer quotes) and
+    only on texts not seen before; ``known`` gains every text found."""
     frontier = {name: text for name, text in ((n, e(value)) for n, e in ESCAPES.items()) if text != value}
-    seen = set(known) | {value}
+    seen = known
+    seen.add(value)
+    found: dict[str, str] = {}
+    if singles:
+        frontier = {name: text for name, text in frontier.items() if text not in seen}
+        seen.update(frontier.values())
+        found.update(frontier)
     for _ in range(DEPTH - 1):
         following: dict[str, str] = {}
         for name, text in frontier.items():
@@ -200,23 +206,31 @@ def leak_forms(value: str, *, username: str | None = None, min_length: int | Non
     Then, for a value of at most :data:`COMPOSE_LIMIT` characters, every composition of two or
     three escapes of :data:`ESCAPES` whose text is new (``json>repr_sq>json``: JSON first); and
     for a value of several lines (up to :data:`SIZE_CAP` characters), each line that
-    :func:`qualifies` with ``min_length`` (``line 1``, ``line 2``, ...).
+    :func:`qualifies` with ``min_length`` (``line 1``, ``line 2``, ...), with, up to
+    :data:`COMPOSE_LIMIT` characters, its own escapes and their compositions (``line 2>json>repr_sq``):
+    a line-oriented channel escapes each line as it would the whole value.
 
     Raises ``UnicodeEncodeError`` for a value that is not valid UTF-8 text (lone surrogates).
     """
     if min_length is None:
         min_length = default_min_length()
     found = _singles(value, username)
-    if len(value) <= COMPOSE_LIMIT:
-        found.update(_compositions(value, set(found.values())))
+    composed = len(value) <= COMPOSE_LIMIT
+    seen = set(found.values())
+    if composed:
+        found.update(_compositions(value, seen))
     if len(value) <= SIZE_CAP:
         lines = value.splitlines()
         if len(lines) > 1:
             # Line-oriented channels carry a multi-line value one line at a time, where the whole
             # value never matches; a line that would not qualify as a secret alone is not searched.
-            found.update(
-                {f"line {number}": line for number, line in enumerate(lines, 1) if qualifies(line, min_length)}
-            )
+            for number, line in enumerate(lines, 1):
+                if not qualifies(line, min_length):
+                    continue
+                found[f"line {number}"] = line
+                if composed:
+                    escaped = _compositions(line, seen, singles=True)
+                    found.update({f"line {number}>{name}": text for name, text in escaped.items()})
     return found
 
 

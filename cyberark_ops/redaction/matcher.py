@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
 
-from ahocorasick_rs import BytesAhoCorasick, Implementation, MatchKind
+from ahocorasick_rs import BytesAhoCorasick, MatchKind
+
+from .prefilter import Prefilter
 
 REPLACEMENT = "***"
 _STARS = REPLACEMENT.encode()
@@ -27,11 +29,8 @@ automaton's size stays bounded whatever the length of the values."""
 
 PREFIX = 5
 """Bytes of each pattern in the prefilter: the compositions of one secret share a few prefixes, so
-1,000 secrets give a few thousand, small enough for a DFA, which scans as fast as the SIMD search
-the automaton uses for one secret's few patterns. A form can only start where a prefix occurs."""
-
-_DFA_LIMIT = 100_000
-"""Above this many prefixes the prefilter is built as an NFA (a DFA's build time grows fast)."""
+1,000 secrets give a few thousand, which :class:`Prefilter` searches at SIMD speed. A form can only
+start where a prefix occurs."""
 
 
 class Matcher:
@@ -62,12 +61,7 @@ class Matcher:
         self._short: BytesAhoCorasick | None = None
         self._keys = list(patterns) if self._longs else []
         self.keep = max((len(key) for key in patterns), default=1) - 1
-        prefixes = list({key[:PREFIX] for key in patterns})
-        self._prefilter = BytesAhoCorasick(
-            prefixes,
-            matchkind=MatchKind.Standard,
-            implementation=Implementation.DFA if len(prefixes) <= _DFA_LIMIT else None,
-        )
+        self._prefilter = Prefilter(list({key[:PREFIX] for key in patterns}))
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError(f"{type(self).__name__} holds secrets and cannot be pickled or copied")
@@ -84,11 +78,10 @@ class Matcher:
         """Where a pattern can occur: from each place a prefix occurs, as far as the longest pattern
         reaches (overlapping ones merged). Each is searched from its start: a leftmost-longest search
         there is the same as from the start of ``data``, since no pattern starts in between."""
-        hits = self._prefilter.find_matches_as_indexes(data, overlapping=True)
-        if not hits:
+        starts = self._prefilter.starts(data)
+        if not starts:
             return
         width = self.keep + 1
-        starts = sorted({begin for _, begin, _ in hits})
         low = starts[0]
         high = low + width
         for begin in starts[1:]:

@@ -120,6 +120,21 @@ def test_an_exception_message_holding_a_repr_logged_with_percent_r() -> None:
     assert _no_form_of(scrub.scrub(line), secret) == []
 
 
+def test_a_line_of_a_multi_line_secret_escaped_twice_inside_a_longer_string() -> None:
+    """A PEM-like value is logged one line at a time; each line goes through repr, then JSON."""
+    key = "-----BEGIN KEY-----\nMIIEv'Qu\\otes\"9f+/x\nsecond-line-é-Zk27\n-----END KEY-----"
+    scrub.register(key)
+    for number, line in enumerate(key.splitlines(), 1):
+        logged = json.dumps({"event": f"key line {number}: {line!r} (\"quoted\")", "level": "info"})
+        assert line not in scrub.scrub(logged), number
+        assert json.dumps(repr(line))[1:-1] not in scrub.scrub(logged)
+    names = [name for name in scrub.leak_forms(key) if name.startswith("line 2>")]
+    assert "line 2>repr_sq>json" in names and "line 2>json>repr_sq>json" in names
+    braced = scrub.leak_forms("{\n  pw-'x\"y-Kq83\n}")
+    assert "line 2>json>repr_sq" in braced
+    assert not [name for name in braced if name.startswith(("line 1", "line 3"))], "a brace line searched"
+
+
 def test_compositions_are_named_and_deduplicated() -> None:
     found = scrub.leak_forms(CANARY)
     assert found["json>repr_sq>json"] == json.dumps(repr('"' + json.dumps(CANARY)[1:-1])[2:-1])[1:-1]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from .auth import ConjurAuth, PVWAAuth
+from .pacing import MACHINE_WIDE, Pacing
 from .validation import CCP_FORBIDDEN, field_error, require_name, validate_base_url
 
 CONJUR_CLOUD_HOST = re.compile(r"(\.secretsmgr|-secretsmanager)\.cyberark\.cloud$", re.IGNORECASE)
@@ -80,6 +81,10 @@ class TransportConfig:
     """Keep-alive connections kept per host; size it to the threads sharing one client."""
     use_env_proxy: bool = True
     """Honour HTTPS_PROXY / NO_PROXY. CA settings from the environment are never used."""
+    pacing: Pacing = field(default=MACHINE_WIDE, compare=False)
+    """Which pacer each request takes its slot from: by default adaptive and shared by every
+    process of this user (``Pacing.machine_wide``); ``Pacing.local()`` keeps it to one object,
+    ``Pacing.fixed(n)`` holds a known limit."""
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -107,6 +112,8 @@ class TransportConfig:
             raise field_error("backoff_max", "must not be smaller than backoff_base")
         _bounded_int(self.max_retries, "max_retries", 0, MAX_RETRIES)
         _bounded_int(self.pool_maxsize, "pool_maxsize", 1, 1024)
+        if not isinstance(self.pacing, Pacing):
+            raise field_error("pacing", "must be a Pacing (Pacing.machine_wide(), .local() or .fixed(n))")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -39,7 +39,7 @@ from .errors import (
     RateLimited,
     Unavailable,
 )
-from .pacing import Pacer, pacer_for
+from .pacing import Pacer
 from .profile import ApiProfile
 from .tls import ContextAdapter, build_ssl_context, exception_chain, is_cert_verify_failure
 from .untrusted import parse_json
@@ -400,7 +400,7 @@ class Transport:
         url = self._url(call)
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
         proxies = self._proxies_for(url)
-        pacer = pacer_for(origin)
+        pacer = self.config.pacing.pacer(origin)
         attempt = 0
         while True:
             if not pacer.take_turn(deadline, self._sleep):

@@ -31,7 +31,7 @@ ClientBuilder = Callable[..., Any]
 """``client(settings, auth, *, on_event) -> client``: an API's client around any of its strategies."""
 RefParser = Callable[[str, str], object]
 """``parser(reference, rest)``, ``rest`` being what follows ``<scheme>:``; raises ConfigurationError."""
-Listing = Callable[[Any, Sequence[Any]], "tuple[set[str], set[str], str]"]
+Listing = Callable[[Any, Sequence[Any]], tuple[set[str], set[str], str]]
 """``listing(client, checked_refs) -> (visible, used, what)`` for the doctor's least-privilege check."""
 
 
@@ -93,12 +93,20 @@ class DoctorChecks:
     """When a ``--path`` cannot be read."""
     forbidden_path_remedy: str | None = None
     """When a ``--path`` is refused (403), if that needs other advice than ``path_remedy``."""
+    no_logon: str | Callable[[Any], str] | None = None
+    """``no_logon(settings) -> detail`` for an API whose client has no separate logon (the
+    authentication check is skipped); None: a generic detail."""
     no_logon_remedy: str = ""
-    """For an API whose client has no separate logon (the authentication check is skipped)."""
+    """What to do about it."""
     no_client_cert: tuple[str, str] | None = None
     """``(detail, remedy)`` of a warning when no client certificate is set; None: none is needed."""
     listing: str | Listing | None = None
     """What the identity can see, for the least-privilege check; None: the API cannot list."""
+
+    def no_logon_text(self, settings: Any) -> str:
+        if self.no_logon is None:
+            return f"{settings.spec.label} has no separate logon: the credentials are checked on each fetch"
+        return str(_resolve(self.no_logon)(settings))
 
     def lister(self) -> Listing | None:
         return None if self.listing is None else _resolve(self.listing)
@@ -307,6 +315,7 @@ register_api(
             path_remedy=(
                 "Check the Safe/Object; the AppID needs Retrieve + List on the safe, and its authentication rules"
             ),
+            no_logon=f"{_BUILDERS}:ccp_no_logon",
             no_logon_remedy="Give --path so that a real fetch checks the AppID",
             no_client_cert=(
                 "no client_cert: CCP identifies this machine by address and OS user only",

@@ -194,3 +194,11 @@ def list_pvwa(client: PVWAClient, checked: Sequence[CredentialRef]) -> tuple[set
         if isinstance(ref, PVWARef):
             used.add(by_id.get(ref.account_id or "", "") if ref.account_id else f"{ref.safe}/{ref.name}")
     return visible, used, "account(s)"
+
+
+def ccp_no_logon(settings: ConnectionSettings) -> str:
+    app_id = settings.extras.get("app_id")
+    return (
+        f"{settings.spec.label} has no separate logon: AppID {app_id!r} (and its client certificate) "
+        "is checked on each fetch; see the readable-path checks"
+    )

@@ -450,17 +450,8 @@ def _auth_remedy(settings: ConnectionSettings) -> str:
 def check_authentication(client: BaseClient[Any, Any], settings: ConnectionSettings) -> tuple[Check, TokenFacts | None]:
     name = "authentication"
     if not isinstance(client, AuthenticatedClient):
-        app_id = settings.extras.get("app_id")
-        return (
-            Check(
-                name,
-                SKIP,
-                f"{settings.spec.label} has no separate logon: AppID {app_id!r} (and its client certificate) "
-                "is checked on each fetch; see the readable-path checks",
-                settings.spec.doctor.no_logon_remedy,
-            ),
-            None,
-        )
+        entry = settings.spec.doctor
+        return Check(name, SKIP, entry.no_logon_text(settings), entry.no_logon_remedy), None
     try:
         facts = client.fresh_token()
     except (AuthenticationFailed, Forbidden) as exc:

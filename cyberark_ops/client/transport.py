@@ -49,7 +49,7 @@ RESPONSE_JSON_CAP = 64 << 20
 """Bytes of a JSON answer parsed (a PVWA page of 1,000 accounts is about 1 MB)."""
 
 if TYPE_CHECKING:
-    from .config import TransportConfig
+    from .transport_config import TransportConfig
 
 log = logging.getLogger("cyberark_ops.client")
 

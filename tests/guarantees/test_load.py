@@ -24,6 +24,7 @@ import bisect
 import contextlib
 import datetime as dt
 import json
+import os
 import re
 import resource
 import secrets
@@ -227,7 +228,11 @@ def stack_for(executor: str, home: Path, database_url: str, conn: str) -> Airflo
     return stack
 
 
-@pytest.fixture(scope="module", params=["LocalExecutor", "CeleryExecutor"])
+EXECUTORS = tuple(os.environ.get("CYBERARK_OPS_LOAD_EXECUTORS", "LocalExecutor,CeleryExecutor").split(","))
+"""Both by default; CI runs one per Airflow version (each run costs minutes of CPU on two cores)."""
+
+
+@pytest.fixture(scope="module", params=EXECUTORS)
 def load(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoadRun]:
     executor: str = request.param
     celery = executor == "CeleryExecutor"

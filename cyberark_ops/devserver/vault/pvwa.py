@@ -32,6 +32,7 @@ from .errors import (
     unauthorized,
 )
 from .records import AUTH_TYPES, Account, Principal, random_password
+from .seed import DuplicateAccount
 from .state import LockedByOther, NotCheckedOut, VaultModel
 
 API = r"(?i)/PasswordVault/API"
@@ -386,13 +387,10 @@ def add_account(app: AppContext, request: Request) -> Response:
     properties = _field(body, "platformAccountProperties")
     if properties is not None:
         item["properties"] = properties
-    if any(
-        a.safe.casefold() == safe.casefold() and a.name.casefold() == item["name"].casefold()
-        for a in vault.accounts(app.clock.now())
-    ):
-        raise account_exists(item["name"], safe)
     try:
         account = vault.add_account(item, app.clock.now())
+    except DuplicateAccount as duplicate:
+        raise account_exists(duplicate.name, duplicate.safe) from None
     except SeedError as problem:
         field = problem.where.removeprefix("body").lstrip(".") or "body"
         head, dot, rest = field.partition(".")

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cyberark_ops.client import PROCESS_TOKEN_CACHE, ConjurClient, CyberArkError
-from cyberark_ops.client.pacing import pacer_for, reset_pacers
+from cyberark_ops.client.pacing import MACHINE_WIDE
 
 from ._common import SECRET_ID, Config, Row, Server
 from .latency import conjur_config
@@ -75,8 +75,8 @@ def _process_worker(settings: dict[str, Any], count: int, ready: Any, start: Any
 
 def _forget(server: Server) -> None:
     """Forgets the schedule of ``server`` on the whole machine (the file outlives processes)."""
-    pacer_for("{0.scheme}://{0.netloc}".format(urlsplit(server.url)))
-    reset_pacers()
+    MACHINE_WIDE.pacer("{0.scheme}://{0.netloc}".format(urlsplit(server.url)))
+    MACHINE_WIDE.forget()
 
 
 def _threads(server: Server, n: int) -> tuple[list[str], float]:

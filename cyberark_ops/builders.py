@@ -1,7 +1,9 @@
-"""Builders of the built-in clients, one per (API, auth method) of the table in ``apis``.
+"""What the API table in ``apis`` names for the built-in APIs: per API the builder of its client,
+per auth method the builder of its strategy (or, for CCP, of the whole client), the Test button's
+checks, batch retrieval and the doctor's listings.
 
-Each reads what it needs from validated ``ConnectionSettings`` and hands every credential used to
-reach CyberArk itself to ``register`` (so the caller can mask it) before it is used.
+Each builder reads what it needs from validated ``ConnectionSettings`` and hands every credential
+used to reach CyberArk itself to ``register`` (so the caller can mask it) before it is used.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .apis import AuthMethod
 from .client import (
     CCPClient,
     CCPConfig,
@@ -20,24 +21,23 @@ from .client import (
     ConjurConfig,
     ConjurJWTAuth,
     ConjurRef,
+    CredentialRef,
     EventCallback,
     PlatformTokenAuth,
+    PVWAAuth,
     PVWAClient,
     PVWAConfig,
     PVWALogonAuth,
+    PVWARef,
 )
-from .client.auth import PVWA_AUTH_TYPES
 from .settings import ConnectionSettings, as_bool, convert, settings_error
 
 Register = Callable[[str], None]
 
-PVWA_AUTH_METHODS = tuple(
-    AuthMethod(kind, f"{label} logon", "cyberark_ops.builders:pvwa_logon") for kind, label in PVWA_AUTH_TYPES.items()
-)
-"""Resolved lazily by the PVWA entry of the API table: the list is the auth strategy's own."""
+# -- clients: one per API, around any strategy of one of its auth methods ----------------------------
 
 
-def _conjur(settings: ConnectionSettings, auth: ConjurAuth, on_event: Any) -> ConjurClient:
+def conjur_client(settings: ConnectionSettings, auth: ConjurAuth, *, on_event: EventCallback | None) -> ConjurClient:
     cloud = settings.extras.get("cloud")
     config = ConjurConfig(
         account=settings.extras.get("account") or None,
@@ -48,14 +48,22 @@ def _conjur(settings: ConnectionSettings, auth: ConjurAuth, on_event: Any) -> Co
     return ConjurClient(config, on_event=on_event)
 
 
-def conjur_api_key(settings: ConnectionSettings, *, on_event: EventCallback | None, register: Register) -> ConjurClient:
+def pvwa_client(settings: ConnectionSettings, auth: PVWAAuth, *, on_event: EventCallback | None) -> PVWAClient:
+    """PVWA and Privilege Cloud: the same client, logged on by a logon type or a platform token."""
+    return PVWAClient(PVWAConfig(auth=auth, **settings.transport_kwargs()), on_event=on_event)
+
+
+# -- auth strategies: one per auth method ------------------------------------------------------------
+
+
+def conjur_api_key(settings: ConnectionSettings, *, register: Register) -> ConjurApiKeyAuth:
     login = settings.require_login("the Conjur login (host/<id> or a user)")
     api_key = settings.credential("api_key_file", "API key", extra_field="api_key", env_field="api_key_env")
     register(api_key)
-    return _conjur(settings, ConjurApiKeyAuth(login, api_key), on_event)
+    return ConjurApiKeyAuth(login, api_key)
 
 
-def conjur_jwt(settings: ConnectionSettings, *, on_event: EventCallback | None, register: Register) -> ConjurClient:
+def conjur_jwt(settings: ConnectionSettings, *, register: Register) -> ConjurJWTAuth:
     extras = settings.extras
     service_id = extras.get("jwt_service_id")
     token_path = extras.get("jwt_token_path")
@@ -65,20 +73,37 @@ def conjur_jwt(settings: ConnectionSettings, *, on_event: EventCallback | None, 
     if bool(token_path) == bool(inline_jwt):
         raise settings_error("jwt_token_path", "JWT auth needs exactly one of jwt_token_path and jwt_token")
     if token_path:
-        auth = ConjurJWTAuth(str(service_id), token_file=str(token_path), login=settings.login)
-    else:
-        register(str(inline_jwt))
-        auth = ConjurJWTAuth(str(service_id), token_provider=lambda: str(inline_jwt), login=settings.login)
-    return _conjur(settings, auth, on_event)
+        return ConjurJWTAuth(str(service_id), token_file=str(token_path), login=settings.login)
+    register(str(inline_jwt))
+    return ConjurJWTAuth(str(service_id), token_provider=lambda: str(inline_jwt), login=settings.login)
 
 
-def conjur_access_token_file(
-    settings: ConnectionSettings, *, on_event: EventCallback | None, register: Register
-) -> ConjurClient:
+def conjur_access_token_file(settings: ConnectionSettings, *, register: Register) -> ConjurAccessTokenFileAuth:
     path = settings.extras.get("access_token_path")
     if not path:
         raise settings_error("access_token_path", "access_token_file auth needs the token file's path")
-    return _conjur(settings, ConjurAccessTokenFileAuth(str(path)), on_event)
+    return ConjurAccessTokenFileAuth(str(path))
+
+
+def pvwa_logon(settings: ConnectionSettings, *, register: Register) -> PVWALogonAuth:
+    method = str(settings.extras.get("auth_method") or "cyberark").lower()
+    login = settings.require_login("the PVWA user name")
+    password = settings.credential("password_file", "password", env_field="password_env")
+    register(password)
+    return PVWALogonAuth(login, password, method)
+
+
+def platform_token(settings: ConnectionSettings, *, register: Register) -> PlatformTokenAuth:
+    identity_url = settings.extras.get("identity_url")
+    if not identity_url:
+        raise settings_error("identity_url", "the Identity tenant URL (https://<tenant>.id.cyberark.cloud) is required")
+    client_id = settings.require_login("the OAuth client id")
+    client_secret = settings.credential("password_file", "client secret", env_field="password_env")
+    register(client_secret)
+    return PlatformTokenAuth(str(identity_url), client_id, client_secret)
+
+
+# -- CCP: no strategy (the AppID's rules authenticate each request), so the method builds the client
 
 
 def ccp_app_id(settings: ConnectionSettings, *, on_event: EventCallback | None, register: Register) -> CCPClient:
@@ -103,26 +128,6 @@ def ccp_app_id(settings: ConnectionSettings, *, on_event: EventCallback | None, 
     if timeout is not None:
         ccp_kwargs["connection_timeout"] = timeout
     return CCPClient(CCPConfig(app_id=str(app_id), **ccp_kwargs, **kwargs), on_event=on_event)
-
-
-def pvwa_logon(settings: ConnectionSettings, *, on_event: EventCallback | None, register: Register) -> PVWAClient:
-    method = str(settings.extras.get("auth_method") or "cyberark").lower()
-    login = settings.require_login("the PVWA user name")
-    password = settings.credential("password_file", "password", env_field="password_env")
-    register(password)
-    auth = PVWALogonAuth(login, password, method)
-    return PVWAClient(PVWAConfig(auth=auth, **settings.transport_kwargs()), on_event=on_event)
-
-
-def privileged_cloud(settings: ConnectionSettings, *, on_event: EventCallback | None, register: Register) -> PVWAClient:
-    identity_url = settings.extras.get("identity_url")
-    if not identity_url:
-        raise settings_error("identity_url", "the Identity tenant URL (https://<tenant>.id.cyberark.cloud) is required")
-    client_id = settings.require_login("the OAuth client id")
-    client_secret = settings.credential("password_file", "client secret", env_field="password_env")
-    register(client_secret)
-    auth = PlatformTokenAuth(str(identity_url), client_id, client_secret)
-    return PVWAClient(PVWAConfig(auth=auth, **settings.transport_kwargs()), on_event=on_event)
 
 
 # -- the Test button: authenticate only, fetch nothing ------------------------------------------------
@@ -163,3 +168,37 @@ def conjur_batch(client: ConjurClient, refs: Sequence[object], reason: str) -> d
         return {}
     fetched = client.get_secrets([ref.variable_id for ref in batchable], reason=reason)
     return {ref: fetched[ref.variable_id] for ref in batchable}
+
+
+# -- the doctor: what the identity can see ----------------------------------------------------------
+
+
+def _conjur_id(resource_id: str) -> str:
+    """``account:variable:prod/db/password`` → ``prod/db/password``."""
+    parts = resource_id.split(":", 2)
+    return parts[2] if len(parts) == 3 else resource_id
+
+
+def list_conjur(client: ConjurClient, checked: Sequence[CredentialRef]) -> tuple[set[str], set[str], str]:
+    visible = {_conjur_id(str(item.get("id", ""))) for item in client.list_variables()}
+    used = {getattr(ref, "variable_id", "") for ref in checked}
+    return visible, used, "variable(s)"
+
+
+def list_pvwa(client: PVWAClient, checked: Sequence[CredentialRef]) -> tuple[set[str], set[str], str]:
+    accounts = client.search()
+    visible = {f"{a.get('safeName')}/{a.get('name')}" for a in accounts}
+    by_id = {str(a.get("id")): f"{a.get('safeName')}/{a.get('name')}" for a in accounts}
+    used = set()
+    for ref in checked:
+        if isinstance(ref, PVWARef):
+            used.add(by_id.get(ref.account_id or "", "") if ref.account_id else f"{ref.safe}/{ref.name}")
+    return visible, used, "account(s)"
+
+
+def ccp_no_logon(settings: ConnectionSettings) -> str:
+    app_id = settings.extras.get("app_id")
+    return (
+        f"{settings.spec.label} has no separate logon: AppID {app_id!r} (and its client certificate) "
+        "is checked on each fetch; see the readable-path checks"
+    )

@@ -1,9 +1,13 @@
 """``cyberark-ops doctor``: what is wrong with a CyberArk connection, and how to fix it.
 
 Every check goes through the same settings, builders and client layer a task uses, so a pass here
-means a task's fetch gets as far. The report never holds a secret value: the credential for
-reaching CyberArk and every fetched value are only ever compared, and each line of text is scrubbed
-of them (in every encoded form) before it leaves this module, as a second line of defence.
+means a task's fetch gets as far. What depends on the API (its remedies, whether it needs a client
+certificate, how to list what the identity sees) is the API table's ``DoctorChecks`` entry, so an
+API or auth method registered from outside is checked like the built-in ones.
+
+The report never holds a secret value: the credential for reaching CyberArk and every fetched
+value are only ever compared, and each line of text is scrubbed of them (in every encoded form)
+before it leaves this module, as a second line of defence.
 
 Airflow is imported only to look up a connection id.
 """
@@ -27,13 +31,10 @@ from .client import (
     AuthenticationFailed,
     BaseClient,
     ConfigurationError,
-    ConjurClient,
     CredentialRef,
     CyberArkError,
     Forbidden,
     NotFound,
-    PVWAClient,
-    PVWARef,
 )
 from .client.base import TokenFacts
 from .client.untrusted import PEM_FILE_CAP, printable, read_regular_file, shown
@@ -379,13 +380,9 @@ def check_client_certificate(settings: ConnectionSettings, now: datetime) -> Che
     extras = settings.extras
     cert_path = extras.get("client_cert")
     if not cert_path:
-        if settings.api == "ccp":
-            return Check(
-                name,
-                WARN,
-                "no client_cert: CCP identifies this machine by address and OS user only",
-                "If the AppID requires a certificate, set client_cert and client_key (PEM)",
-            )
+        if settings.spec.doctor.no_client_cert is not None:
+            detail, remedy = settings.spec.doctor.no_client_cert
+            return Check(name, WARN, detail, remedy)
         return Check(name, SKIP, "no client certificate configured (none needed for this API)")
     key_path = extras.get("client_key") or cert_path
     fix_pair = "Set client_cert and client_key to a matching PEM pair (passphrase in client_key_password)"
@@ -443,28 +440,18 @@ def check_reachability(client: BaseClient[Any, Any], settings: ConnectionSetting
 
 
 def _auth_remedy(settings: ConnectionSettings) -> str:
-    if settings.api == "conjur":
-        return (
-            "Check the login (host/<policy>/<id>), the account and the API key (rotated keys change); "
-            "for JWT, the service id and the token's claims"
-        )
-    return "Check the user name, the password (or client secret) and the auth method; a locked user needs an admin"
+    """The auth method's own advice, else its API's."""
+    method = settings.spec.auth_method(settings.extras.get("auth_method"))
+    if method is not None and method.remedy:
+        return method.remedy
+    return settings.spec.doctor.auth_remedy
 
 
 def check_authentication(client: BaseClient[Any, Any], settings: ConnectionSettings) -> tuple[Check, TokenFacts | None]:
     name = "authentication"
     if not isinstance(client, AuthenticatedClient):
-        app_id = settings.extras.get("app_id")
-        return (
-            Check(
-                name,
-                SKIP,
-                f"{settings.spec.label} has no separate logon: AppID {app_id!r} (and its client certificate) "
-                "is checked on each fetch; see the readable-path checks",
-                "Give --path so that a real fetch checks the AppID" if settings.api == "ccp" else "",
-            ),
-            None,
-        )
+        entry = settings.spec.doctor
+        return Check(name, SKIP, entry.no_logon_text(settings), entry.no_logon_remedy), None
     try:
         facts = client.fresh_token()
     except (AuthenticationFailed, Forbidden) as exc:
@@ -514,13 +501,10 @@ def check_clock(client: BaseClient[Any, Any]) -> Check:
 
 
 def _path_remedy(settings: ConnectionSettings, exc: CyberArkError) -> str:
-    if settings.api == "conjur":
-        if isinstance(exc, Forbidden):
-            return "Permit execute on the variable to this identity in Conjur policy"
-        return "Check the variable id; permit read + execute on it to this identity"
-    if settings.api == "ccp":
-        return "Check the Safe/Object; the AppID needs Retrieve + List on the safe, and its authentication rules"
-    return "Check safe and account name; the user needs List + Retrieve (and Use) accounts on the safe"
+    entry = settings.spec.doctor
+    if isinstance(exc, Forbidden) and entry.forbidden_path_remedy:
+        return entry.forbidden_path_remedy
+    return entry.path_remedy
 
 
 def check_paths(
@@ -557,12 +541,6 @@ def check_paths(
     return checks, readable
 
 
-def _conjur_id(resource_id: str) -> str:
-    """``account:variable:prod/db/password`` → ``prod/db/password``."""
-    parts = resource_id.split(":", 2)
-    return parts[2] if len(parts) == 3 else resource_id
-
-
 def _listed(names: Iterable[str]) -> str:
     ordered = sorted(names)
     shown = ", ".join(ordered[:SHOWN_NAMES])
@@ -574,22 +552,11 @@ def check_least_privilege(
 ) -> Check:
     name = "least privilege"
     narrow = "Scope the identity to the paths it uses: Airflow's service account should see nothing else"
+    lister = settings.spec.doctor.lister()
+    if lister is None:
+        return Check(name, SKIP, f"cannot list: {settings.spec.label} has no listing call; not checked")
     try:
-        if isinstance(client, ConjurClient):
-            visible = {_conjur_id(str(item.get("id", ""))) for item in client.list_variables()}
-            used = {getattr(ref, "variable_id", "") for ref in checked}
-            what = "variable(s)"
-        elif isinstance(client, PVWAClient):
-            accounts = client.search()
-            visible = {f"{a.get('safeName')}/{a.get('name')}" for a in accounts}
-            by_id = {str(a.get("id")): f"{a.get('safeName')}/{a.get('name')}" for a in accounts}
-            used = set()
-            for ref in checked:
-                if isinstance(ref, PVWARef):
-                    used.add(by_id.get(ref.account_id or "", "") if ref.account_id else f"{ref.safe}/{ref.name}")
-            what = "account(s)"
-        else:
-            return Check(name, SKIP, f"cannot list: {settings.spec.label} has no listing call; not checked")
+        visible, used, what = lister(client, checked)
     except CyberArkError as exc:
         return Check(name, SKIP, f"cannot list what the identity sees: {_error_text(exc)}")
     folded = {item.casefold() for item in used}

@@ -9,6 +9,7 @@ produce, so the secrets backend can use it without recursing into connection loo
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -26,6 +27,7 @@ from .client import (
     CyberArkError,
     RateLimited,
 )
+from .client.pacing import Pacing
 from .settings import ConnectionSettings
 
 log = logging.getLogger("cyberark_ops.hooks.cyberark")
@@ -40,40 +42,25 @@ _EVENT_METRICS = {
 }
 
 
-class RateBudget:
-    """Client-side requests-per-second budget shared by every fetcher of one source in a process,
-    so a burst of mapped tasks stays under a limit the user knows CyberArk enforces."""
+@functools.cache
+def _fixed_pacing(per_second: float) -> Pacing:
+    """The budgets of one ``rate_limit_per_second``, one per source name in this process."""
+    return Pacing.fixed(per_second)
 
-    _budgets: dict[str, RateBudget] = {}
-    _lock = threading.Lock()
 
-    def __init__(self, per_second: float) -> None:
-        self.per_second = per_second
-        self._next_slot = 0.0
-        self._slot_lock = threading.Lock()
-
-    @classmethod
-    def shared(cls, name: str, per_second: float) -> RateBudget:
-        with cls._lock:
-            budget = cls._budgets.get(name)
-            if budget is None or budget.per_second != per_second:
-                budget = cls._budgets[name] = cls(per_second)
-            return budget
-
-    def wait(self, deadline: float) -> None:
-        """Waits for this fetch's slot; a slot beyond ``deadline`` seconds is not taken at all."""
-        with self._slot_lock:
-            now = time.monotonic()
-            slot = max(now, self._next_slot)
-            if slot - now > deadline:
-                raise RateLimited(
-                    f"CyberArk rate_limit_per_second={self.per_second:g}: the next free slot is "
-                    f"{slot - now:.1f}s away, beyond the {deadline:g}s deadline; raise the budget or lower concurrency",
-                    retry_after=slot - now,
-                )
-            self._next_slot = slot + 1.0 / self.per_second
-        if slot > now:
-            time.sleep(slot - now)
+def wait_for_budget(source: str, per_second: float, deadline: float) -> None:
+    """Waits for this fetch's slot under ``rate_limit_per_second``, shared by every fetcher of one
+    source in the process, so a burst of mapped tasks stays under a limit the user knows CyberArk
+    enforces; a slot beyond ``deadline`` seconds is not taken at all. Per fetch, not per request:
+    a login is not counted against the budget."""
+    pacer = _fixed_pacing(per_second).pacer(source)
+    if not pacer.take_turn(time.monotonic() + deadline, time.sleep):
+        wait = pacer.next_free()
+        raise RateLimited(
+            f"CyberArk rate_limit_per_second={per_second:g}: the next free slot is "
+            f"{wait:.1f}s away, beyond the {deadline:g}s deadline; raise the budget or lower concurrency",
+            retry_after=wait,
+        )
 
 
 def audit_reason(extra: str | None = None) -> str:
@@ -264,7 +251,7 @@ class Fetcher:
         failure's message names ``named`` (default ``target``)."""
         budget = self.settings.rate_limit_per_second
         if budget:
-            RateBudget.shared(self.name, budget).wait(self.settings.deadline)
+            wait_for_budget(self.name, budget, self.settings.deadline)
         started = time.perf_counter()
         try:
             result = fetch()
@@ -296,4 +283,4 @@ class Fetcher:
         return result
 
 
-__all__ = ["Fetcher", "RateBudget", "audit_reason", "mask", "register_fetched"]
+__all__ = ["Fetcher", "audit_reason", "mask", "register_fetched", "wait_for_budget"]

@@ -7,28 +7,18 @@ Connection form fields are declared here (Airflow 3.2+ reads ``conn-fields`` and
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from ._version import __version__
-from .apis import BUILTIN_APIS
+from .apis import BUILTIN_APIS, BUILTIN_AUTH_METHODS, api_names, auth_method_names
 
 PACKAGE_NAME = "cyberark-ops"
 
 
-AUTH_METHOD_NAMES = (
-    "api_key",
-    "jwt",
-    "access_token_file",
-    "app_id",
-    "cyberark",
-    "ldap",
-    "radius",
-    "windows",
-    "client_credentials",
-)
-"""Every ``auth_method`` the built-in APIs accept, spelled out: PVWA's list lives with the client
-layer, and resolving it here would import requests into every process that discovers providers.
-A test checks it against the API table."""
+AUTH_METHOD_NAMES = BUILTIN_AUTH_METHODS
+"""Every ``auth_method`` the built-in APIs accept, from the API table (which spells PVWA's logon
+types out as plain data, so reading it imports no requests in provider discovery)."""
 
 
 def _field(label: str, description: str, *, kind: str = "string", secret: bool = False) -> dict[str, Any]:
@@ -134,6 +124,15 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 }
 
 
+def conn_fields() -> dict[str, dict[str, Any]]:
+    """``CONN_FIELDS`` with the choices of the API table as it is now: an API or auth method
+    registered after import (from outside the package) is offered by the form too."""
+    fields = copy.deepcopy(CONN_FIELDS)
+    fields["api"]["schema"]["enum"] = [*api_names(), None]
+    fields["auth_method"]["schema"]["enum"] = [*auth_method_names(), None]
+    return fields
+
+
 def provider_info() -> dict[str, Any]:
     return {
         "package-name": PACKAGE_NAME,
@@ -164,7 +163,7 @@ def provider_info() -> dict[str, Any]:
                 "connection-type": "cyberark",
                 "hook-class-name": "cyberark_ops.hooks.cyberark.CyberArkHook",
                 "hook-name": "CyberArk",
-                "conn-fields": CONN_FIELDS,
+                "conn-fields": conn_fields(),
                 "ui-field-behaviour": UI_FIELD_BEHAVIOUR,
             }
         ],

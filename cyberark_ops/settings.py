@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
-from .apis import ApiSpec, api_names, api_spec, apis
+from .apis import ApiSpec, api_names, api_spec, table_fields
 from .client import ConfigurationError
 
 if TYPE_CHECKING:
@@ -365,7 +365,7 @@ class ConnectionSettings:
         method = self.spec.auth_method(self.extras.get("auth_method"))
         assert method is not None  # checked in __init__
         try:
-            client: BaseClient[Any, Any] = method.build(self, on_event=on_event, register=register)
+            client: BaseClient[Any, Any] = self.spec.build_client(method, self, on_event=on_event, register=register)
             return client
         except ConfigurationError as exc:
             if self.for_backend:
@@ -462,35 +462,17 @@ def _refuse_unknown(
             raise error(str(key), f"not a known setting{hint}")
 
 
-# Every setting a connection's extras (or backend kwargs) may carry, beyond the transport ones.
-_API_FIELDS = (
+# The settings every connection (or backend) may carry whatever its API and auth method; the
+# fields each API and auth method reads come from the API table.
+_COMMON_FIELDS = (
     "api",
     "api_kind",
     "auth_method",
-    "account",
-    "cloud",
-    "api_key",
-    "api_key_file",
-    "api_key_env",
-    "password_file",
-    "password_env",
-    "jwt_service_id",
-    "jwt_token_path",
-    "jwt_token",
-    "access_token_path",
-    "app_id",
-    "service_path",
-    "fail_on_password_change",
-    "password_change_retries",
-    "password_change_wait",
-    "connection_timeout",
-    "identity_url",
     "client_key_password",
     "verify",
     "allow_insecure_http",
     "rate_limit_per_second",
 )
-BACKEND_FIELDS = ("url", "login", *_TRANSPORT_FIELDS, *_API_FIELDS)
 
 
 def connection_fields() -> tuple[str, ...]:
@@ -499,8 +481,9 @@ def connection_fields() -> tuple[str, ...]:
 
 
 def backend_fields() -> tuple[str, ...]:
-    """The settings backend kwargs may carry: the built-in ones and those each registered API reads."""
-    return tuple(dict.fromkeys([*BACKEND_FIELDS, *(f for spec in apis().values() for f in spec.extra_fields)]))
+    """The settings backend kwargs may carry: the common ones and those each registered API and
+    auth method reads (``ApiSpec.extra_fields``, ``AuthMethod.fields``)."""
+    return tuple(dict.fromkeys(["url", "login", *_TRANSPORT_FIELDS, *_COMMON_FIELDS, *table_fields()]))
 
 
 _INLINE_SECRETS = ("api_key", "jwt_token", "client_key_password", *_MISPLACED_SECRETS)

@@ -10,8 +10,8 @@ The generic pieces are public, so a client for another API needs no change in th
 * ``Transport`` and ``Call`` (``transport.py``): the request path, with TLS (``tls.py``), retries,
   pacing, the deadline, events and typed errors; ``Transport.error`` / ``message`` build messages;
 * ``AuthStrategy`` / ``JSONTokenAuth``, ``AuthContext``, ``Authenticator``, ``AccessToken``,
-  ``TokenCache``, ``renewal_delay`` (``auth.py``): a credential exchanged for a token, cached, and
-  renewed once after a 401;
+  ``TokenCache``, ``renewal_delay`` (``auth/core.py``; the strategies in ``auth/``, one module per
+  API): a credential exchanged for a token, cached, and renewed once after a 401;
 * ``BaseClient`` / ``AuthenticatedClient`` / ``CredentialSource`` (``base.py``): transport,
   ``close``, ``with``, ``repr``, the token of ``config.auth``, and the uniform
   ``get(ref, *, reason) -> Credential``; ``Credential`` (``credential.py``).

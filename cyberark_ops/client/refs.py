@@ -146,7 +146,8 @@ REF_SCHEMES = ("conjur", "ccp", *_PVWA_SCHEMES)
 
 RefParser = Callable[[str, str], object]
 """``parser(reference, rest)``: ``rest`` is what follows ``<scheme>:``; raises ConfigurationError."""
-_EXTRA_SCHEMES: dict[str, RefParser] = {}
+_SCHEMES: dict[str, RefParser] = {}
+"""Every scheme ``parse_ref`` knows, built-in ones (filled below) and registered ones."""
 
 
 def register_scheme(scheme: str, parser: RefParser) -> None:
@@ -154,22 +155,24 @@ def register_scheme(scheme: str, parser: RefParser) -> None:
     name = scheme.strip().lower()
     if name in REF_SCHEMES or not re.fullmatch(r"[a-z][a-z0-9-]*", name):
         raise ConfigurationError(f"scheme: {scheme!r} is taken or not a lowercase name", field="scheme")
-    _EXTRA_SCHEMES[name] = parser
+    _SCHEMES[name] = parser
 
 
 def unregister_scheme(scheme: str) -> None:
-    _EXTRA_SCHEMES.pop(scheme.strip().lower(), None)
+    name = scheme.strip().lower()
+    if name not in REF_SCHEMES:
+        _SCHEMES.pop(name, None)
 
 
 def has_scheme(reference: str) -> bool:
     """Whether ``reference`` names its API (``conjur:...``) rather than being a bare object name."""
     scheme, sep, _ = reference.partition(":")
-    name = scheme.strip().lower()
-    return bool(sep) and (name in REF_SCHEMES or name in _EXTRA_SCHEMES)
+    return bool(sep) and scheme.strip().lower() in _SCHEMES
 
 
 def parse_ref(reference: str) -> CredentialRef:
-    """Parses ``conjur:``, ``ccp:``, ``pvwa:`` and ``privileged-cloud:`` references."""
+    """Parses ``conjur:``, ``ccp:``, ``pvwa:`` and ``privileged-cloud:`` references, and those of
+    every registered scheme, through the parser registered for the scheme."""
     if not isinstance(reference, str):
         raise ConfigurationError("reference: must be a string such as conjur:prod/db/password", field="reference")
     check_text(reference, "reference", what="reference")
@@ -177,16 +180,10 @@ def parse_ref(reference: str) -> CredentialRef:
     scheme = scheme.strip().lower()
     if not sep or not rest:
         raise _ref_error(reference, "must start with conjur:, ccp:, pvwa: or privileged-cloud: followed by a target")
-    if scheme == "conjur":
-        return _parse_conjur(reference, rest)
-    if scheme == "ccp":
-        return _parse_ccp(reference, rest)
-    if scheme in _PVWA_SCHEMES:
-        return _parse_pvwa(reference, rest, "pvwa" if scheme == "pvwa" else "privileged-cloud")
-    extra = _EXTRA_SCHEMES.get(scheme)
-    if extra is not None:
-        return extra(reference, rest)  # type: ignore[return-value]
-    raise _ref_error(reference, f"unknown scheme {scheme!r}; use conjur, ccp, pvwa or privileged-cloud")
+    parser = _SCHEMES.get(scheme)
+    if parser is None:
+        raise _ref_error(reference, f"unknown scheme {scheme!r}; use conjur, ccp, pvwa or privileged-cloud")
+    return parser(reference, rest)  # type: ignore[return-value]
 
 
 def _parse_conjur(reference: str, rest: str) -> ConjurRef:
@@ -243,6 +240,24 @@ def _parse_pvwa(reference: str, rest: str, scheme: str) -> PVWARef:
     except ConfigurationError as exc:
         raise _ref_error(reference, exc.message) from None
 
+
+def _parse_pvwa_scheme(reference: str, rest: str) -> PVWARef:
+    return _parse_pvwa(reference, rest, "pvwa")
+
+
+def _parse_privileged_cloud(reference: str, rest: str) -> PVWARef:
+    return _parse_pvwa(reference, rest, "privileged-cloud")
+
+
+_SCHEMES.update(
+    {
+        "conjur": _parse_conjur,
+        "ccp": _parse_ccp,
+        "pvwa": _parse_pvwa_scheme,
+        "privileged-cloud": _parse_privileged_cloud,
+        "privilege-cloud": _parse_privileged_cloud,
+    }
+)
 
 __all__ = [
     "CCP_KEYS",

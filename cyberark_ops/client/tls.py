@@ -22,7 +22,7 @@ from .errors import ConfigurationError
 from .untrusted import PEM_FILE_CAP, read_regular_file, shown
 
 if TYPE_CHECKING:
-    from .config import TransportConfig
+    from .transport_config import TransportConfig
 
 
 def _key_password(password: str | None) -> Callable[[], str]:

@@ -34,7 +34,7 @@ from .errors import (
     RateLimited,
     Unavailable,
 )
-from .pacing import Pacer, pacer_for
+from .pacing import Pacer
 from .profile import ApiProfile
 from .response_errors import compose_message, error_about, error_for_response, parse_retry_after
 from .tls import ContextAdapter, build_ssl_context, exception_chain, is_cert_verify_failure
@@ -45,7 +45,7 @@ RESPONSE_JSON_CAP = 64 << 20
 """Bytes of a JSON answer parsed (a PVWA page of 1,000 accounts is about 1 MB)."""
 
 if TYPE_CHECKING:
-    from .config import TransportConfig
+    from .transport_config import TransportConfig
 
 log = logging.getLogger("cyberark_ops.client")
 
@@ -340,7 +340,7 @@ class Transport:
         url = self._url(call)
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
         proxies = self._proxies_for(url)
-        pacer = pacer_for(origin)
+        pacer = self.config.pacing.pacer(origin)
         attempt = 0
         while True:
             if not pacer.take_turn(deadline, self._sleep):

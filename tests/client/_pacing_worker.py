@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from cyberark_ops.client import ConjurApiKeyAuth, ConjurClient, ConjurConfig, CyberArkError
-from cyberark_ops.client.pacing import pacer_for
 
 
 def fetch(settings: dict[str, Any], login: str, api_key: str, count: int, start: Any, results: Any) -> None:
@@ -21,5 +20,5 @@ def fetch(settings: dict[str, Any], login: str, api_key: str, count: int, start:
                 values.append(client.get_secret("prod/db/password"))
             except CyberArkError as exc:
                 failures.append(type(exc).__name__)
-        shared = pacer_for(settings["base_url"].rstrip("/")).shared
+        shared = config.pacing.pacer(settings["base_url"].rstrip("/")).shared
     results.put({"failures": failures, "values": values, "shared": shared})

@@ -25,12 +25,13 @@ from cyberark_ops.client import ConjurClient, CyberArkError, TokenCache, pacing
 from cyberark_ops.client.pacing import (
     BELOW_ESTIMATE,
     DIRECTORY_VARIABLE,
+    MACHINE_WIDE,
     MIN_RATE,
     QUIET_RELEASE,
     RECENT,
     Pacer,
-    pacer_for,
-    reset_pacers,
+    Pacing,
+    open_store,
 )
 from cyberark_ops.devserver.knobs import Knobs
 
@@ -53,7 +54,7 @@ def clock() -> Clock:
 
 def burst(clock: Clock, sent: int, accepted: int) -> Pacer:
     """A pacer that sent ``sent`` requests at once, of which the server accepted ``accepted``."""
-    pacer = Pacer(clock)
+    pacer = Pacer(clock=clock)
     for _ in range(sent):
         assert pacer.reserve(clock.now + 60) == 0.0
     for _ in range(accepted):
@@ -64,7 +65,7 @@ def burst(clock: Clock, sent: int, accepted: int) -> Pacer:
 
 
 def test_unpaced_until_the_first_429(clock: Clock) -> None:
-    pacer = Pacer(clock)
+    pacer = Pacer(clock=clock)
     for _ in range(100):
         assert pacer.reserve(clock.now + 60) == 0.0
         pacer.accepted()
@@ -147,7 +148,7 @@ def test_the_rate_recovers_while_callers_wait_and_pacing_ends_when_quiet(clock: 
 
 
 def test_the_rate_never_drops_below_the_floor(clock: Clock) -> None:
-    pacer = Pacer(clock)
+    pacer = Pacer(clock=clock)
     for _ in range(200):
         pacer.reserve(clock.now + 1e6)
         pacer.rate_limited()
@@ -179,7 +180,7 @@ def simulate(
     the server sends it) before the caller asks for a turn again, as the transport does.
     """
     clock = Clock()
-    pacer = Pacer(clock)
+    pacer = Pacer(clock=clock)
     knobs = Knobs()
     knobs.set_rate_limit(per_second, bucket)
     seen = Burst()
@@ -266,8 +267,10 @@ def test_once_measured_the_pace_stays_near_what_the_server_allowed(per_second: f
 def test_a_real_burst_of_50_fetches_against_20_per_second(
     vault: Vault, token_cache: TokenCache, events: Events
 ) -> None:
-    """50 threads, one client, default retries, a dev server limited to 20/s with a burst of 20."""
-    client = ConjurClient(vault.conjur_config(deadline=60.0), token_cache=token_cache, on_event=events)
+    """50 threads, one client, default retries, a dev server limited to 20/s with a burst of 20;
+    its pacer injected, so what it learned is read from the test's own object."""
+    own = Pacing.local()
+    client = ConjurClient(vault.conjur_config(deadline=60.0, pacing=own), token_cache=token_cache, on_event=events)
     client.authenticate()
     vault.rate_limit(20, burst=20)
     failures: list[str] = []
@@ -297,7 +300,7 @@ def test_a_real_burst_of_50_fetches_against_20_per_second(
     assert failures == []
     assert values == ["Demo-PG-Passw0rd!"] * 100
     assert events.named("rate_limited"), "the burst did reach the limit"
-    pacer = pacer_for(vault.url.rstrip("/"))
+    pacer = own.pacer(vault.url.rstrip("/"))
     assert pacer.rate is not None, "the 429s set a pace"
     assert pacer.rate <= 20 + (20 + 1) / RECENT, "never above the limit plus the saved-up burst"
 
@@ -310,9 +313,14 @@ def state_file(tmp_path: Path) -> Path:
     return tmp_path / "origin.pacer"
 
 
+def on_file(clock: Clock, path: Path) -> Pacer:
+    """A pacer as one process would hold it, sharing the schedule in ``path`` where it can."""
+    return Pacer(store=open_store(path, clock()), clock=clock)
+
+
 def test_two_processes_pace_against_one_schedule(clock: Clock, state_file: Path) -> None:
     """Each counts the other's acceptances, sees the other's cut and queues behind its slots."""
-    first, second = Pacer(clock, state_file=state_file), Pacer(clock, state_file=state_file)
+    first, second = on_file(clock, state_file), on_file(clock, state_file)
     assert first.shared and second.shared
     for _ in range(5):
         first.accepted()
@@ -330,13 +338,13 @@ def test_two_processes_pace_against_one_schedule(clock: Clock, state_file: Path)
 
 
 def test_a_new_process_starts_from_what_the_others_learned(clock: Clock, state_file: Path) -> None:
-    burst_pacer = Pacer(clock, state_file=state_file)
+    burst_pacer = on_file(clock, state_file)
     for _ in range(6):
         burst_pacer.accepted()
     burst_pacer.rate_limited()
-    later = Pacer(clock, state_file=state_file)
+    later = on_file(clock, state_file)
     assert later.rate == pytest.approx(6 / RECENT)
-    reset_pacers()  # forgets only the origins of pacer_for; this file was opened by hand
+    MACHINE_WIDE.forget()  # forgets only the default's origins; this file was opened by hand
     assert later.rate is not None
     later.forget()
     assert burst_pacer.rate is None
@@ -355,8 +363,8 @@ def _works(pacer: Pacer, clock: Clock) -> None:
 GARBAGE = {
     "empty": b"",
     "truncated": b"CAOPACE\x00\x02",
-    "zeros": bytes(pacing._SIZE),
-    "random": bytes(range(256)) * (pacing._SIZE // 256 + 1),
+    "zeros": bytes(pacing.SIZE),
+    "random": bytes(range(256)) * (pacing.SIZE // 256 + 1),
     "another layout": b"CAOPACE\x00" + struct.pack("=II", 1, 4096) + bytes(40_000),
 }
 
@@ -364,14 +372,14 @@ GARBAGE = {
 @pytest.mark.parametrize("content", GARBAGE.values(), ids=GARBAGE.keys())
 def test_a_file_holding_anything_else_is_rewritten_as_unpaced(clock: Clock, state_file: Path, content: bytes) -> None:
     state_file.write_bytes(content)
-    pacer = Pacer(clock, state_file=state_file)
+    pacer = on_file(clock, state_file)
     assert pacer.shared
     _works(pacer, clock)
 
 
 def _valid_file(clock: Clock, state_file: Path, **fields: float) -> None:
     """A file of the right layout whose header holds ``fields`` (the rest as a fresh pacer's)."""
-    Pacer(clock, state_file=state_file)
+    on_file(clock, state_file)
     values = {"rate": 50.0, "measured": 0.0, "last_slot": clock.now, "last_cut": clock.now, "last_change": clock.now}
     values.update(fields)
     with state_file.open("r+b") as file:
@@ -401,22 +409,22 @@ def _valid_file(clock: Clock, state_file: Path, **fields: float) -> None:
 )
 def test_nonsense_values_are_rewritten_as_unpaced(clock: Clock, state_file: Path, fields: dict[str, float]) -> None:
     _valid_file(clock, state_file, **fields)
-    _works(Pacer(clock, state_file=state_file), clock)
+    _works(on_file(clock, state_file), clock)
 
 
 def test_a_file_spoiled_while_in_use_is_survived(clock: Clock, state_file: Path) -> None:
-    pacer = Pacer(clock, state_file=state_file)
+    pacer = on_file(clock, state_file)
     pacer.accepted()
     pacer.rate_limited()
     assert pacer.rate is not None
-    state_file.write_bytes(GARBAGE["random"][: pacing._SIZE])
+    state_file.write_bytes(GARBAGE["random"][: pacing.SIZE])
     clock.now += 1
     assert pacer.take_turn(clock.now + 60, lambda _: None)
     assert pacer.rate is None
     # Cut shorter than the mapping: the next locked step restores its length before reading it.
     os.truncate(state_file, 0)
     pacer.rate_limited()
-    assert state_file.stat().st_size == pacing._SIZE
+    assert state_file.stat().st_size == pacing.SIZE
     assert pacer.rate == MIN_RATE, "a first 429 on a fresh schedule, with no acceptances counted"
 
 
@@ -425,12 +433,13 @@ def test_where_no_file_can_be_made_each_process_paces_alone(
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    pacer = Pacer(clock, state_file=blocker / "origin.pacer")
+    pacer = on_file(clock, blocker / "origin.pacer")
     assert not pacer.shared
     _works(pacer, clock)
     monkeypatch.setenv(DIRECTORY_VARIABLE, str(blocker / "pacing"))
     assert pacing.state_directory() is None
-    assert not pacer_for("https://unwritable.example:1").shared
+    assert not Pacing.machine_wide().pacer("https://unwritable.example:1").shared
+    assert not Pacing.machine_wide(blocker / "pacing").pacer("https://unwritable.example:1").shared
 
 
 def test_a_directory_others_may_enter_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -483,6 +492,6 @@ def test_four_processes_share_one_pacer_against_a_rate_limited_server(vault: Vau
     assert [r["failures"] for r in reports] == [[]] * 4
     assert all(r["values"] == ["Demo-PG-Passw0rd!"] * 15 for r in reports)
     assert all(r["shared"] for r in reports), "each process used the machine's pacer"
-    here = pacer_for(vault.url.rstrip("/"))
+    here = MACHINE_WIDE.pacer(vault.url.rstrip("/"))
     assert here.shared
     assert here.rate is not None, "their 429s set one pace, which this process sees too"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cyberark_ops.client import ConjurClient, pacing
-from cyberark_ops.client.pacing import DIRECTORY_VARIABLE, reset_pacers
+from cyberark_ops.client.pacing import DIRECTORY_VARIABLE, Pacing, SharedFileStore
 
 from .conftest import HOST_API_KEY, HOST_LOGIN, Vault
 
@@ -26,12 +26,11 @@ FETCH = textwrap.dedent(
     """
     import sys
     from cyberark_ops.client import ConjurApiKeyAuth, ConjurClient, ConjurConfig
-    from cyberark_ops.client.pacing import pacer_for
     url, ca, account, login, key = sys.argv[1:6]
     config = ConjurConfig(base_url=url, ca_bundle=ca, account=account, auth=ConjurApiKeyAuth(login, key), deadline=20.0)
     with ConjurClient(config) as client:
         value = client.get_secret("prod/db/password")
-    print("shared" if pacer_for(url.rstrip("/")).shared else "local", len(value))
+    print("shared" if config.pacing.pacer(url.rstrip("/")).shared else "local", len(value))
     """
 )
 
@@ -88,17 +87,19 @@ def test_a_fetch_with_the_pacer_on_a_full_tmpfs_runs_paced_locally(vault: Vault,
     assert done.stdout.split() == ["local", str(len("Demo-PG-Passw0rd!"))]
 
 
-def test_a_forged_rate_in_the_shared_file_does_not_stall_fetches(vault: Vault) -> None:
+def test_a_forged_rate_in_the_shared_file_does_not_stall_fetches(vault: Vault, tmp_path: Path) -> None:
     """Any process of the same user can write the file: a rate of 1e-300 is spoilt, not obeyed."""
     origin = vault.url.rstrip("/")
-    reset_pacers()
-    state_file = pacing.state_file(origin)
+    directory = tmp_path / "pacing"
+    machine = Pacing.machine_wide(directory)
+    state_file = pacing.state_file(origin, directory)
     assert state_file is not None
-    pacing.Pacer(state_file=state_file)  # a file of the right layout
+    assert SharedFileStore.open(state_file, time.monotonic()) is not None  # a file of the right layout
     now = time.monotonic()  # a cut just now: the schedule is live, not released as stale
     with state_file.open("r+b") as file:
         file.seek(16)
         file.write(struct.pack("=5d", 1e-300, 0.0, now, now, now))
-    with ConjurClient(vault.conjur_config()) as client:
+    with ConjurClient(vault.conjur_config(pacing=machine)) as client:
         assert client.get_secret("prod/db/password") == "Demo-PG-Passw0rd!"
-    assert pacing.pacer_for(origin).rate is None
+    assert machine.pacer(origin).shared
+    assert machine.pacer(origin).rate is None

@@ -33,7 +33,7 @@ import pytest
 
 from cyberark_ops import CyberArkHook, VaultedSqlOperator, with_cyberark_secret
 from cyberark_ops.client import PROCESS_TOKEN_CACHE, CyberArkError
-from cyberark_ops.client.pacing import reset_pacers
+from cyberark_ops.client.pacing import MACHINE_WIDE
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.knobs import Fault
 from cyberark_ops.devserver.seed import demo_seed
@@ -172,7 +172,7 @@ class Lab:
         self.app.knobs.clear_faults()
         for glob in list(self.app.knobs.latency):
             self.app.knobs.set_latency(glob, 0)
-        reset_pacers()
+        MACHINE_WIDE.forget()
         PROCESS_TOKEN_CACHE.clear()
         reset_backend_state()
 

@@ -125,7 +125,7 @@ def test_a_line_of_a_multi_line_secret_escaped_twice_inside_a_longer_string() ->
     key = "-----BEGIN KEY-----\nMIIEv'Qu\\otes\"9f+/x\nsecond-line-é-Zk27\n-----END KEY-----"
     scrub.register(key)
     for number, line in enumerate(key.splitlines(), 1):
-        logged = json.dumps({"event": f"key line {number}: {line!r} (\"quoted\")", "level": "info"})
+        logged = json.dumps({"event": f'key line {number}: {line!r} ("quoted")', "level": "info"})
         assert line not in scrub.scrub(logged), number
         assert json.dumps(repr(line))[1:-1] not in scrub.scrub(logged)
     names = [name for name in scrub.leak_forms(key) if name.startswith("line 2>")]

@@ -1,4 +1,4 @@
-"""The toy API joined to cyberark-ops through its tables: one ``register_api`` and one ``register_scheme``.
+"""The toy API joined to cyberark-ops through its table: one ``register_api`` (its reference scheme included).
 
 Nothing here edits a package file: this is all a real fourth API would add outside the client
 layer (the client module) and the dev server (the emulator package).
@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from cyberark_ops.apis import ApiSpec, AuthMethod, register_api, unregister_api
-from cyberark_ops.client.refs import register_scheme, unregister_scheme
 from cyberark_ops.settings import ConnectionSettings, settings_error
 
 from .client import ToyClient, ToyConfig, ToyKeyAuth, ToyRef, parse_toy_ref
@@ -37,14 +36,13 @@ TOY_SPEC = ApiSpec(
     auth_methods=(AuthMethod("key", "a toy user and key", build_toy_client),),
     check=check_toy,
     extra_fields=("toy_realm",),
+    ref_parser=parse_toy_ref,
 )
 
 
 def register_toy() -> None:
     register_api(TOY_SPEC)
-    register_scheme("toy", parse_toy_ref)
 
 
 def unregister_toy() -> None:
     unregister_api("toy")
-    unregister_scheme("toy")

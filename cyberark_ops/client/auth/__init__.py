@@ -1,0 +1,62 @@
+"""Authentication strategies, one module per API (as hvac's ``api/auth_methods/``), and what
+they share (``core``: the strategy contract, the token cache, the auth flow).
+
+* ``conjur``: ``authn`` (API key), ``authn-jwt`` and a sidecar's access token file;
+* ``pvwa``: the PVWA logon types (a Vault session the client logs off);
+* ``privileged_cloud``: Privilege Cloud's Identity platform token.
+
+CCP has no strategy: the AppID's rules (client certificate, address, OS user) authenticate each
+request. Every name stays importable from ``cyberark_ops.client.auth``, as before the split.
+"""
+
+from __future__ import annotations
+
+from .conjur import (
+    CONJUR_FALLBACK_LIFETIME,
+    JWT_SHAPE,
+    ConjurAccessTokenFileAuth,
+    ConjurApiKeyAuth,
+    ConjurAuth,
+    ConjurJWTAuth,
+    conjur_access_token,
+    conjur_token_claims,
+    lenient_b64decode,
+)
+from .core import (
+    PROCESS_TOKEN_CACHE,
+    AccessToken,
+    AuthContext,
+    Authenticator,
+    AuthStrategy,
+    JSONTokenAuth,
+    TokenCache,
+    fingerprint,
+    renewal_delay,
+)
+from .privileged_cloud import PlatformTokenAuth
+from .pvwa import PVWA_AUTH_TYPES, PVWAAuth, PVWALogonAuth
+
+__all__ = [
+    "CONJUR_FALLBACK_LIFETIME",
+    "JWT_SHAPE",
+    "PROCESS_TOKEN_CACHE",
+    "PVWA_AUTH_TYPES",
+    "AccessToken",
+    "AuthContext",
+    "AuthStrategy",
+    "Authenticator",
+    "ConjurAccessTokenFileAuth",
+    "ConjurApiKeyAuth",
+    "ConjurAuth",
+    "ConjurJWTAuth",
+    "JSONTokenAuth",
+    "PVWAAuth",
+    "PVWALogonAuth",
+    "PlatformTokenAuth",
+    "TokenCache",
+    "conjur_access_token",
+    "conjur_token_claims",
+    "fingerprint",
+    "lenient_b64decode",
+    "renewal_delay",
+]

@@ -23,9 +23,9 @@ def step(message: str) -> None:
 
 def main() -> int:
     from cyberark_ops.devserver import DevServer
+    from cyberark_ops.devserver.connections import devserver_connections
     from cyberark_ops.devserver.seed import demo_seed
     from cyberark_ops.testing.airflow_stack import AirflowStack
-    from cyberark_ops.testing.connections import devserver_connections
 
     shutil.rmtree(DEMO / "home", ignore_errors=True)
     DEMO.mkdir(exist_ok=True)

@@ -51,8 +51,8 @@ def _devserver(args: argparse.Namespace) -> int:
     server.start()
     print(json.dumps(server.info()), flush=True)
     if args.print_connections:
+        from .devserver.connections import devserver_export_lines
         from .devserver.seed import load_seed
-        from .testing.connections import devserver_export_lines
 
         for line in devserver_export_lines(server.info(), load_seed(args.seed)):
             print(line, flush=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .apis import BUILTIN_APIS, BUILTIN_AUTH_METHODS, api_names, auth_method_names
 
 PACKAGE_NAME = "cyberark-ops"

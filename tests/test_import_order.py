@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from cyberark_ops.devserver import DevServer
+from cyberark_ops.devserver.connections import devserver_connections
 from cyberark_ops.devserver.seed import load_seed
-from cyberark_ops.testing.connections import devserver_connections
 
 BACKEND = "cyberark_ops.secrets.CyberArkSecretsBackend"
 CLI = str(Path(sys.executable).with_name("cyberark-ops"))

@@ -112,3 +112,26 @@ def test_the_client_package_resolves_every_public_name_from_its_module() -> None
     assert set(client.__all__) <= set(dir(client))
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         _ = client.Nope
+
+
+PRODUCT_PROBE = """
+import importlib, json, pkgutil, sys
+import cyberark_ops as root
+def walk(path, prefix):
+    # pkgutil.walk_packages would import cyberark_ops.testing itself to look inside it.
+    for module in pkgutil.iter_modules(path, prefix):
+        if module.name == "cyberark_ops.testing" or module.name.endswith("pytest_plugin"):
+            continue
+        imported = importlib.import_module(module.name)
+        if module.ispkg:
+            walk(imported.__path__, module.name + ".")
+walk(root.__path__, "cyberark_ops.")
+print(json.dumps(sorted(name for name in sys.modules if name.startswith("cyberark_ops.testing"))))
+"""
+
+
+def test_no_product_module_imports_the_test_helpers() -> None:
+    """``cyberark_ops.testing`` is for tests (it starts Airflow stacks and sidecars); the CLI once
+    imported it for ``devserver --print-connections``."""
+    out = subprocess.run([sys.executable, "-c", PRODUCT_PROBE], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == []

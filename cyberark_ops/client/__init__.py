@@ -21,93 +21,89 @@ The generic pieces are public, so a client for another API needs no change in th
 
 from __future__ import annotations
 
+import ast
 import importlib
+from importlib.abc import InspectLoader
 from typing import TYPE_CHECKING, Any
 
 # Names resolve on first use (PEP 562), so importing one module of the layer (``client.errors``
 # for an exception class) loads that module only; the glue can then import the whole layer lazily,
-# when a fetch runs rather than when the dag-processor parses a DAG file.
-_MODULES: dict[str, tuple[str, ...]] = {
-    "auth": (
-        "PROCESS_TOKEN_CACHE",
-        "AccessToken",
-        "AuthContext",
-        "AuthStrategy",
-        "Authenticator",
-        "ConjurAccessTokenFileAuth",
-        "ConjurApiKeyAuth",
-        "ConjurAuth",
-        "ConjurJWTAuth",
-        "JSONTokenAuth",
-        "PVWAAuth",
-        "PVWALogonAuth",
-        "PlatformTokenAuth",
-        "TokenCache",
-        "renewal_delay",
-    ),
-    "base": ("AuthenticatedClient", "BaseClient", "CredentialSource"),
-    "ccp": ("CCPClient",),
-    "config": ("CCPConfig", "ConjurConfig", "PVWAConfig", "TransportConfig"),
-    "conjur": ("ConjurClient",),
-    "credential": ("Credential",),
-    "errors": (
-        "AmbiguousQuery",
-        "AuthenticationFailed",
-        "ConfigurationError",
-        "CyberArkError",
-        "Forbidden",
-        "InvalidResponse",
-        "NotFound",
-        "PasswordChangeInProgress",
-        "RateLimited",
-        "Unavailable",
-    ),
-    "profile": ("ApiProfile", "error_body_parser", "nested_error_fields"),
-    "pvwa": ("PVWAClient",),
-    "refs": ("CCPRef", "ConjurRef", "CredentialRef", "PVWARef", "parse_ref"),
-    "transport": ("Call", "EventCallback", "Transport"),
-}
-_LAZY = {name: module for module, names in _MODULES.items() for name in names}
-
+# when a fetch runs rather than when the dag-processor parses a DAG file. The block below is the one
+# list of exports: type checkers read it, and at run time ``_LAZY`` is read from it (the pattern of
+# scientific Python's lazy_loader), so a name is never added to one table and forgotten in another.
 if TYPE_CHECKING:
-    from .auth import (
-        PROCESS_TOKEN_CACHE,
-        AccessToken,
-        AuthContext,
-        Authenticator,
-        AuthStrategy,
-        ConjurAccessTokenFileAuth,
-        ConjurApiKeyAuth,
-        ConjurAuth,
-        ConjurJWTAuth,
-        JSONTokenAuth,
-        PlatformTokenAuth,
-        PVWAAuth,
-        PVWALogonAuth,
-        TokenCache,
-        renewal_delay,
-    )
-    from .base import AuthenticatedClient, BaseClient, CredentialSource
-    from .ccp import CCPClient
-    from .config import CCPConfig, ConjurConfig, PVWAConfig, TransportConfig
-    from .conjur import ConjurClient
-    from .credential import Credential
-    from .errors import (
-        AmbiguousQuery,
-        AuthenticationFailed,
-        ConfigurationError,
-        CyberArkError,
-        Forbidden,
-        InvalidResponse,
-        NotFound,
-        PasswordChangeInProgress,
-        RateLimited,
-        Unavailable,
-    )
-    from .profile import ApiProfile, error_body_parser, nested_error_fields
-    from .pvwa import PVWAClient
-    from .refs import CCPRef, ConjurRef, CredentialRef, PVWARef, parse_ref
-    from .transport import Call, EventCallback, Transport
+    from .auth import PROCESS_TOKEN_CACHE as PROCESS_TOKEN_CACHE
+    from .auth import AccessToken as AccessToken
+    from .auth import AuthContext as AuthContext
+    from .auth import Authenticator as Authenticator
+    from .auth import AuthStrategy as AuthStrategy
+    from .auth import ConjurAccessTokenFileAuth as ConjurAccessTokenFileAuth
+    from .auth import ConjurApiKeyAuth as ConjurApiKeyAuth
+    from .auth import ConjurAuth as ConjurAuth
+    from .auth import ConjurJWTAuth as ConjurJWTAuth
+    from .auth import JSONTokenAuth as JSONTokenAuth
+    from .auth import PlatformTokenAuth as PlatformTokenAuth
+    from .auth import PVWAAuth as PVWAAuth
+    from .auth import PVWALogonAuth as PVWALogonAuth
+    from .auth import TokenCache as TokenCache
+    from .auth import renewal_delay as renewal_delay
+    from .base import AuthenticatedClient as AuthenticatedClient
+    from .base import BaseClient as BaseClient
+    from .base import CredentialSource as CredentialSource
+    from .ccp import CCPClient as CCPClient
+    from .config import CCPConfig as CCPConfig
+    from .config import ConjurConfig as ConjurConfig
+    from .config import PVWAConfig as PVWAConfig
+    from .config import TransportConfig as TransportConfig
+    from .conjur import ConjurClient as ConjurClient
+    from .credential import Credential as Credential
+    from .errors import AmbiguousQuery as AmbiguousQuery
+    from .errors import AuthenticationFailed as AuthenticationFailed
+    from .errors import ConfigurationError as ConfigurationError
+    from .errors import CyberArkError as CyberArkError
+    from .errors import Forbidden as Forbidden
+    from .errors import InvalidResponse as InvalidResponse
+    from .errors import NotFound as NotFound
+    from .errors import PasswordChangeInProgress as PasswordChangeInProgress
+    from .errors import RateLimited as RateLimited
+    from .errors import Unavailable as Unavailable
+    from .profile import ApiProfile as ApiProfile
+    from .profile import error_body_parser as error_body_parser
+    from .profile import nested_error_fields as nested_error_fields
+    from .pvwa import PVWAClient as PVWAClient
+    from .refs import CCPRef as CCPRef
+    from .refs import ConjurRef as ConjurRef
+    from .refs import CredentialRef as CredentialRef
+    from .refs import PVWARef as PVWARef
+    from .refs import parse_ref as parse_ref
+    from .transport import Call as Call
+    from .transport import EventCallback as EventCallback
+    from .transport import Transport as Transport
+
+
+def _exports(source: str) -> dict[str, str]:
+    """Public name -> module, from the ``if TYPE_CHECKING:`` block of this file's ``source``."""
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            return {
+                alias.name: str(statement.module)
+                for statement in node.body
+                if isinstance(statement, ast.ImportFrom)
+                for alias in statement.names
+            }
+    raise ImportError(f"{__name__}: no TYPE_CHECKING block of exports in its source")
+
+
+def _own_source() -> str:
+    loader = __spec__.loader if __spec__ is not None else None
+    source = loader.get_source(__name__) if isinstance(loader, InspectLoader) else None
+    if source is None:
+        raise ImportError(f"{__name__} needs its source to list its exports (installed without .py files?)")
+    return source
+
+
+_LAZY = _exports(_own_source())
+__all__ = sorted(_LAZY)  # noqa: PLE0605 - the names of the block above
 
 
 def __getattr__(name: str) -> Any:
@@ -121,54 +117,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
-
-
-__all__ = [
-    "PROCESS_TOKEN_CACHE",
-    "AccessToken",
-    "AmbiguousQuery",
-    "ApiProfile",
-    "AuthContext",
-    "AuthStrategy",
-    "AuthenticatedClient",
-    "AuthenticationFailed",
-    "Authenticator",
-    "BaseClient",
-    "CCPClient",
-    "CCPConfig",
-    "CCPRef",
-    "Call",
-    "ConfigurationError",
-    "ConjurAccessTokenFileAuth",
-    "ConjurApiKeyAuth",
-    "ConjurAuth",
-    "ConjurClient",
-    "ConjurConfig",
-    "ConjurJWTAuth",
-    "ConjurRef",
-    "Credential",
-    "CredentialRef",
-    "CredentialSource",
-    "CyberArkError",
-    "EventCallback",
-    "Forbidden",
-    "InvalidResponse",
-    "JSONTokenAuth",
-    "NotFound",
-    "PVWAAuth",
-    "PVWAClient",
-    "PVWAConfig",
-    "PVWALogonAuth",
-    "PVWARef",
-    "PasswordChangeInProgress",
-    "PlatformTokenAuth",
-    "RateLimited",
-    "TokenCache",
-    "Transport",
-    "TransportConfig",
-    "Unavailable",
-    "error_body_parser",
-    "nested_error_fields",
-    "parse_ref",
-    "renewal_delay",
-]

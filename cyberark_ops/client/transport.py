@@ -1,11 +1,11 @@
 """The one request path shared by every client: Conjur, CCP, PVWA, and any other API.
 
 Everything that is the same for all APIs lives here, once: connection reuse, timeouts, retries
-with backoff, ``Retry-After``, the shared pacer, the total deadline, the observer events, the
-messages of errors and the mapping of HTTP answers to typed errors. The transport knows no API:
-each client hands it an ``ApiProfile`` (name, error code table, error-body parser), and describes
-*what* to send as a ``Call``; API modules never touch ``requests``. TLS (the ``SSLContext`` and the
-adapter that hands it to urllib3) lives in ``tls.py``.
+with backoff, ``Retry-After``, the shared pacer, the total deadline and the observer events; the
+errors it raises are built in ``response_errors.py`` (messages, HTTP answers to typed errors). The
+transport knows no API: each client hands it an ``ApiProfile`` (name, error code table, error-body
+parser), and describes *what* to send as a ``Call``; API modules never touch ``requests``. TLS (the
+``SSLContext`` and the adapter that hands it to urllib3) lives in ``tls.py``.
 
 Performance: a warm call costs one keep-alive request; the ``SSLContext`` is built once per
 process and settings.
@@ -16,13 +16,11 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
-import re
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -30,17 +28,15 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from .errors import (
-    AuthenticationFailed,
     ConfigurationError,
     CyberArkError,
-    Forbidden,
     InvalidResponse,
-    NotFound,
     RateLimited,
     Unavailable,
 )
 from .pacing import Pacer
 from .profile import ApiProfile
+from .response_errors import compose_message, error_about, error_for_response, parse_retry_after
 from .tls import ContextAdapter, build_ssl_context, exception_chain, is_cert_verify_failure
 from .untrusted import parse_json
 from .validation import validate_base_url
@@ -58,26 +54,6 @@ EventCallback = Callable[[str, dict[str, "str | float"]], None]
 
 USER_AGENT = "cyberark-ops/0.1"
 E = TypeVar("E", bound=CyberArkError)
-
-_STATUS_TABLE: dict[int, type[CyberArkError]] = {
-    400: ConfigurationError,
-    401: AuthenticationFailed,
-    403: Forbidden,
-    404: NotFound,
-    406: InvalidResponse,
-    422: ConfigurationError,
-    413: ConfigurationError,
-    414: ConfigurationError,
-    429: RateLimited,
-}
-
-_STATUS_HINTS: dict[int, str] = {
-    401: "Check the credentials configured for this API.",
-    403: "Check the identity's privileges on this object.",
-    404: "Check the id / name, and that the identity may see the object.",
-    429: "The server is rate limiting; lower concurrency or raise the limit.",
-}
-
 
 # Hints for a call sent through an auth flow, used when the call brings none of its own.
 _AFTER_REAUTH_HINTS: dict[int, str] = {
@@ -141,23 +117,6 @@ class Call:
         return f"Call({self.method} {self.path}, action={self.action!r})"
 
 
-PATH_SHOWN = 200
-
-
-def _request_line(call: Call) -> str:
-    """Method and path for a message, the path cut so that a long id cannot flood a log line."""
-    path = call.path if len(call.path) <= PATH_SHOWN else f"{call.path[:PATH_SHOWN]}...({len(call.path)} chars)"
-    return f"{call.method} {path}"
-
-
-def compose_message(api_name: str, call: Call, problem: str, hint: str = "") -> str:
-    """The one shape of every message: ``<API> <action> <target>: <problem>. <Hint>. (<METHOD path>)``."""
-    text = f"{api_name} {call.action} {call.target}".rstrip() + f": {problem.rstrip('.')}"
-    if hint:
-        text += f". {hint[0].upper()}{hint[1:].rstrip('.')}"
-    return f"{text}. ({_request_line(call)})"
-
-
 class AuthFlow(Protocol):
     """httpx-style: yields the call to send (with credentials applied), receives each response."""
 
@@ -187,23 +146,6 @@ def _connection_problem(exc: BaseException) -> str:
 def _never_sent(reason: str, problem: str) -> bool:
     """Whether a failed attempt surely never reached the server's application (safe to resend)."""
     return reason == "connect_timeout" or problem in (REFUSED, UNRESOLVED)
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if re.fullmatch(r"[0-9]{1,12}", value):
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    current = datetime.now(timezone.utc).timestamp() if now is None else now
-    return max(0.0, when.timestamp() - current)
 
 
 class _Outcome:
@@ -292,7 +234,7 @@ class Transport:
                 )
             if response.status_code >= 400:
                 fallback = _AFTER_REAUTH_HINTS if auth is not None else None
-                raise self._error_for(response, call, time.monotonic() - started, fallback)
+                raise error_for_response(self.profile, response, call, time.monotonic() - started, fallback)
             return response
         except CyberArkError as error:
             # A failed authentication surfaces through the call that needed it: report it once.
@@ -351,9 +293,7 @@ class Transport:
 
     def error(self, error_class: type[E], call: Call, problem: str, hint: str = "", **fields: Any) -> E:
         """An ``error_class`` about ``call`` with this transport's message, API, action and path."""
-        return error_class(
-            self.message(call, problem, hint), api=self.api, action=call.action, path=call.path, **fields
-        )
+        return error_about(self.profile, error_class, call, problem, hint, **fields)
 
     def invalid_response(self, call: Call, what: str, status: int | None = None) -> InvalidResponse:
         """``InvalidResponse`` for an answer that is not what ``call`` expects (``what`` arrived)."""
@@ -548,50 +488,6 @@ class Transport:
         """Full jitter: uniform in [0, min(max, base * 2**attempt)]."""
         ceiling = min(self.config.backoff_max, self.config.backoff_base * (2**attempt))
         return self._random.uniform(0, ceiling)
-
-    # -- error construction: the single place statuses become exceptions -----------------------
-
-    def _error_for(
-        self,
-        response: requests.Response,
-        call: Call,
-        elapsed: float,
-        fallback_hints: Mapping[int, str] | None = None,
-    ) -> CyberArkError:
-        status = response.status_code
-        code, server_message = self.profile.parse_error_body(response)
-        error_class: type[CyberArkError]
-        hint = call.hints.get(status) or (fallback_hints or {}).get(status)
-        entry = self.profile.code_entry(code)
-        if entry is not None:
-            error_class, _, code_hint = entry
-            hint = hint or code_hint
-        elif status in call.status_errors:
-            error_class = call.status_errors[status]
-        elif status in _STATUS_TABLE:
-            error_class = _STATUS_TABLE[status]
-        elif status >= 500:
-            error_class = Unavailable
-        else:
-            error_class = CyberArkError
-        if hint is None:
-            if status >= 500:
-                hint = (
-                    f"The server kept failing for {elapsed:.1f}s; retry later or check the server's health."
-                    if call.idempotent
-                    else self.profile.not_retried_hint
-                )
-            else:
-                hint = _STATUS_HINTS.get(status, "")
-        problem = f"HTTP {status} {response.reason or ''}".rstrip()
-        if code:
-            problem += f" [{code}]"
-        if server_message:
-            problem += f": {server_message.rstrip('.')}"
-        fields: dict[str, Any] = {"status": status, "code": code}
-        if error_class is RateLimited:
-            fields["retry_after"] = parse_retry_after(response.headers.get("Retry-After"))
-        return self.error(error_class, call, problem, hint, **fields)
 
     def _unavailable(self, call: Call, origin: str, problem: str, attempts: int) -> Unavailable:
         return self.error(

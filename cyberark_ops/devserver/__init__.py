@@ -6,7 +6,7 @@ that a wire-format mistake shared by both cannot hide behind passing tests.
 
 from __future__ import annotations
 
-from .api import ApiModel, EmulatedApi, RouteSpec
+from .api import ApiModel, AppContext, EmulatedApi, RouteSpec
 from .app import DEFAULT_APIS, DevApp
 from .clock import Clock
 from .errors import DevHttpError, SeedError
@@ -15,6 +15,7 @@ from .server import DevServer
 __all__ = [
     "DEFAULT_APIS",
     "ApiModel",
+    "AppContext",
     "Clock",
     "DevApp",
     "DevHttpError",

@@ -9,18 +9,15 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .api import AppHandler, RouteSpec
-from .errors import DevHttpError, SeedError
+from .api import AppContext, AppHandler, RouteSpec
+from .errors import DevHttpError, SeedError, bad_field
 from .http import Request, Response, json_response
 from .knobs import MAX_CLOCK_STEP, MAX_TTL, Fault, finite_number
 
-if TYPE_CHECKING:
-    from .app import DevApp
 
-
-def require_admin(app: DevApp, request: Request) -> None:
+def require_admin(app: AppContext, request: Request) -> None:
     """Returns when the request carries the admin token, else raises the 401 to send."""
     header = request.headers.get("Authorization") or ""
     scheme, _, token = header.partition(" ")
@@ -28,11 +25,6 @@ def require_admin(app: DevApp, request: Request) -> None:
         request.audit.identity = "admin"
         return
     raise DevHttpError.json(401, {"error": "admin token missing or wrong (Authorization: Bearer <admin_token>)"})
-
-
-def bad_field(where: str, error: str) -> DevHttpError:
-    """The admin API's 400: the problem and the offending field."""
-    return DevHttpError.json(400, {"error": error, "field": where})
 
 
 def admin_error(exc: Exception) -> DevHttpError:
@@ -86,7 +78,7 @@ def _admin(method: str, path: str) -> Callable[[AppHandler], AppHandler]:
     return register
 
 
-def health(app: DevApp, request: Request) -> Response:
+def health(app: AppContext, request: Request) -> Response:
     return json_response(200, {"status": "ok"})
 
 
@@ -94,7 +86,7 @@ ADMIN_API.append(RouteSpec("GET", r"/_dev/health", "dev.health", health))
 
 
 @_admin("GET", "audit")
-def audit(app: DevApp, request: Request) -> Response:
+def audit(app: AppContext, request: Request) -> Response:
     query = request.query()
     since = _query_int(query.pop("since", "0") or "0", "since")
     events = app.audit.events(since, **query)
@@ -102,37 +94,37 @@ def audit(app: DevApp, request: Request) -> Response:
 
 
 @_admin("DELETE", "audit")
-def audit_clear(app: DevApp, request: Request) -> Response:
+def audit_clear(app: AppContext, request: Request) -> Response:
     app.audit.clear()
     return json_response(200, {"cleared": True, "last_seq": app.audit.last_seq})
 
 
 @_admin("GET", "knobs")
-def knobs(app: DevApp, request: Request) -> Response:
+def knobs(app: AppContext, request: Request) -> Response:
     return json_response(200, {**app.knobs.to_dict(), "rotations": app.rotations()})
 
 
 @_admin("PUT", "latency")
-def latency(app: DevApp, request: Request) -> Response:
+def latency(app: AppContext, request: Request) -> Response:
     body = _body(request)
     app.knobs.set_latency(str(body.get("endpoint", "*")), body.get("seconds", 0), "seconds")
     return json_response(200, app.knobs.to_dict())
 
 
 @_admin("POST", "faults")
-def fault_add(app: DevApp, request: Request) -> Response:
+def fault_add(app: AppContext, request: Request) -> Response:
     fault = app.knobs.add_fault(Fault.from_dict(_body(request), "fault"))
     return json_response(201, {"id": fault.id})
 
 
 @_admin("DELETE", "faults")
-def fault_clear(app: DevApp, request: Request) -> Response:
+def fault_clear(app: AppContext, request: Request) -> Response:
     app.knobs.clear_faults()
     return json_response(200, app.knobs.to_dict())
 
 
 @_admin("PUT", "rate-limit")
-def rate_limit(app: DevApp, request: Request) -> Response:
+def rate_limit(app: AppContext, request: Request) -> Response:
     body = _body(request)
     # The body's own field names, not the seed's ``rate_limit.`` prefix.
     app.knobs.set_rate_limit(body.get("per_second"), body.get("burst"), where="")
@@ -140,7 +132,7 @@ def rate_limit(app: DevApp, request: Request) -> Response:
 
 
 @_admin("PUT", "token-ttl")
-def token_ttl(app: DevApp, request: Request) -> Response:
+def token_ttl(app: AppContext, request: Request) -> Response:
     seconds = _body(request).get("seconds")
     if seconds is None:
         raise SeedError("seconds", "required")
@@ -150,12 +142,12 @@ def token_ttl(app: DevApp, request: Request) -> Response:
 
 
 @_admin("POST", "tokens/revoke")
-def revoke_tokens(app: DevApp, request: Request) -> Response:
+def revoke_tokens(app: AppContext, request: Request) -> Response:
     return json_response(200, {"revoked": app.revoke_tokens()})
 
 
 @_admin("POST", "clock")
-def clock(app: DevApp, request: Request) -> Response:
+def clock(app: AppContext, request: Request) -> Response:
     advance = _body(request).get("advance", 0)
     if isinstance(advance, (int, float)) and not isinstance(advance, bool) and advance < 0:
         raise SeedError("advance", "the clock only moves forward")
@@ -169,7 +161,7 @@ def clock(app: DevApp, request: Request) -> Response:
 
 
 @_admin("POST", "rotate")
-def rotate(app: DevApp, request: Request) -> Response:
+def rotate(app: AppContext, request: Request) -> Response:
     body = _body(request)
     target = body.get("target")
     if not isinstance(target, str):
@@ -193,6 +185,6 @@ def rotate(app: DevApp, request: Request) -> Response:
 
 
 @_admin("DELETE", "rotations")
-def rotations_clear(app: DevApp, request: Request) -> Response:
+def rotations_clear(app: AppContext, request: Request) -> Response:
     app.cancel_rotations()
     return json_response(200, {"rotations": []})

@@ -11,22 +11,81 @@ hooks the admin API and the clock drive (rotation, change windows, token TTL and
 
 Handlers are plain module-level functions ``handler(app, request) -> Response``; they find their
 state with ``app.model(name, ModelClass)`` and end a request with an error by raising
-``DevHttpError`` (see ``errors.py``).
+``DevHttpError`` (see ``errors.py``). ``app`` is typed as ``AppContext``, the part of ``DevApp``
+handlers use, so that handler modules sit below ``app.py`` (which imports every API) rather than
+importing it back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from .audit import AuditLog
+from .clock import Clock
 from .http import Request, Response
+from .knobs import Knobs
 
-if TYPE_CHECKING:
-    from .app import DevApp
+M = TypeVar("M")
 
-AppHandler = Callable[["DevApp", Request], Response]
+
+@dataclass
+class Rotation:
+    """A scheduled rotation of one object, replayed by ``DevApp.tick``."""
+
+    target: str
+    """``<api name>:<object id>``, e.g. ``conjur:<variable id>`` or ``vault:<account id>``."""
+    every: float
+    next_at: float
+    change_window: float = 0.0
+    id: int = 0
+
+
+class AppContext(Protocol):
+    """What a handler sees of ``DevApp``: the registered APIs' state, the clock, the knobs, the audit
+    log, and the state operations the admin API drives."""
+
+    @property
+    def admin_token(self) -> str: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def knobs(self) -> Knobs: ...
+
+    @property
+    def models(self) -> Mapping[str, ApiModel]:
+        """The state of each registered API, by name."""
+        ...
+
+    def model(self, name: str, kind: type[M]) -> M:
+        """The state of API ``name``, checked to be a ``kind``; ``LookupError`` otherwise."""
+        ...
+
+    def rotate(self, target: str, value: str | None = None, change_window: float = 0.0) -> dict[str, Any]: ...
+
+    def schedule_rotation(self, spec: Any, now: float | None = None, where: str = "rotation") -> Rotation: ...
+
+    def rotations(self) -> list[dict[str, Any]]: ...
+
+    def cancel_rotations(self) -> None: ...
+
+    def set_token_ttl(self, seconds: Any, where: str = "token_ttl") -> None: ...
+
+    def revoke_tokens(self) -> int: ...
+
+    def tick(self) -> None:
+        """Applies rotations and change windows that came due by the dev clock's now."""
+        ...
+
+
+AppHandler = Callable[[AppContext, Request], Response]
 
 
 @dataclass(frozen=True)

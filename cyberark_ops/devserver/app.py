@@ -16,14 +16,14 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from email.utils import formatdate
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .admin import ADMIN_API, admin_error, require_admin
-from .api import ApiModel, EmulatedApi, RouteSpec
+from .api import ApiModel, EmulatedApi, Rotation, RouteSpec
 from .audit import AuditLog
 from .clock import Clock
 from .cloud.api import CloudApi
@@ -48,16 +48,6 @@ DEFAULT_APIS: Mapping[str, EmulatedApi] = {"conjur": ConjurApi, "vault": VaultAp
 ``DevApp(seed, state_dir=..., apis={**DEFAULT_APIS, "acme": AcmeApi})``; see ``api.py``."""
 
 M = TypeVar("M")
-
-
-@dataclass
-class Rotation:
-    target: str
-    """``<api name>:<object id>``, e.g. ``conjur:<variable id>`` or ``vault:<account id>``."""
-    every: float
-    next_at: float
-    change_window: float = 0.0
-    id: int = 0
 
 
 class DevApp:

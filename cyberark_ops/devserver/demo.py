@@ -9,20 +9,16 @@ injection, and not counted as a vault call.
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING
 
-from .api import RouteSpec
+from .api import AppContext, RouteSpec
 from .conjur.state import ConjurModel
 from .http import Request, Response, empty_response, json_response
-
-if TYPE_CHECKING:
-    from .app import DevApp
 
 INVENTORY_PATH = "/demo/inventory"
 INVENTORY_TOKEN_ID = "prod/api/key"  # noqa: S105 - a variable id, not its value
 
 
-def demo_inventory(app: DevApp, request: Request) -> Response:
+def demo_inventory(app: AppContext, request: Request) -> Response:
     model = app.models.get("conjur")
     token, _ = model.read(INVENTORY_TOKEN_ID, None) if isinstance(model, ConjurModel) else (None, None)
     if token is None:

@@ -65,3 +65,8 @@ class DevHttpError(Exception):
         cls, status: int, text: str, content_type: str = "text/plain; charset=utf-8", **audit: str | None
     ) -> DevHttpError:
         return cls.of(text_response(status, text, content_type), **audit)
+
+
+def bad_field(where: str, error: str) -> DevHttpError:
+    """A 400 naming the problem and the offending field, for the admin API and ``dev.*`` routes."""
+    return DevHttpError.json(400, {"error": error, "field": where})

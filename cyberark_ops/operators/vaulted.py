@@ -53,10 +53,11 @@ class VaultedAuthError(CyberArkError):
 def bind_connection(hook: BaseHook, conn: Connection) -> BaseHook:
     """Make ``hook`` use ``conn`` for every lookup, without Airflow storing it anywhere.
 
-    Relies on internals (guarded by ``tests/operators/test_internals.py``): hooks look their
-    connection up with ``self.get_connection(conn_id)`` (a classmethod, shadowed here per instance,
-    which ``SqliteHook.get_uri`` needs as it ignores ``connection=``), and ``DbApiHook`` caches it
-    in ``_connection`` (read by its ``connection`` property).
+    Relies on internals (guarded by ``test_internals_bind_connection_reaches_sqlite_and_postgres_hooks``
+    in ``tests/operators/test_vaulted.py``): hooks look their connection up with
+    ``self.get_connection(conn_id)`` (a classmethod, shadowed here per instance, which
+    ``SqliteHook.get_uri`` needs as it ignores ``connection=``), and ``DbApiHook`` caches it in
+    ``_connection`` (read by its ``connection`` property).
     """
     hook.get_connection = lambda conn_id: conn  # type: ignore[method-assign]
     hook._connection = conn  # type: ignore[attr-defined]
@@ -82,8 +83,9 @@ def serve_connection(conn: Connection) -> Iterator[None]:
 
     For operators that build their hook themselves (the generic wrapper). Relies on every hook and
     common-sql's ``BaseSQLOperator.get_hook`` going through the ``BaseHook.get_connection``
-    classmethod (guarded by a test). Other conn ids fall through to Airflow; other threads and
-    tasks are unaffected (a context variable).
+    classmethod (guarded by ``test_internals_serve_connection_reaches_hooks_and_common_sql`` in the
+    same test file). Other conn ids fall through to Airflow; other threads and tasks are unaffected
+    (a context variable).
     """
     token = _SERVED.set({**(_SERVED.get() or {}), conn.conn_id: conn})
     patched = BaseHook.__dict__["get_connection"] is not _ORIGINAL_GET_CONNECTION

@@ -11,9 +11,9 @@ import json
 import pytest
 
 from ..devserver import DevServer
+from ..devserver.connections import demo_conjur_connection
 from ..devserver.pytest_plugin import cyberark_devserver, cyberark_devserver_seed
 from ..devserver.seed import demo_seed
-from .connections import demo_conjur_connection
 
 
 @pytest.fixture

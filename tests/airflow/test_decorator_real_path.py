@@ -22,9 +22,9 @@ import pytest
 
 from cyberark_ops.client.ccp import ccp_reason
 from cyberark_ops.devserver import DevServer
+from cyberark_ops.devserver.connections import demo_conjur_connection, devserver_connections
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from cyberark_ops.testing.connections import demo_conjur_connection, devserver_connections
 from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, run_dags, stored_places, vault_calls
 from tests.airflow.test_hook_in_tasks import conjur_request_id
 from tests.operators.conftest import CANARY, PG_REF, PG_USER, vaulted_seed

@@ -25,10 +25,10 @@ from urllib.parse import quote
 import pytest
 
 from cyberark_ops.devserver import DevServer
+from cyberark_ops.devserver.connections import devserver_export_lines
 from cyberark_ops.devserver.seed import demo_seed
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from cyberark_ops.testing.connections import devserver_export_lines
 from tests.airflow import DagRun, find_leaks, pasted, plain_xcom, run_dags, stored_places
 from tests.operators.conftest import need_server
 

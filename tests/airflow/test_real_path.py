@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 
 from cyberark_ops.devserver import DevServer
+from cyberark_ops.devserver.connections import demo_conjur_connection
 from cyberark_ops.devserver.seed import demo_seed
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from cyberark_ops.testing.connections import demo_conjur_connection
 from tests.airflow import vault_calls
 
 pytestmark = pytest.mark.airflow

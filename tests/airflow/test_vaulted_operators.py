@@ -20,9 +20,9 @@ import pytest
 
 from cyberark_ops.client.ccp import ccp_reason
 from cyberark_ops.devserver import DevServer
+from cyberark_ops.devserver.connections import devserver_connections
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from cyberark_ops.testing.connections import devserver_connections
 from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, run_dags, stored_places, vault_calls
 from tests.operators.conftest import (
     CANARY,

@@ -19,10 +19,10 @@ import pytest
 from playwright.sync_api import Locator, Page, Route, expect, sync_playwright
 
 from cyberark_ops.devserver import DevServer
+from cyberark_ops.devserver.connections import devserver_connections
 from cyberark_ops.devserver.seed import demo_seed
 from cyberark_ops.provider_info import AUTH_METHOD_NAMES, CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from cyberark_ops.testing.connections import devserver_connections
 
 pytestmark = pytest.mark.airflow
 

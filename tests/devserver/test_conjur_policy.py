@@ -180,3 +180,30 @@ def test_any_bytes_load_or_are_refused_with_policy_invalid(body: bytes) -> None:
     assert admin is not None
     with contextlib.suppress(PolicyInvalid):
         model.load_policy("PATCH", "root", body, caller=admin, dry_run=False)
+
+
+def test_a_group_member_lists_and_reads_many_with_one_walk_of_its_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group closure walks every group; listing resources or reading a batch computes it once
+    per call, not once per variable (a host in a group over many variables stays cheap)."""
+    model = ConjurModel.from_seed(SEED["conjur"], "conjur", state_dir=tmp_path)
+    admin, worker = model.role_for_login("admin"), model.role_for_login("host/airflow/worker")
+    assert admin is not None and worker is not None
+    assert model.load_policy("POST", "root", MIGRATION, caller=admin, dry_run=False) is not None
+    walks: list[str] = []
+    walk = model._role_keys
+    monkeypatch.setattr(model, "_role_keys", lambda role: walks.append(role.key) or walk(role))
+    listed = model.resources(worker, "variable", None)
+    assert [r["id"] for r in listed] == [
+        "myorg:variable:airflow/connections/warehouse",
+        "myorg:variable:airflow/variables/api_token",
+    ]
+    assert walks == ["host:airflow/worker"]
+    walks.clear()
+    ids = ["airflow/connections/warehouse", "airflow/variables/api_token", "airflow/missing"]
+    assert {var_id: privileges for var_id, (privileges, _) in model.read_many(worker, ids).items()} == {
+        "airflow/connections/warehouse": frozenset({"read", "execute"}),
+        "airflow/variables/api_token": frozenset({"read", "execute"}),
+    }
+    assert walks == ["host:airflow/worker"]

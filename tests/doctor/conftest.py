@@ -16,9 +16,9 @@ from cryptography.x509.oid import NameOID
 from cyberark_ops import doctor
 from cyberark_ops.client import PROCESS_TOKEN_CACHE
 from cyberark_ops.devserver import DevServer
+from cyberark_ops.devserver.connections import devserver_connections
 from cyberark_ops.devserver.seed import load_seed
 from cyberark_ops.settings import ConnectionSettings
-from cyberark_ops.testing.connections import devserver_connections
 
 Conn = dict[str, Any]
 

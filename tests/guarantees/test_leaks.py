@@ -35,9 +35,9 @@ from typing import Any
 import pytest
 
 from cyberark_ops.devserver import DevServer
+from cyberark_ops.devserver.connections import demo_conjur_connection, devserver_connections
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from cyberark_ops.testing.connections import demo_conjur_connection, devserver_connections
 from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, run_dags, stored_places
 from tests.client.conftest import HOST_API_KEY, HOST_LOGIN
 from tests.guarantees import report

@@ -14,16 +14,12 @@ name is part of the base URL a client is configured with.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
-from ..api import RouteSpec
+from ..api import AppContext, RouteSpec
 from ..http import Request, Response, json_response, text_response
 from .state import TOKEN_TTL, CloudModel, StsRefused
-
-if TYPE_CHECKING:
-    from ..app import DevApp
 
 STS_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 
@@ -41,7 +37,7 @@ def sts_error(status: int, code: str, message: str) -> Response:
     )
 
 
-def sts(app: DevApp, request: Request) -> Response:
+def sts(app: AppContext, request: Request) -> Response:
     model = app.model("cloud", CloudModel)
     params = dict(request.query_pairs())
     if request.method == "POST":
@@ -76,7 +72,7 @@ def sts(app: DevApp, request: Request) -> Response:
     )
 
 
-def azure_token(app: DevApp, request: Request) -> Response:
+def azure_token(app: AppContext, request: Request) -> Response:
     model = app.model("cloud", CloudModel)
     request.audit.object = request.param("vm")
     if (request.headers.get("Metadata") or "").lower() != "true":
@@ -117,7 +113,7 @@ def azure_token(app: DevApp, request: Request) -> Response:
     )
 
 
-def gcp_identity(app: DevApp, request: Request) -> Response:
+def gcp_identity(app: AppContext, request: Request) -> Response:
     model = app.model("cloud", CloudModel)
     request.audit.object = request.param("instance")
     if request.headers.get("Metadata-Flavor") != "Google":

@@ -13,14 +13,12 @@ import base64
 import json
 import re
 import uuid
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote_to_bytes
 
-from ..admin import bad_field
-from ..api import AppHandler, RouteSpec
+from ..api import AppContext, AppHandler, RouteSpec
 from ..audit import printable as _printable
 from ..cloud.state import CloudModel
-from ..errors import DevHttpError
+from ..errors import DevHttpError, bad_field
 from ..http import Request, Response, empty_response, json_response, text_response
 from ..knobs import MAX_TTL, finite_number
 from .errors import argument_error, bare, conjur_error, record_not_found, secret_not_found, unprocessable
@@ -28,9 +26,6 @@ from .policy import PolicyInvalid
 from .records import RESOURCE_KINDS, Role, TokenClaims
 from .ruby import iso_time, lenient_b64decode, mime_base64
 from .state import ConjurModel
-
-if TYPE_CHECKING:
-    from ..app import DevApp
 
 CONJUR_VERSION = "1.24.0"
 API_VERSION = "5.3.2"
@@ -117,7 +112,7 @@ def _role_spec(spec: str, account: str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
-def _model(app: DevApp) -> ConjurModel:
+def _model(app: AppContext) -> ConjurModel:
     return app.model("conjur", ConjurModel)
 
 
@@ -126,7 +121,7 @@ def _rails(method: str, pattern: str, endpoint: str, handler: AppHandler) -> Rou
     from ``X-Request-Id`` and the (sanitised or generated) request id echoed in the response, errors
     included."""
 
-    def wrapped(app: DevApp, request: Request) -> Response:
+    def wrapped(app: AppContext, request: Request) -> Response:
         sent = request.headers.get("X-Request-Id")
         request_id = _REQUEST_ID_UNSAFE.sub("", sent or "")[:255] or str(uuid.uuid4())
         if sent:
@@ -142,19 +137,19 @@ def _rails(method: str, pattern: str, endpoint: str, handler: AppHandler) -> Rou
     return RouteSpec(method, pattern, endpoint, wrapped)
 
 
-def verified_token(app: DevApp, request: Request) -> tuple[Role, TokenClaims]:
+def verified_token(app: AppContext, request: Request) -> tuple[Role, TokenClaims]:
     """The caller of a token-protected route and its token's claims; raises the rack-level error."""
     role, claims = _model(app).verify_token(request.headers.get("Authorization"), app.clock.now())
     request.audit.identity = role.login
     return role, claims
 
 
-def session(app: DevApp, request: Request) -> Role:
+def session(app: AppContext, request: Request) -> Role:
     """The caller of a token-protected route; raises the rack-level error."""
     return verified_token(app, request)[0]
 
 
-def token_response(app: DevApp, request: Request, role: Role) -> Response:
+def token_response(app: AppContext, request: Request, role: Role) -> Response:
     token = json.dumps(_model(app).issue_token(role, app.clock.now()), separators=(",", ":"))
     if _accepts_base64_list(request):
         body = base64.b64encode(token.encode("ascii"))
@@ -165,7 +160,7 @@ def token_response(app: DevApp, request: Request, role: Role) -> Response:
 # -- status --------------------------------------------------------------------------------
 
 
-def status(app: DevApp, request: Request) -> Response:
+def status(app: AppContext, request: Request) -> Response:
     model = _model(app)
     for part in (request.headers.get("Accept") or "").split(","):
         media = part.split(";", 1)[0].strip().lower()
@@ -177,12 +172,12 @@ def status(app: DevApp, request: Request) -> Response:
     return text_response(200, page, "text/html; charset=utf-8")
 
 
-def authenticators(app: DevApp, request: Request) -> Response:
+def authenticators(app: AppContext, request: Request) -> Response:
     model = _model(app)
     return json_response(200, model.authenticators())
 
 
-def whoami(app: DevApp, request: Request) -> Response:
+def whoami(app: AppContext, request: Request) -> Response:
     model = _model(app)
     _, claims = verified_token(app, request)
     return json_response(
@@ -200,7 +195,7 @@ def whoami(app: DevApp, request: Request) -> Response:
 # -- authn ---------------------------------------------------------------------------------
 
 
-def login(app: DevApp, request: Request) -> Response:
+def login(app: AppContext, request: Request) -> Response:
     model = _model(app)
     credentials = _basic(request)
     if credentials is None:
@@ -216,7 +211,7 @@ def login(app: DevApp, request: Request) -> Response:
     return text_response(200, model.api_key_of(role))
 
 
-def authenticate(app: DevApp, request: Request) -> Response:
+def authenticate(app: AppContext, request: Request) -> Response:
     model = _model(app)
     login_name = _segment(request, "login")
     request.audit.identity = _printable(login_name) if login_name else None
@@ -235,7 +230,7 @@ def authenticate(app: DevApp, request: Request) -> Response:
     return token_response(app, request, role)
 
 
-def authenticate_jwt(app: DevApp, request: Request) -> Response:
+def authenticate_jwt(app: AppContext, request: Request) -> Response:
     model = _model(app)
     service_id = _segment(request, "service_id")
     account = _segment(request, "account")
@@ -271,7 +266,7 @@ def _service_account_login(request: Request, authenticator: str) -> tuple[str, s
     return service_id, account, login_name
 
 
-def authenticate_iam(app: DevApp, request: Request) -> Response:
+def authenticate_iam(app: AppContext, request: Request) -> Response:
     model = _model(app)
     service_id, account, login_name = _service_account_login(request, "authn-iam")
     role = model.authenticate_iam(service_id, account, login_name, request.body, sts=_cloud(app), now=app.clock.now())
@@ -279,12 +274,12 @@ def authenticate_iam(app: DevApp, request: Request) -> Response:
     return token_response(app, request, role)
 
 
-def _cloud(app: DevApp) -> CloudModel | None:
+def _cloud(app: AppContext) -> CloudModel | None:
     found = app.models.get("cloud")
     return found if isinstance(found, CloudModel) else None
 
 
-def authenticate_azure(app: DevApp, request: Request) -> Response:
+def authenticate_azure(app: AppContext, request: Request) -> Response:
     model = _model(app)
     service_id, account, login_name = _service_account_login(request, "authn-azure")
     fields = dict(_form_pairs(request.body))
@@ -293,7 +288,7 @@ def authenticate_azure(app: DevApp, request: Request) -> Response:
     return token_response(app, request, role)
 
 
-def authenticate_gcp(app: DevApp, request: Request) -> Response:
+def authenticate_gcp(app: AppContext, request: Request) -> Response:
     model = _model(app)
     account = _segment(request, "account")
     request.audit.object = "authn-gcp"
@@ -304,7 +299,7 @@ def authenticate_gcp(app: DevApp, request: Request) -> Response:
     return token_response(app, request, role)
 
 
-def load_policy(app: DevApp, request: Request) -> Response:
+def load_policy(app: AppContext, request: Request) -> Response:
     model = _model(app)
     caller = session(app, request)
     account, policy_id = _segment(request, "account"), _segment(request, "identifier")
@@ -334,7 +329,7 @@ def load_policy(app: DevApp, request: Request) -> Response:
     return json_response(200 if dry_run else 201, loaded)
 
 
-def rotate_api_key(app: DevApp, request: Request) -> Response:
+def rotate_api_key(app: AppContext, request: Request) -> Response:
     model = _model(app)
     header = request.headers.get("Authorization") or ""
     caller: Role | None = None
@@ -373,7 +368,7 @@ def rotate_api_key(app: DevApp, request: Request) -> Response:
 # -- secrets -------------------------------------------------------------------------------
 
 
-def variable_target(app: DevApp, request: Request) -> tuple[str | None, str | None, str, frozenset[str] | None]:
+def variable_target(app: AppContext, request: Request) -> tuple[str | None, str | None, str, frozenset[str] | None]:
     """Caller check and the variable a ``/secrets/{account}/{kind}/{id}`` request names: account,
     decoded identifier, the id as shown in messages, and the caller's privileges on it."""
     model = _model(app)
@@ -387,7 +382,7 @@ def variable_target(app: DevApp, request: Request) -> tuple[str | None, str | No
     return account, identifier, shown, privileges
 
 
-def retrieve(app: DevApp, request: Request) -> Response:
+def retrieve(app: AppContext, request: Request) -> Response:
     model = _model(app)
     account, identifier, shown, privileges = variable_target(app, request)
     full_id = f"{account or request.params['account']}:variable:{shown}"
@@ -409,7 +404,7 @@ def retrieve(app: DevApp, request: Request) -> Response:
     return Response(200, value, mime_type or "application/octet-stream", {"Content-Disposition": "attachment"})
 
 
-def store(app: DevApp, request: Request) -> Response:
+def store(app: AppContext, request: Request) -> Response:
     model = _model(app)
     account, identifier, shown, privileges = variable_target(app, request)
     if not privileges:
@@ -427,7 +422,7 @@ def store(app: DevApp, request: Request) -> Response:
     return empty_response(201)
 
 
-def batch_retrieve(app: DevApp, request: Request) -> Response:
+def batch_retrieve(app: AppContext, request: Request) -> Response:
     model = _model(app)
     role = session(app, request)
     raw = _query(request).get("variable_ids", "")
@@ -472,7 +467,7 @@ def batch_retrieve(app: DevApp, request: Request) -> Response:
 # -- resources -----------------------------------------------------------------------------
 
 
-def list_resources(app: DevApp, request: Request) -> Response:
+def list_resources(app: AppContext, request: Request) -> Response:
     model = _model(app)
     role = session(app, request)
     query = _query(request)
@@ -520,7 +515,7 @@ def list_resources(app: DevApp, request: Request) -> Response:
     return json_response(200, items[start : start + (limit if limit is not None else MAX_LIST_LIMIT)])
 
 
-def show_resource(app: DevApp, request: Request) -> Response:
+def show_resource(app: AppContext, request: Request) -> Response:
     model = _model(app)
     role = session(app, request)
     account, kind, identifier = (_segment(request, n) for n in ("account", "kind", "identifier"))
@@ -550,7 +545,7 @@ def show_resource(app: DevApp, request: Request) -> Response:
 # -- dev helpers ---------------------------------------------------------------------------
 
 
-def dev_jwt(app: DevApp, request: Request) -> Response:
+def dev_jwt(app: AppContext, request: Request) -> Response:
     """Mints a JWT from the dev issuer (admin only)."""
     try:
         body = json.loads(request.body.decode("utf-8")) if request.body else {}

@@ -45,9 +45,17 @@ class Role:
         return f"{self.kind}:{self.id}"
 
 
-def permits_host(enabled_hosts: frozenset[str] | None, role: Role) -> bool:
-    """An authenticator's webservice grants ``authenticate`` to hosts only: the listed ones, or all."""
-    return role.kind == "host" and (enabled_hosts is None or role.id in enabled_hosts)
+@dataclass(kw_only=True)
+class AuthenticatorService:
+    """What every authenticator's webservice holds, once: whether it is enabled and which hosts it lets in."""
+
+    enabled_hosts: frozenset[str] | None = None
+    """Host ids (without ``host/``) permitted to authenticate; None permits every host."""
+    enabled: bool = True
+
+    def permits(self, role: Role) -> bool:
+        """The webservice grants ``authenticate`` to hosts only: the listed ones, or all."""
+        return role.kind == "host" and (self.enabled_hosts is None or role.id in self.enabled_hosts)
 
 
 @dataclass
@@ -83,7 +91,7 @@ class Variable:
 
 
 @dataclass
-class JwtService:
+class JwtService(AuthenticatorService):
     service_id: str
     issuer: str | None
     audience: str | None = None
@@ -91,51 +99,28 @@ class JwtService:
     identity_path: str | None = None
     public_keys: list[tuple[str | None, rsa.RSAPublicKey]] | None = field(default=None, repr=False)
     """None means the dev server's own JWT key."""
-    enabled_hosts: frozenset[str] | None = None
-    """Host ids (without ``host/``) allowed to authenticate; None allows every host."""
-    enabled: bool = True
-
-    def permits(self, role: Role) -> bool:
-        return permits_host(self.enabled_hosts, role)
 
 
 @dataclass
-class IamService:
+class IamService(AuthenticatorService):
     """An authn-iam service (webservice ``conjur/authn-iam/<service_id>``)."""
 
     service_id: str
-    enabled_hosts: frozenset[str] | None = None
-    """Host ids (without ``host/``) permitted to authenticate; None permits every host."""
-    enabled: bool = True
     optional_signed_headers: frozenset[str] = frozenset()
     """Variable ``conjur/authn-iam/<service_id>/optional-signed-headers``: more headers a workload may sign."""
 
-    def permits(self, role: Role) -> bool:
-        return permits_host(self.enabled_hosts, role)
-
 
 @dataclass
-class AzureService:
+class AzureService(AuthenticatorService):
     """An authn-azure service; ``provider_uri`` is its variable of that name (the tokens' issuer)."""
 
     service_id: str
     provider_uri: str
-    enabled_hosts: frozenset[str] | None = None
-    enabled: bool = True
-
-    def permits(self, role: Role) -> bool:
-        return permits_host(self.enabled_hosts, role)
 
 
 @dataclass
-class GcpService:
+class GcpService(AuthenticatorService):
     """authn-gcp: one per account, no service id (webservice ``conjur/authn-gcp``)."""
-
-    enabled_hosts: frozenset[str] | None = None
-    enabled: bool = True
-
-    def permits(self, role: Role) -> bool:
-        return permits_host(self.enabled_hosts, role)
 
 
 @dataclass(frozen=True)

@@ -198,8 +198,8 @@ class ConjurSeed:
             optional["token_app_property"],
             identity_path,
             keys,
-            enabled_hosts,
-            enabled,
+            enabled_hosts=enabled_hosts,
+            enabled=enabled,
         )
 
     def _enabled_hosts(self, data: dict[str, Any], where: str) -> frozenset[str] | None:
@@ -228,9 +228,9 @@ class ConjurSeed:
             raise SeedError(f"{where}.optional_signed_headers", "must be a list of lower-case header names")
         self.iam_services[service_id] = IamService(
             service_id,
-            self._enabled_hosts(data, where),
-            check.flag(data, "enabled", where, default=True),
             frozenset(optional),
+            enabled_hosts=self._enabled_hosts(data, where),
+            enabled=check.flag(data, "enabled", where, default=True),
         )
 
     def _add_azure_service(self, item: Any, where: str) -> None:
@@ -250,14 +250,14 @@ class ConjurSeed:
         self.azure_services[service_id] = AzureService(
             service_id,
             provider_uri if provider_uri.endswith("/") else provider_uri + "/",
-            self._enabled_hosts(data, where),
-            check.flag(data, "enabled", where, default=True),
+            enabled_hosts=self._enabled_hosts(data, where),
+            enabled=check.flag(data, "enabled", where, default=True),
         )
 
     def _add_gcp_service(self, item: Any, where: str) -> None:
         data = check.mapping(item, where, {"enabled_hosts", "enabled"})
         self.gcp_service = GcpService(
-            self._enabled_hosts(data, where), check.flag(data, "enabled", where, default=True)
+            enabled_hosts=self._enabled_hosts(data, where), enabled=check.flag(data, "enabled", where, default=True)
         )
 
 

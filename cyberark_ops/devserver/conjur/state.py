@@ -37,6 +37,7 @@ from .issuer import DevIssuer
 from .jwt import jwt_identity, verify_jwt
 from .records import (
     PRIVILEGES,
+    AuthenticatorService,
     AzureService,
     GcpService,
     IamService,
@@ -220,17 +221,23 @@ class ConjurModel:
                     grew = True
         return keys
 
+    def _grantees(self, role: Role) -> set[str]:
+        """The role keys whose grants ``role`` holds; computed once per request, not per variable
+        (the group closure walks every group)."""
+        return self._role_keys(role) if self._members else {role.key}
+
+    def _granted(self, role: Role, var_id: str, grantees: set[str]) -> frozenset[str]:
+        if role.admin:
+            return frozenset(PRIVILEGES)
+        grants = self._permissions.get(var_id, {})
+        return frozenset().union(*(grants.get(key, frozenset()) for key in grantees))
+
     def privileges(self, role: Role, var_id: str) -> frozenset[str] | None:
         """None when the variable does not exist; an empty set when it is invisible to ``role``."""
         with self._lock:
             if var_id not in self._variables:
                 return None
-            if role.admin:
-                return frozenset(PRIVILEGES)
-            grants = self._permissions.get(var_id, {})
-            if not self._members:
-                return grants.get(role.key, frozenset())
-            return frozenset().union(*(grants.get(key, frozenset()) for key in self._role_keys(role)))
+            return self._granted(role, var_id, self._grantees(role))
 
     def read(self, var_id: str, version: int | None) -> tuple[bytes | None, str | None]:
         """(value or None when empty / version gone, mime type annotation)."""
@@ -243,13 +250,13 @@ class ConjurModel:
     def read_many(self, role: Role, var_ids: list[str]) -> dict[str, tuple[frozenset[str], bytes | None]]:
         """Privileges and current value of each existing variable, in one consistent snapshot."""
         with self._lock:
+            grantees = self._grantees(role)
             result: dict[str, tuple[frozenset[str], bytes | None]] = {}
             for var_id in var_ids:
                 variable = self._variables.get(var_id)
                 if variable is None:
                     continue
-                privileges = self.privileges(role, var_id) or frozenset()
-                result[var_id] = (privileges, variable.current())
+                result[var_id] = (self._granted(role, var_id, grantees), variable.current())
             return result
 
     def write(self, var_id: str, value: bytes) -> tuple[int, bool]:
@@ -309,10 +316,8 @@ class ConjurModel:
 
     def _visible(self, role: Role) -> list[tuple[str, str]]:
         """(kind, identifier) of every resource ``role`` has some privilege on."""
-        found: list[tuple[str, str]] = []
-        for var_id in self._variables:
-            if self.privileges(role, var_id):
-                found.append(("variable", var_id))
+        grantees = self._grantees(role)
+        found = [("variable", var_id) for var_id in self._variables if self._granted(role, var_id, grantees)]
         for service in self._jwt_services.values():
             if role.admin or service.permits(role):
                 found.append(("webservice", f"conjur/authn-jwt/{service.service_id}"))
@@ -360,7 +365,7 @@ class ConjurModel:
 
     def authenticators(self) -> dict[str, list[str]]:
         with self._lock:
-            services: list[tuple[str, JwtService | IamService | AzureService | GcpService]] = [
+            services: list[tuple[str, AuthenticatorService]] = [
                 *((f"authn-azure/{s}", self._azure_services[s]) for s in sorted(self._azure_services)),
                 *([("authn-gcp", self._gcp_service)] if self._gcp_service is not None else []),
                 *((f"authn-iam/{s}", self._iam_services[s]) for s in sorted(self._iam_services)),
@@ -409,7 +414,7 @@ class ConjurModel:
         return role
 
     def _permitted_role(
-        self, authenticator: str, service: AzureService | GcpService | IamService | None, account: str, login: str
+        self, authenticator: str, service: AuthenticatorService | None, account: str, login: str
     ) -> Role:
         """Conjur's checks before the authenticator's own: account, enabled, role, ``authenticate`` (403)."""
         if account != self.account:

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from ..api import RouteSpec
+from ..api import AppContext, RouteSpec
 from ..errors import DevHttpError
 from ..http import Request, Response, json_response
 from ..tls import subject_string
 from .errors import ccp_bad_query, ccp_error
 from .records import Account, CcpApplication, normalize_subject
 from .state import VaultModel
-
-if TYPE_CHECKING:
-    from ..app import DevApp
 
 # Request parameter (lower-cased) -> the property name used in query texts and error messages.
 SEARCH_PARAMS = {
@@ -234,7 +230,7 @@ def ccp_properties(account: Account) -> dict[str, str]:
     return body
 
 
-def get_password(app: DevApp, request: Request) -> Response:
+def get_password(app: AppContext, request: Request) -> Response:
     vault = app.model("vault", VaultModel)
     subject = subject_string(request.peer_cert)
     if subject:

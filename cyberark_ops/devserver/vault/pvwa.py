@@ -12,10 +12,10 @@ import base64
 import binascii
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from ..api import RouteSpec
+from ..api import AppContext, RouteSpec
 from ..errors import SeedError
 from ..http import Request, Response, json_response
 from .errors import (
@@ -32,10 +32,8 @@ from .errors import (
     unauthorized,
 )
 from .records import AUTH_TYPES, Account, Principal, random_password
+from .seed import DuplicateAccount
 from .state import LockedByOther, NotCheckedOut, VaultModel
-
-if TYPE_CHECKING:
-    from ..app import DevApp
 
 API = r"(?i)/PasswordVault/API"
 DEFAULT_LIMIT = 50
@@ -171,11 +169,11 @@ def _int_param(params: dict[str, str], name: str, default: int, low: int, high: 
     return value
 
 
-def _vault(app: DevApp) -> VaultModel:
+def _vault(app: AppContext) -> VaultModel:
     return app.model("vault", VaultModel)
 
 
-def principal(app: DevApp, request: Request) -> Principal:
+def principal(app: AppContext, request: Request) -> Principal:
     vault = _vault(app)
     header = (request.headers.get("Authorization") or "").strip()
     if not header:
@@ -193,7 +191,7 @@ def principal(app: DevApp, request: Request) -> Principal:
     return found
 
 
-def visible_account(app: DevApp, request: Request, who: Principal) -> Account:
+def visible_account(app: AppContext, request: Request, who: Principal) -> Account:
     account_id = request.param("id")
     request.audit.object = account_id[:256]
     account = _vault(app).account(account_id, app.clock.now())
@@ -203,7 +201,7 @@ def visible_account(app: DevApp, request: Request, who: Principal) -> Account:
     return account
 
 
-def logon(app: DevApp, request: Request) -> Response:
+def logon(app: AppContext, request: Request) -> Response:
     vault = _vault(app)
     method = {a.casefold(): a for a in AUTH_TYPES}[request.param("method").casefold()]
     request.audit.detail = f"auth={method}"
@@ -225,7 +223,7 @@ def logon(app: DevApp, request: Request) -> Response:
     return json_response(200, token)
 
 
-def logoff(app: DevApp, request: Request) -> Response:
+def logoff(app: AppContext, request: Request) -> Response:
     vault = _vault(app)
     who = principal(app, request)
     if who.kind == "user":
@@ -234,7 +232,7 @@ def logoff(app: DevApp, request: Request) -> Response:
     return json_response(200, {})
 
 
-def list_accounts(app: DevApp, request: Request) -> Response:
+def list_accounts(app: AppContext, request: Request) -> Response:
     vault = _vault(app)
     who = principal(app, request)
     params = {k.casefold(): v for k, v in request.query_pairs()}
@@ -276,7 +274,7 @@ def list_accounts(app: DevApp, request: Request) -> Response:
     return json_response(200, body)
 
 
-def get_account(app: DevApp, request: Request) -> Response:
+def get_account(app: AppContext, request: Request) -> Response:
     who = principal(app, request)
     return json_response(200, account_json(visible_account(app, request, who)))
 
@@ -289,7 +287,7 @@ def _field(body: dict[str, Any], name: str) -> Any:
     return None
 
 
-def retrieve_password(app: DevApp, request: Request) -> Response:
+def retrieve_password(app: AppContext, request: Request) -> Response:
     who = principal(app, request)
     account = visible_account(app, request, who)
     body = json_body(request, required=False)
@@ -329,7 +327,7 @@ def retrieve_password(app: DevApp, request: Request) -> Response:
     return json_response(200, current if version is None else versions[version])
 
 
-def check_in(app: DevApp, request: Request) -> Response:
+def check_in(app: AppContext, request: Request) -> Response:
     who = principal(app, request)
     account = visible_account(app, request, who)
     if not who.can(account.safe, "initiate_cpm"):
@@ -357,7 +355,7 @@ _ADD_FIELDS = {
 }
 
 
-def add_account(app: DevApp, request: Request) -> Response:
+def add_account(app: AppContext, request: Request) -> Response:
     vault = _vault(app)
     who = principal(app, request)
     body = json_body(request, required=True)
@@ -389,13 +387,10 @@ def add_account(app: DevApp, request: Request) -> Response:
     properties = _field(body, "platformAccountProperties")
     if properties is not None:
         item["properties"] = properties
-    if any(
-        a.safe.casefold() == safe.casefold() and a.name.casefold() == item["name"].casefold()
-        for a in vault.accounts(app.clock.now())
-    ):
-        raise account_exists(item["name"], safe)
     try:
         account = vault.add_account(item, app.clock.now())
+    except DuplicateAccount as duplicate:
+        raise account_exists(duplicate.name, duplicate.safe) from None
     except SeedError as problem:
         field = problem.where.removeprefix("body").lstrip(".") or "body"
         head, dot, rest = field.partition(".")
@@ -406,7 +401,7 @@ def add_account(app: DevApp, request: Request) -> Response:
     return json_response(201, account_json(account))
 
 
-def secret_versions(app: DevApp, request: Request) -> Response:
+def secret_versions(app: AppContext, request: Request) -> Response:
     who = principal(app, request)
     account = visible_account(app, request, who)
     versions = [
@@ -421,7 +416,7 @@ def secret_versions(app: DevApp, request: Request) -> Response:
     return json_response(200, {"Versions": versions})
 
 
-def platform_token(app: DevApp, request: Request) -> Response:
+def platform_token(app: AppContext, request: Request) -> Response:
     vault = _vault(app)
     media = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
     if media != "application/x-www-form-urlencoded":

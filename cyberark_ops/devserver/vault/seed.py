@@ -47,6 +47,15 @@ _RESERVED_PROPERTIES = frozenset(
 _DB_PLATFORM_HINTS = ("sql", "postgres", "maria", "oracle", "db2", "mongo", "sqlite")
 
 
+class DuplicateAccount(SeedError):
+    """An account of that name already exists where the new one would go (PVWA answers 409)."""
+
+    def __init__(self, where: str, name: str, safe: str) -> None:
+        super().__init__(where, f"duplicate account {name!r} in safe {safe!r}")
+        self.name = name
+        self.safe = safe
+
+
 @dataclass
 class VaultSeed:
     """What a seed section declares, validated; keys are casefolded names (client ids as given)."""
@@ -56,6 +65,9 @@ class VaultSeed:
     apps: dict[str, CcpApplication] = field(default_factory=dict)
     users: dict[str, User] = field(default_factory=dict)
     clients: dict[str, Client] = field(default_factory=dict)
+    names_unique_per_safe: bool = False
+    """A seed may repeat an account name in another folder of a safe; PVWA's add, which always adds
+    to ``Root``, refuses a name taken in any folder."""
 
     @classmethod
     def parse(cls, data: Any, where: str) -> VaultSeed:
@@ -122,12 +134,12 @@ class VaultSeed:
             raise SeedError(f"{where}.safe", f"safe {safe_name!r} is not defined in safes")
         folder = check.string(item, "folder", where, default="Root")
         for other in self.accounts.values():
-            if (other.safe, other.folder.casefold(), other.name.casefold()) == (
-                safe_state.safe.name,
-                folder.casefold(),
-                name.casefold(),
+            if (
+                other.safe == safe_state.safe.name
+                and other.name.casefold() == name.casefold()
+                and (self.names_unique_per_safe or other.folder.casefold() == folder.casefold())
             ):
-                raise SeedError(f"{where}.name", f"duplicate account {name!r} in safe {safe_name!r}")
+                raise DuplicateAccount(f"{where}.name", name, safe_name)
         account_id = item.get("id")
         if account_id is None:
             while True:

@@ -308,9 +308,10 @@ class VaultModel:
 
     def add_account(self, item: dict[str, Any], now: float) -> Account:
         """A new account from seed-shaped fields (``safe``, ``name``, ``secret``, ``properties``, ...),
-        validated by the seed's own rules; raises ``SeedError`` naming the field."""
+        validated by the seed's own rules; raises ``SeedError`` naming the field, ``DuplicateAccount``
+        for a name the safe already holds."""
         with self._lock:
-            view = VaultSeed(safes=self._safes, accounts=self._accounts)
+            view = VaultSeed(safes=self._safes, accounts=self._accounts, names_unique_per_safe=True)
             before = set(self._accounts)
             view._seed_account(item, "body")
             (added,) = set(self._accounts) - before

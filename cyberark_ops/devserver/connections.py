@@ -1,4 +1,8 @@
-"""Airflow connections for a running dev server, as the demo, the tests and the pytest plugin use."""
+"""Airflow connections, secrets-backend settings and variables that reach a running dev server.
+
+Plain dictionaries and shell lines built from ``DevServer.info()`` and the seed: the product's
+``cyberark-ops devserver --print-connections`` prints them, and the demo and the tests use them.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,10 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from .demo import INVENTORY_PATH, INVENTORY_TOKEN_ID
+
 DEMO_HOST = "airflow/worker"
 BACKEND_CLASS = "cyberark_ops.secrets.CyberArkSecretsBackend"
-INVENTORY_PATH = "/demo/inventory"  # the dev server's stand-in for cyberark_http_token's API
-INVENTORY_TOKEN_ID = "prod/api/key"  # noqa: S105 - a variable id, not its value
 
 
 def demo_conjur_connection(info: dict[str, Any], seed: dict[str, Any], key_dir: Path | None = None) -> dict[str, Any]:

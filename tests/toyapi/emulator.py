@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cyberark_ops.devserver import DevApp, DevHttpError, RouteSpec, SeedError
+from cyberark_ops.devserver import AppContext, DevHttpError, RouteSpec, SeedError
 from cyberark_ops.devserver.http import Request, Response, json_response
 
 DEFAULT_TOKEN_TTL = 300.0
@@ -69,11 +69,11 @@ def _text(value: Any, where: str) -> str:
 # -- handlers (module level; they find the state with app.model) ---------------------------------
 
 
-def _toy(app: DevApp) -> ToyApi:
+def _toy(app: AppContext) -> ToyApi:
     return app.model("toy", ToyApi)
 
 
-def auth(app: DevApp, request: Request) -> Response:
+def auth(app: AppContext, request: Request) -> Response:
     try:
         body = json.loads(request.body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -89,7 +89,7 @@ def auth(app: DevApp, request: Request) -> Response:
     return json_response(200, {"token": token, "expires_in": expires_in})
 
 
-def get_secret(app: DevApp, request: Request) -> Response:
+def get_secret(app: AppContext, request: Request) -> Response:
     name = request.param("name")
     request.audit.object = name[:256]
     scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")

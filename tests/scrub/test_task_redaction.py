@@ -2,7 +2,7 @@
 
 The real supervisor path (where ``install`` engages) is proven by ``tests/guarantees/test_leaks.py``:
 there the scheduler's console, which LocalExecutor fills with every task line, holds no canary.
-Here each hook is given the values directly (``_KEPT``, what ``install`` feeds in a real task).
+Here the values are registered in the process registry directly, as the fetch does in a real task.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ def _joined(text: str) -> str:
 def kept() -> Iterator[None]:
     """The values a supervised task process would have registered."""
     for value in (MULTILINE, CANARY):
-        task_redaction._KEPT.register(value, allow_short=True)
+        scrub.register(value, allow_short=True)
     yield
-    task_redaction._KEPT.clear()
+    scrub.clear()
 
 
 def test_print_of_a_multiline_secret_is_redacted_whole(kept: None) -> None:
@@ -147,8 +147,8 @@ def test_the_descriptor_redactor_catches_what_bypasses_python_streams(
 
 EXITS_WITHOUT_FLUSHING = """
 import os, sys
-from cyberark_ops import task_redaction
-task_redaction._KEPT.register(sys.argv[1], allow_short=True)
+from cyberark_ops import scrub, task_redaction
+scrub.register(sys.argv[1], allow_short=True)
 task_redaction._redirect_descriptors()
 os.write(1, ("tail " + sys.argv[1]).encode())  # no newline: held back
 print("printed", sys.argv[1])  # in Python's buffer: os._exit never flushes it
@@ -339,5 +339,6 @@ def test_install_does_nothing_outside_a_supervised_task() -> None:
     assert not task_redaction.supervised()
     assert task_redaction.install() is False
     assert not isinstance(sys.stdout, RedactingStream)
-    task_redaction.keep(CANARY)
-    assert len(task_redaction._KEPT) == 0, "nothing kept outside a supervised task"
+    with scrub.task_scope():
+        scrub.register(CANARY)
+    assert scrub.registry().scrub(CANARY, retained=True) == CANARY, "nothing kept outside a supervised task"

@@ -342,3 +342,101 @@ def test_install_does_nothing_outside_a_supervised_task() -> None:
     with scrub.task_scope():
         scrub.register(CANARY)
     assert scrub.registry().scrub(CANARY, retained=True) == CANARY, "nothing kept outside a supervised task"
+
+
+FAKE_SUPERVISED = """
+import json, os, sys
+import structlog
+import airflow.sdk.execution_time.task_runner as runner
+import cyberark_ops._compat as compat
+
+runner.SUPERVISOR_COMMS = object()  # what supervised() looks for; nothing is sent through it here
+compat.mask_secret = lambda *args, **kwargs: None
+renderer = structlog.get_config()["processors"][-1]
+before = {"stdout": sys.stdout, "stderr": sys.stderr, "exit": os._exit, "renderer": renderer}
+"""
+
+REGISTERS_ONLY = (
+    FAKE_SUPERVISED
+    + """
+from cyberark_ops import scrub
+scrub.register(sys.argv[1])
+with scrub.task_scope():
+    scrub.register(sys.argv[1] + "-scoped")
+from airflow.sdk.execution_time.xcom import XCom
+print(json.dumps({
+    "task_redaction loaded": "cyberark_ops.task_redaction" in sys.modules,
+    "streams kept": sys.stdout is before["stdout"] and sys.stderr is before["stderr"],
+    "os._exit kept": os._exit is before["exit"],
+    "renderer kept": structlog.get_config()["processors"][-1] is before["renderer"],
+    "xcom kept": not getattr(XCom, "_cyberark_scrubbed", False),
+}))
+"""
+)
+
+
+def test_registering_installs_no_process_wide_patch() -> None:
+    """``import cyberark_ops.scrub`` and ``scrub.register`` in a supervised task process touch
+    nothing process-wide: installing the task process's redaction is the glue's explicit call."""
+    done = subprocess.run(
+        [sys.executable, "-c", REGISTERS_ONLY, CANARY], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "task_redaction loaded": False,
+        "streams kept": True,
+        "os._exit kept": True,
+        "renderer kept": True,
+        "xcom kept": True,
+    }
+
+
+INSTALLS_TWICE_AND_NESTED = (
+    FAKE_SUPERVISED
+    + """
+from cyberark_ops import scrub, task_redaction
+from cyberark_ops.fetch import register_fetched
+from cyberark_ops.task_redaction import RedactingStream, _RedactedRenderer
+from airflow.sdk.execution_time.xcom import XCom
+
+assert task_redaction.install() and task_redaction.install()
+serialize_value = XCom.__dict__["serialize_value"]
+with scrub.task_scope():
+    register_fetched(sys.argv[1], "the canary")  # the fetch installs again, inside a task scope
+    assert task_redaction.install()
+renderer = structlog.get_config()["processors"][-1]
+report = {
+    "descriptor redactors": len(task_redaction._redactors),
+    "streams wrapped once": all(
+        isinstance(s, RedactingStream) and not isinstance(s._target, RedactingStream) for s in (sys.stdout, sys.stderr)
+    ),
+    "renderer wrapped once": isinstance(renderer, _RedactedRenderer)
+    and not isinstance(renderer.renderer, _RedactedRenderer),
+    "xcom wrapped once": XCom.__dict__["serialize_value"] is serialize_value,
+    "kept after the scope": scrub.registry().scrub(sys.argv[1], retained=True) == "***",
+    "return values no longer scrubbed": scrub.scrub(sys.argv[1]) == sys.argv[1],
+}
+sys.stdout.write(json.dumps(report) + "\\n")
+print("printed", sys.argv[1])
+"""
+)
+
+
+def test_explicit_and_nested_installation_is_idempotent() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", INSTALLS_TWICE_AND_NESTED, CANARY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    *_, report, printed = done.stdout.strip().splitlines()
+    assert json.loads(report) == {
+        "descriptor redactors": 2,
+        "streams wrapped once": True,
+        "renderer wrapped once": True,
+        "xcom wrapped once": True,
+        "kept after the scope": True,
+        "return values no longer scrubbed": True,
+    }
+    assert printed == "printed ***"
+    _absent(done.stdout + done.stderr, CANARY)

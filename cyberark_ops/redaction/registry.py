@@ -219,28 +219,40 @@ class Registry:
             raise ScrubError(f"a {kind.__name__} value {failed}; refusing to return it unscrubbed")
         return result  # type: ignore[no-any-return]
 
-    def clear(self) -> None:
-        """Forget every secret, form and matcher. Airflow's masker keeps what it was given."""
+    def clear(self, *, retained: bool = False) -> None:
+        """Forget every secret, form and matcher. Airflow's masker keeps what it was given, and so
+        does the task process's own redaction once :meth:`retain_after_scopes` was called (it
+        keeps searching every value for the rest of the process), unless ``retained``."""
         with self._lock:
+            if self._retain and not retained:
+                self._keep_searching(list(self._forms_of))
+            else:
+                self._retained.clear()
+                self._retained_matcher = None
             self._forms_of.clear()
             self._outside.clear()
             self._masked.clear()
             self._matcher = None
-            self._retained.clear()
-            self._retained_matcher = None
             self._min_length = self._fixed_min_length
+
+    def _keep_searching(self, keys: list[Key]) -> None:
+        """Move ``keys`` (about to be dropped) to what only ``scrub(..., retained=True)`` searches:
+        the forms already built are kept, and the union of forms does not change, so the matcher
+        built for them keeps serving the process's output."""
+        if not self._retained:
+            self._retained_matcher = self._matcher
+        for key in keys:
+            if self._forms_of[key]:  # a value never searched for has nothing to retain
+                self._retained[key] = self._forms_of[key]
 
     def _leave(self) -> None:
         """The outermost scope ended: drop what was registered inside scopes only."""
         with self._lock:
             dropped = [key for key in self._forms_of if key not in self._outside]
-            if self._retain and dropped and not self._retained:
-                # The union stays the same: the automaton built for the scope keeps serving.
-                self._retained_matcher = self._matcher
+            if self._retain and dropped:
+                self._keep_searching(dropped)
             for key in dropped:
-                found = self._forms_of.pop(key)
-                if self._retain and found:  # a value never searched for has nothing to retain
-                    self._retained[key] = found
+                del self._forms_of[key]
             if dropped:
                 self._matcher = None
             if not self._forms_of and not self._retained:

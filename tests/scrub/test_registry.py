@@ -138,6 +138,8 @@ def test_retained_values_reuse_the_forms_and_matcher_built_for_the_scope(monkeyp
         assert registry.scrub("retained-secret-value") == "***"
     assert built == ["retained-secret-value"]
     registry.clear()
+    assert registry.scrub("retained-secret-value", retained=True) == "***", "the output hooks keep it"
+    registry.clear(retained=True)
     assert registry.scrub("retained-secret-value", retained=True) == "retained-secret-value"
 
 

@@ -73,7 +73,8 @@ def scrub(value: T, secrets: Registry | Iterable[str] | None = None) -> T:
 
 
 def clear() -> None:
-    """Forget every secret of the task registry; see :meth:`Registry.clear`."""
+    """Forget every secret of the task registry; see :meth:`Registry.clear` (in a supervised task
+    process the process's own output redaction keeps searching them)."""
     _REGISTRY.clear()
 
 

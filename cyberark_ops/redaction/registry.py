@@ -60,7 +60,7 @@ class Registry:
         self._matcher: Matcher | None = None
         self._retain = False
         self._retained: dict[Key, tuple[str, ...]] = {}
-        """Dropped by scopes while retaining: still searched by ``scrub(..., retained=True)``."""
+        """Dropped by scopes (or clear) while retaining: still searched by ``scrub(..., retained=True)``."""
         self._retained_matcher: Matcher | None = None
         self._fixed_min_length = min_length
         self._min_length: int | None = min_length
@@ -159,9 +159,10 @@ class Registry:
             self._masked.update(new)
 
     def retain_after_scopes(self) -> None:
-        """From now on, what a scope drops stays searched by ``scrub(..., retained=True)`` until
-        :meth:`clear`: the task process's output hooks redact a value for the rest of the process
-        (as Airflow's masker does), while return values are scrubbed of the live values only."""
+        """From now on, what a scope (or :meth:`clear`) drops stays searched by
+        ``scrub(..., retained=True)`` until ``clear(retained=True)``: the task process's output
+        hooks redact a value for the rest of the process (as Airflow's masker does), while return
+        values are scrubbed of the live values only."""
         with self._lock:
             self._retain = True
 

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from . import scrub
-from ._compat import min_masked_length
-from .client import ConfigurationError, Credential
+from .client import ConfigurationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -128,7 +127,8 @@ class _Injector:
             by_conn.setdefault(secret.vault_conn_id or self.vault_conn_id, []).append((name, secret))
         values: dict[str, Any] = {}
         for conn_id, items in by_conn.items():
-            hook = CyberArkHook(conn_id, reason=self.reason)
+            # The fetch policy refuses a value too short to mask (unless allowed), before any is injected.
+            hook = CyberArkHook(conn_id, reason=self.reason, allow_short_secret=self.allow_short_secret)
             try:
                 plain = [(n, s) for n, s in items if not s.as_credential]
                 if plain:
@@ -140,17 +140,6 @@ class _Injector:
                         values[name] = hook.get_credential(secret.ref)
             finally:
                 hook.close()
-        if not self.allow_short_secret:
-            minimum = min_masked_length()
-            for name, value in values.items():
-                text = value.secret if isinstance(value, Credential) else value
-                if len(text) < minimum:
-                    raise scrub.SecretTooShort(
-                        f"the secret injected as {name!r} has fewer than {minimum} characters, so Airflow "
-                        f"would not mask it in task logs ({scrub.MIN_LENGTH_SETTING}); pass "
-                        "allow_short_secret=True to use it anyway (it is then neither masked nor scrubbed)",
-                        field=name,
-                    )
         return values
 
 

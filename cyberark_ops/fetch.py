@@ -2,7 +2,11 @@
 
 ``CyberArkHook``, the secrets backend, the vaulted operators and ``@with_cyberark_secret`` all
 fetch through a ``Fetcher``; none of them resolves references, builds clients, paces requests,
-counts metrics, masks values or writes the audit reason on its own. It needs no Airflow
+counts metrics, masks values or writes the audit reason on its own. The fetch policy is here, once:
+what is masked (every fetched value and every credential used to reach CyberArk, each registered
+once), when the task process's own redaction is installed (before the first value is registered:
+registering installs nothing by itself), and what a value too short to mask does (a warning, or
+:class:`SecretTooShort` for the ways in that refuse it, with one message and one limit). It needs no Airflow
 ``Connection``: it starts from ``ConnectionSettings``, which a connection or a backend's kwargs
 produce, so the secrets backend can use it without recursing into connection lookup.
 """
@@ -16,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from . import scrub
+from . import scrub, task_redaction
 from ._compat import Stats, current_context
 from .apis import ApiSpec
 from .client import (
@@ -84,21 +88,38 @@ def audit_reason(extra: str | None = None) -> str:
 def mask(value: str) -> None:
     """Registers a credential used to reach CyberArk (API key, password), in every form it leaks in."""
     if value:
+        task_redaction.install()
         scrub.register(value, allow_short=True)
 
 
-def register_fetched(value: str, source: str, *, username: str | None = None) -> str:
+def short_secret_message(source: str, length: int, minimum: int) -> str:
+    """The one wording, for every way in, of a fetched value too short to mask (never the value)."""
+    return (
+        f"the secret of {source} has {length} characters, fewer than {minimum} ({scrub.MIN_LENGTH_SETTING}): "
+        "Airflow will not mask it in task logs, and it is not scrubbed from data either"
+    )
+
+
+def register_fetched(value: str, source: str, *, username: str | None = None, allow_short_secret: bool = True) -> str:
     """Masks a fetched value, in every form it leaks in (``scrub.forms``), before anyone can log
-    it, and keeps it for scrubbing return values; warns when Airflow cannot mask it."""
+    it, and keeps it for scrubbing return values.
+
+    A value shorter than ``[logging] min_length_masked_secret`` (the registry's limit, read once)
+    is registered all the same (never searched for), then warned about, or refused with
+    :class:`SecretTooShort` unless ``allow_short_secret``. Redaction of the task process's own
+    output is installed first, so nothing registered escapes it."""
     if value:
-        short = len(value) < scrub.registry().min_length()
-        if short:
-            log.warning(
-                "The value of %s is shorter than [logging] min_length_masked_secret; Airflow will not mask it, "
-                "and it is not scrubbed from data either.",
-                source,
-            )
+        task_redaction.install()
+        minimum = scrub.registry().min_length()
         scrub.register(value, username=username, allow_short=True, warn_short=False)
+        if len(value) < minimum:
+            message = short_secret_message(source, len(value), minimum)
+            if not allow_short_secret:
+                raise scrub.SecretTooShort(
+                    f"{message}; rotate it to a longer value, or pass allow_short_secret=True",
+                    field="allow_short_secret",
+                )
+            log.warning("%s", message)
     return value
 
 
@@ -118,17 +139,26 @@ class Fetcher:
         the process-wide rate budget.
     :param reason: extra text for the audited reason; dag, task and run are always included.
     :param keep_sessions: keep one session for APIs that otherwise open one per fetch (PVWA).
+    :param allow_short_secret: a fetched value too short to mask is warned about (the default: the
+        hook, the secrets backend); False refuses it (the operators and the decorator by default).
 
     Thread-safe: threads sharing one fetcher share one client (and its keep-alive connection).
     APIs whose sessions must not outlive a fetch (PVWA) get a client per fetch instead.
     """
 
     def __init__(
-        self, settings: ConnectionSettings, *, name: str, reason: str | None = None, keep_sessions: bool = False
+        self,
+        settings: ConnectionSettings,
+        *,
+        name: str,
+        reason: str | None = None,
+        keep_sessions: bool = False,
+        allow_short_secret: bool = True,
     ) -> None:
         self.settings = settings
         self.name = name
         self.reason = reason
+        self.allow_short_secret = allow_short_secret
         self.per_fetch_sessions = settings.spec.session_per_fetch and not keep_sessions
         """Whether each fetch opens and closes its own session; ``keep_sessions`` trades that for one
         logon per process (the secrets backend, which runs in every task process)."""
@@ -196,7 +226,12 @@ class Fetcher:
             return self.client().get(resolved, reason=reason)
 
         credential = self._observe(action, str(resolved), fetch)
-        register_fetched(credential.secret, str(resolved), username=credential.username)
+        register_fetched(
+            credential.secret,
+            str(resolved),
+            username=credential.username,
+            allow_short_secret=self.allow_short_secret,
+        )
         return credential
 
     def get_secret(self, ref: str | CredentialRef) -> str:
@@ -221,7 +256,9 @@ class Fetcher:
                 named=listed,
             )
             for resolved, value in fetched.items():
-                values[str(resolved)] = register_fetched(value, str(resolved))
+                values[str(resolved)] = register_fetched(
+                    value, str(resolved), allow_short_secret=self.allow_short_secret
+                )
         return {key: values[str(item)] if str(item) in values else self.get_secret(item) for key, item in wanted}
 
     def audit_reason(self) -> str:
@@ -283,4 +320,4 @@ class Fetcher:
         return result
 
 
-__all__ = ["Fetcher", "audit_reason", "mask", "register_fetched", "wait_for_budget"]
+__all__ = ["Fetcher", "audit_reason", "mask", "register_fetched", "short_secret_message", "wait_for_budget"]

@@ -3,9 +3,10 @@
 The stable face of the engine in :mod:`cyberark_ops.redaction`. :func:`leak_forms` says how a
 secret shows up in practice (single escapes and their compositions up to three deep);
 :func:`register` records a value in the process :class:`Registry` and hands Airflow's masker a
-bounded subset of its forms; :func:`scrub` replaces every form by ``***`` in a value of any
-depth; :func:`clear` drops every reference this module holds, and leaving the outermost
-:func:`task_scope` drops what was registered inside scopes::
+bounded subset of its forms (it installs nothing: the glue installs the task process's own
+redaction, :func:`cyberark_ops.task_redaction.install`, explicitly); :func:`scrub` replaces every
+form by ``***`` in a value of any depth; :func:`clear` drops every reference this module holds, and
+leaving the outermost :func:`task_scope` drops what was registered inside scopes::
 
     with scrub.task_scope():
         password = fetch()
@@ -28,11 +29,18 @@ from typing import TypeVar
 
 from cyberark_ops.redaction.forms import forms, leak_forms, masked_forms, qualifies
 from cyberark_ops.redaction.matcher import REPLACEMENT
-from cyberark_ops.redaction.registry import MIN_LENGTH_SETTING, Registry, ScrubError, SecretTooShort
+from cyberark_ops.redaction.registry import (
+    MIN_LENGTH_SETTING,
+    Registry,
+    ScrubError,
+    SecretTooShort,
+    process_registry,
+    scrub_with,
+)
 
 T = TypeVar("T")
 
-_REGISTRY = Registry()
+_REGISTRY = process_registry()
 
 
 def registry() -> Registry:
@@ -61,22 +69,12 @@ def scrub(value: T, secrets: Registry | Iterable[str] | None = None) -> T:
     returned as is (the same object); when no form occurs at all, that is decided before any walk.
     Raises :class:`ScrubError` (naming only the type) when a value cannot be rebuilt.
     """
-    if secrets is None:
-        return _REGISTRY.scrub(value)
-    if isinstance(secrets, Registry):
-        return secrets.scrub(value)
-    once = Registry(mask=False, min_length=1)
-    try:
-        for secret in [secrets] if isinstance(secrets, str) else secrets:
-            if secret:
-                once.register(secret)
-        return once.scrub(value)
-    finally:
-        once.clear()
+    return scrub_with(value, secrets)
 
 
 def clear() -> None:
-    """Forget every secret of the task registry; see :meth:`Registry.clear`."""
+    """Forget every secret of the task registry; see :meth:`Registry.clear` (in a supervised task
+    process the process's own output redaction keeps searching them)."""
     _REGISTRY.clear()
 
 

@@ -28,16 +28,17 @@ _REPR = "_cyberark_scrubbed_repr"
 
 
 _REPLACEMENT = "***"
-"""``_REPLACEMENT``; ``scrub`` is imported when an exception is scrubbed, not when a DAG file
+"""``REPLACEMENT``; the engine is imported when an exception is scrubbed, not when a DAG file
 imports the hook."""
 
 
 def _clean(value: Any, secrets: Any) -> Any:
-    from cyberark_ops import scrub
+    # The engine itself, not cyberark_ops.scrub: that module re-exports scrub_exception from here.
+    from cyberark_ops.redaction.registry import ScrubError, scrub_with
 
     try:
-        return scrub.scrub(value, secrets)
-    except scrub.ScrubError:  # cannot be rebuilt: fail closed
+        return scrub_with(value, secrets)
+    except ScrubError:  # cannot be rebuilt: fail closed
         return _REPLACEMENT
 
 
@@ -61,6 +62,22 @@ def _own_descriptors(error: BaseException) -> Iterator[str]:
             yield name
 
 
+def _set_if_writable(error: BaseException, name: str, value: Any) -> None:
+    with contextlib.suppress(Exception):  # read-only: the final check decides
+        setattr(error, name, value)
+
+
+def _scrub_attribute(value: Any, secrets: Any, chained: list[BaseException], put_back: Callable[[Any], None]) -> None:
+    """An exception's attribute: another exception is chained (scrubbed in its turn), any other
+    value cleaned and put back only when something was scrubbed from it."""
+    if isinstance(value, BaseException):
+        chained.append(value)
+        return
+    clean = _clean(value, secrets)
+    if clean is not value:
+        put_back(clean)
+
+
 def _scrub_one(error: BaseException, secrets: Any, chained: list[BaseException]) -> None:
     args = error.args
     clean_args = _clean(args, secrets)
@@ -75,27 +92,14 @@ def _scrub_one(error: BaseException, secrets: Any, chained: list[BaseException])
     own = getattr(error, "__dict__", None)
     if isinstance(own, dict):
         for name, value in list(own.items()):
-            if name == "__notes__":
-                continue
-            if isinstance(value, BaseException):
-                chained.append(value)
-                continue
-            clean = _clean(value, secrets)
-            if clean is not value:
-                own[name] = clean
+            if name != "__notes__":
+                _scrub_attribute(value, secrets, chained, functools.partial(own.__setitem__, name))
     for name in _own_descriptors(error):
         value = _UNSET
         with contextlib.suppress(Exception):  # an unset slot, a descriptor that refuses: nothing to scrub
             value = getattr(error, name)
-        if value is _UNSET:
-            continue
-        if isinstance(value, BaseException):
-            chained.append(value)
-            continue
-        clean = _clean(value, secrets)
-        if clean is not value:
-            with contextlib.suppress(Exception):  # read-only: the final check decides
-                setattr(error, name, clean)
+        if value is not _UNSET:
+            _scrub_attribute(value, secrets, chained, functools.partial(_set_if_writable, error, name))
     if error.__suppress_context__ and error.__context__ is not None:
         # Raised "from None": hidden from tracebacks on purpose, and may hold what was never
         # registered (a JSONDecodeError's .doc is the whole document). Dropped, not scrubbed.

@@ -44,11 +44,22 @@ SENSITIVE_EXTRAS = ("api_key", "jwt_token", "client_key_password")
 _MISPLACED_SECRETS = ("password", "client_secret", "jwt", "secret", "token", "apikey", "private_key", "access_token")
 
 
-_CONNECTION_PREFIX = "CyberArk connection: "
+_CONNECTION_WORDING = "CyberArk connection: "
+_BACKEND_WORDING = "CyberArk secrets backend: backend_kwargs: "
+
+
+class SettingsError(ConfigurationError):
+    """A setting a connection or ``backend_kwargs`` got wrong. The problem is kept apart from the
+    wording, so the same problem is worded for the other source without rewriting its text."""
+
+    def __init__(self, wording: str, field: str, problem: str) -> None:
+        super().__init__(f"{wording}{field}: {problem}", field=field)
+        self.problem = problem
 
 
 def settings_error(field: str, problem: str) -> ConfigurationError:
-    return ConfigurationError(f"{_CONNECTION_PREFIX}{field}: {problem}", field=field)
+    """A problem with a ``cyberark`` connection's ``field``, worded for the connection."""
+    return SettingsError(_CONNECTION_WORDING, field, problem)
 
 
 def as_bool(value: Any, field: str) -> bool:
@@ -433,14 +444,18 @@ def _read_secret_env(variable: str, field: str) -> str:
 
 
 def backend_error(field: str, problem: str) -> ConfigurationError:
-    return ConfigurationError(f"CyberArk secrets backend: backend_kwargs: {field}: {problem}", field=field)
+    """A problem with the secrets backend's ``field``, worded for ``backend_kwargs``."""
+    return SettingsError(_BACKEND_WORDING, field, problem)
 
 
 def as_backend_error(exc: ConfigurationError) -> ConfigurationError:
-    """The same problem, worded for ``backend_kwargs`` (settings errors name a connection)."""
+    """The same problem, worded for ``backend_kwargs``: settings and client checks run the same
+    for both sources and word their problems for a connection (or, in the client layer, as
+    ``field: problem``)."""
+    if isinstance(exc, SettingsError):
+        return backend_error(exc.field or "backend_kwargs", exc.problem)
     field = exc.field or "backend_kwargs"
-    problem = exc.message.removeprefix(_CONNECTION_PREFIX).removeprefix(f"{field}: ")
-    return backend_error(field, problem)
+    return backend_error(field, exc.message.removeprefix(f"{field}: "))
 
 
 def _refuse_unknown(

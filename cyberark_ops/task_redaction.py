@@ -3,9 +3,11 @@
 In a supervised task Airflow leaves masking to the supervisor, which masks the task log file with
 the literal values it was told about; but LocalExecutor (and the Celery worker's console) also
 copies every line the task sends to the scheduler's stdout, unmasked, and Airflow masks nothing
-in XCom. So once the first secret is registered in a supervised task process, this module makes
-the task process redact its own output with the engine's text redaction (``scrub.scrub``, every
-composed form) and with Airflow's ``redact`` (values Airflow registered itself, sensitive keys):
+in XCom. So the glue that fetches calls :func:`install` before it registers a secret (nothing
+registering a value installs anything on its own), and in a supervised task process this module
+then makes the task process redact its own output with the engine's text redaction (the process
+registry, every composed form) and with Airflow's ``redact`` (values Airflow registered itself,
+sensitive keys):
 
 * every log record and rendered line, structlog's and the stdlib's alike: the final renderer of
   each chain is wrapped, so the event is redacted before rendering and the rendered line (JSON
@@ -19,10 +21,12 @@ composed form) and with Airflow's ``redact`` (values Airflow registered itself, 
 * the rendered template fields sent to the API server.
 
 The values stay known to these hooks for the rest of the task process (as they stay in Airflow's
-masker): a value fetched inside ``scrub.task_scope()`` can still reach XCom or a log line after
-the scope ended. Not covered, and said so in ``docs/guarantees.md``: bytes written to the
-descriptors before the first secret was registered (nothing is known to redact then), and what
-the supervisor process logs itself.
+masker): a value fetched inside ``scrub.task_scope()`` can still reach XCom or a log line after the
+scope ended, so :func:`install` makes the process registry retain what scopes drop
+(``Registry.retain_after_scopes``); one registry, one set of forms and matcher per value. Not
+covered, and said so in ``docs/guarantees.md``: bytes written to the descriptors before the first
+secret was registered (nothing is known to redact then), and what the supervisor process logs
+itself.
 """
 
 from __future__ import annotations
@@ -54,8 +58,10 @@ _DRAIN_SECONDS = 5.0
 """How long exit waits for the descriptor readers to pass on what is still in their pipes."""
 _DROPPED = b"[cyberark-ops: output dropped, it could not be redacted]\n"
 
-_KEPT = scrub.Registry(mask=False)
-"""Every secret registered in this supervised task process, for the rest of it (see the module doc)."""
+
+def _redact_retained(value: Any) -> Any:
+    """``value`` without any form of a secret registered in this process, scopes ended or not."""
+    return scrub.registry().scrub(value, retained=True)
 
 
 @functools.cache
@@ -71,12 +77,12 @@ def _airflow_redact() -> Callable[..., Any]:
 def redact_text(text: str) -> str:
     """``text`` without any form (composed ones too) of a secret this process registered, nor any
     value Airflow's masker knows."""
-    return str(_airflow_redact()(scrub.scrub(text, _KEPT)))
+    return str(_airflow_redact()(_redact_retained(text)))
 
 
 def redact_event(event: Any) -> Any:
     """A log event (a dict) redacted by key and value; the user's objects inside are not rebuilt."""
-    return scrub.scrub(_airflow_redact()(event, max_depth=_MAX_DEPTH), _KEPT)
+    return _redact_retained(_airflow_redact()(event, max_depth=_MAX_DEPTH))
 
 
 class _RedactedRenderer:
@@ -301,7 +307,7 @@ def redact_json(structure: Any, redact: Callable[[Any], Any] | None = None) -> A
     the text broke the JSON, a form spanned its syntax: the whole value is replaced by ``***``
     rather than stored raw. A string (a backend's own encoding) is redacted as text.
     """
-    redact = redact or (lambda value: scrub.scrub(value, _KEPT))
+    redact = redact or _redact_retained
     try:
         clean = redact(structure)
     except Exception:  # noqa: BLE001 - fail closed
@@ -358,7 +364,7 @@ def _scrub_rendered_fields() -> None:
 
         def _serialize_template_field(template_field: Any, name: str) -> Any:
             with contextlib.suppress(Exception):  # the serialized field is redacted after
-                template_field = scrub.scrub(template_field, _KEPT)
+                template_field = _redact_retained(template_field)
             return serialize_field(template_field, name)
 
         runner._serialize_template_field = _serialize_template_field
@@ -375,7 +381,9 @@ def install() -> bool:
     """Makes this task process redact its own output; once per process, and only when supervised
     (elsewhere Airflow's own chain masks, or nothing masks at all and redacting would hide that).
 
-    Returns whether redaction is now in place.
+    Called explicitly by the glue before it registers a fetched value (``cyberark_ops.fetch``);
+    calling it again, or from inside a call already made, does nothing more. Returns whether
+    redaction is now in place.
     """
     if _installed.is_set():
         return True
@@ -399,17 +407,12 @@ def install() -> bool:
                 wrapped = RedactingStream(stream)
                 _fork_safe(wrapped._lock)
                 setattr(sys, name, wrapped)
+        registry = scrub.registry()
+        registry.retain_after_scopes()
         # The descriptor redactors use it from their own threads.
-        _fork_safe(getattr(_KEPT, "_lock", None))
+        _fork_safe(getattr(registry, "_lock", None))
         _installed.set()
     return True
 
 
-def keep(value: str, *, username: str | None = None) -> None:
-    """Called for each secret the task registry registers: in a supervised task process the hooks
-    above redact it for the rest of the process, whatever scopes end meanwhile."""
-    if install():
-        _KEPT.register(value, username=username, allow_short=True, warn_short=False)
-
-
-__all__ = ["DescriptorRedactor", "RedactingStream", "drain", "install", "keep", "redact_json", "supervised"]
+__all__ = ["DescriptorRedactor", "RedactingStream", "drain", "install", "redact_json", "supervised"]

@@ -27,6 +27,8 @@ class CyberArkHook(BaseHook):
 
     :param cyberark_conn_id: the ``cyberark`` connection (host = the API's base URL).
     :param reason: extra text for the audited reason; the DAG, task and run are always included.
+    :param allow_short_secret: a fetched value shorter than ``[logging] min_length_masked_secret``
+        is returned with a warning; False refuses it (``SecretTooShort``, naming no value).
     """
 
     conn_name_attr = "cyberark_conn_id"
@@ -34,10 +36,18 @@ class CyberArkHook(BaseHook):
     conn_type = "cyberark"
     hook_name = "CyberArk"
 
-    def __init__(self, cyberark_conn_id: str = default_conn_name, *, reason: str | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        cyberark_conn_id: str = default_conn_name,
+        *,
+        reason: str | None = None,
+        allow_short_secret: bool = True,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.cyberark_conn_id = cyberark_conn_id
         self.reason = reason
+        self.allow_short_secret = allow_short_secret
         self._fetcher: Fetcher | None = None
         self._fetcher_lock = threading.Lock()
 
@@ -54,6 +64,7 @@ class CyberArkHook(BaseHook):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("allow_short_secret", True)  # pickled before the parameter existed
         self._fetcher_lock = threading.Lock()
 
     # -- connection and client ---------------------------------------------------------------------
@@ -71,7 +82,10 @@ class CyberArkHook(BaseHook):
         with self._fetcher_lock:
             if self._fetcher is None:
                 self._fetcher = Fetcher(
-                    self._read_settings(), name=f"connection {self.cyberark_conn_id!r}", reason=self.reason
+                    self._read_settings(),
+                    name=f"connection {self.cyberark_conn_id!r}",
+                    reason=self.reason,
+                    allow_short_secret=self.allow_short_secret,
                 )
             return self._fetcher
 

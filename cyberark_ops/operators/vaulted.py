@@ -216,7 +216,8 @@ class VaultedMixin:
     # -- fetch ---------------------------------------------------------------------------------------
 
     def fetch_credential(self) -> Credential:
-        """Fetch (audited with dag/task/run), refuse a value Airflow would not mask, register it."""
+        """Fetch (audited with dag/task/run); the fetch policy registers the value and refuses one
+        Airflow would not mask (``cyberark_ops.fetch.register_fetched``)."""
         if not isinstance(self.credential, str):
             # Templated: a Jinja expression may render to anything. The type only, never the value.
             raise ConfigurationError(
@@ -225,17 +226,11 @@ class VaultedMixin:
                 field="credential",
             )
         # Closed at once: its keep-alive connection would otherwise stay open until garbage collection.
-        with CyberArkHook(self.vault_conn_id, reason=self.vault_reason) as hook:
+        # The fetch registers the value (once) and refuses it when too short to mask.
+        with CyberArkHook(
+            self.vault_conn_id, reason=self.vault_reason, allow_short_secret=self.allow_short_secret
+        ) as hook:
             cred = hook.get_credential(self.credential)
-        minimum = scrub.registry().min_length()
-        if len(cred.secret) < minimum and not self.allow_short_secret:
-            raise scrub.SecretTooShort(
-                f"the secret of {self.credential!r} has {len(cred.secret)} characters; Airflow masks only "
-                f"values of at least {minimum} ([logging] min_length_masked_secret), so it would show in "
-                "task logs. Rotate it to a longer value, or pass allow_short_secret=True",
-                field="allow_short_secret",
-            )
-        scrub.register(cred.secret, username=cred.username, allow_short=self.allow_short_secret)
         self._vaulted = cred
         return cred
 

@@ -1,5 +1,10 @@
 """The secrets of the process: their forms, the one matcher built from them, and the scopes that own them.
 
+Registering installs nothing: the glue that fetches (``cyberark_ops.fetch``) installs the task
+process's own redaction (``cyberark_ops.task_redaction``) explicitly, and that redaction searches
+this same registry (:meth:`Registry.retain_after_scopes`), so each value's forms and matcher are
+built once per process.
+
 Nothing here logs, raises or reprs a secret value.
 """
 
@@ -7,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
@@ -53,6 +58,10 @@ class Registry:
         """Registered while no scope was open (the secrets backend, the process): kept until clear()."""
         self._masked: set[str] = set()
         self._matcher: Matcher | None = None
+        self._retain = False
+        self._retained: dict[Key, tuple[str, ...]] = {}
+        """Dropped by scopes (or clear) while retaining: still searched by ``scrub(..., retained=True)``."""
+        self._retained_matcher: Matcher | None = None
         self._fixed_min_length = min_length
         self._min_length: int | None = min_length
         self._scopes = 0
@@ -89,6 +98,13 @@ class Registry:
             if key in self._forms_of:
                 if not self._scopes:
                     self._outside.add(key)
+                return
+            if key in self._retained:  # its forms are known: live again, nothing rebuilt
+                self._forms_of[key] = self._retained.pop(key)
+                if not self._scopes:
+                    self._outside.add(key)
+                if self._forms_of[key]:
+                    self._matcher = None
                 return
             if not value:
                 raise ConfigurationError("refusing to register an empty secret", field="secret")
@@ -131,24 +147,24 @@ class Registry:
                 self._outside.add(key)
             if found:
                 self._matcher = None
-            if found and self._mask:
-                # The task process's hooks keep it for the rest of the process, whatever scopes end.
-                from cyberark_ops import task_redaction
-
-                task_redaction.keep(value, username=username)
+                self._retained_matcher = None
 
     def _hand_to_airflow(self, found: tuple[str, ...]) -> None:
         # Imported here so that leak_forms and scrub(..., secrets=[...]) do not import Airflow.
-        from cyberark_ops import task_redaction
         from cyberark_ops._compat import mask_secret
 
         new: list[Any] = [form for form in found if form not in self._masked]
         if new:
             mask_secret(new)
             self._masked.update(new)
-        # LocalExecutor copies task output to the scheduler's console unmasked: redact here too
-        # (also for a value Airflow was given nothing of, above the size cap).
-        task_redaction.install()
+
+    def retain_after_scopes(self) -> None:
+        """From now on, what a scope (or :meth:`clear`) drops stays searched by
+        ``scrub(..., retained=True)`` until ``clear(retained=True)``: the task process's output
+        hooks redact a value for the rest of the process (as Airflow's masker does), while return
+        values are scrubbed of the live values only."""
+        with self._lock:
+            self._retain = True
 
     def min_length(self) -> int:
         """Airflow's ``[logging] min_length_masked_secret``, read once until :meth:`clear` (a
@@ -169,9 +185,22 @@ class Registry:
                     self._matcher = Matcher(every)
             return self._matcher
 
-    def scrub(self, value: T) -> T:
-        """``value`` with every form of every registered secret replaced by ``***``; see ``scrub.scrub``."""
-        matcher = self.matcher()
+    def retained_matcher(self) -> Matcher | None:
+        """The matcher of every form still searched for the process's output: the live matcher
+        itself while no scope has dropped anything (the usual case inside a task)."""
+        with self._lock:
+            if not self._retained:
+                return self.matcher()
+            if self._retained_matcher is None:
+                every = {form for found in (*self._forms_of.values(), *self._retained.values()) for form in found}
+                self._retained_matcher = Matcher(every) if every else None
+            return self._retained_matcher
+
+    def scrub(self, value: T, *, retained: bool = False) -> T:
+        """``value`` with every form of every registered secret replaced by ``***``; see ``scrub.scrub``.
+
+        ``retained``: also the values scopes dropped since :meth:`retain_after_scopes`."""
+        matcher = self.retained_matcher() if retained else self.matcher()
         if matcher is None:
             return value
         kind = type(value)
@@ -191,24 +220,43 @@ class Registry:
             raise ScrubError(f"a {kind.__name__} value {failed}; refusing to return it unscrubbed")
         return result  # type: ignore[no-any-return]
 
-    def clear(self) -> None:
-        """Forget every secret, form and matcher. Airflow's masker keeps what it was given."""
+    def clear(self, *, retained: bool = False) -> None:
+        """Forget every secret, form and matcher. Airflow's masker keeps what it was given, and so
+        does the task process's own redaction once :meth:`retain_after_scopes` was called (it
+        keeps searching every value for the rest of the process), unless ``retained``."""
         with self._lock:
+            if self._retain and not retained:
+                self._keep_searching(list(self._forms_of))
+            else:
+                self._retained.clear()
+                self._retained_matcher = None
             self._forms_of.clear()
             self._outside.clear()
             self._masked.clear()
             self._matcher = None
             self._min_length = self._fixed_min_length
 
+    def _keep_searching(self, keys: list[Key]) -> None:
+        """Move ``keys`` (about to be dropped) to what only ``scrub(..., retained=True)`` searches:
+        the forms already built are kept, and the union of forms does not change, so the matcher
+        built for them keeps serving the process's output."""
+        if not self._retained:
+            self._retained_matcher = self._matcher
+        for key in keys:
+            if self._forms_of[key]:  # a value never searched for has nothing to retain
+                self._retained[key] = self._forms_of[key]
+
     def _leave(self) -> None:
         """The outermost scope ended: drop what was registered inside scopes only."""
         with self._lock:
             dropped = [key for key in self._forms_of if key not in self._outside]
+            if self._retain and dropped:
+                self._keep_searching(dropped)
             for key in dropped:
                 del self._forms_of[key]
             if dropped:
                 self._matcher = None
-            if not self._forms_of:
+            if not self._forms_of and not self._retained:
                 self.clear()
 
     @contextmanager
@@ -227,4 +275,31 @@ class Registry:
                     self._leave()
 
 
-__all__ = ["MIN_LENGTH_SETTING", "Registry", "ScrubError", "SecretTooShort"]
+_PROCESS = Registry()
+
+
+def process_registry() -> Registry:
+    """The per-process (task) registry: ``cyberark_ops.scrub``'s functions, the task process's
+    output redaction and exception scrubbing all use this one."""
+    return _PROCESS
+
+
+def scrub_with(value: T, secrets: Registry | Iterable[str] | None = None) -> T:
+    """``value`` scrubbed of ``secrets``: the process registry when None, a :class:`Registry`, or
+    the values themselves (scrubbed without registering them with Airflow, without a minimum
+    length); see ``cyberark_ops.scrub.scrub``."""
+    if secrets is None:
+        return _PROCESS.scrub(value)
+    if isinstance(secrets, Registry):
+        return secrets.scrub(value)
+    once = Registry(mask=False, min_length=1)
+    try:
+        for secret in [secrets] if isinstance(secrets, str) else secrets:
+            if secret:
+                once.register(secret)
+        return once.scrub(value)
+    finally:
+        once.clear()
+
+
+__all__ = ["MIN_LENGTH_SETTING", "Registry", "ScrubError", "SecretTooShort", "process_registry", "scrub_with"]

@@ -165,3 +165,17 @@ def test_a_failed_logon_names_what_the_task_was_fetching(conns: Connections, bat
     assert "[while fetching conjur:prod/db/password" in message
     assert ("conjur:prod/db/username" in message) is batch
     assert raised.value.args == (message,)
+
+
+def test_a_settings_problem_is_worded_for_the_backend_without_rewriting_its_text() -> None:
+    """One error factory: the problem is kept apart from the connection's wording and reworded as
+    it is; only the client layer's ``field: problem`` text is read back."""
+    from cyberark_ops.settings import as_backend_error, backend_error, settings_error
+
+    problem = "CyberArk connection: login: is quoted from the form"
+    worded = as_backend_error(settings_error("login", problem))
+    assert str(worded) == str(backend_error("login", problem))
+    assert str(worded) == f"CyberArk secrets backend: backend_kwargs: login: {problem}"
+    client_layer = ConfigurationError("token_file: give exactly one", field="token_file")
+    expected = "CyberArk secrets backend: backend_kwargs: token_file: give exactly one"
+    assert str(as_backend_error(client_layer)) == expected

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
@@ -15,6 +16,7 @@ from airflow.sdk import BaseHook, Connection
 
 from cyberark_ops import VaultedMixin, scrub, vaulted
 from cyberark_ops.operators.vaulted import bind_connection, is_auth_error, serve_connection
+from cyberark_ops.redaction.registry import Registry
 from tests.hooks.conftest import Connections
 from tests.operators.conftest import CANARY, PG_REF, PG_USER, set_pg_password
 
@@ -70,6 +72,28 @@ def test_bash_return_value_is_scrubbed(vault: Connections) -> None:
         bash_command='printf "%s\\n" "$VOP_SECRET"',
     )
     assert op.execute({}) == "***"
+
+
+def test_the_operator_registers_the_fetched_value_once(vault: Connections, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fetch registers the value (with its username); the operator does not register it again."""
+    registered: list[tuple[str, str | None]] = []
+    register = Registry.register
+
+    def counting(self: Registry, value: str, **kwargs: Any) -> None:
+        if self is scrub.registry():
+            registered.append((value, kwargs.get("username")))
+        register(self, value, **kwargs)
+
+    monkeypatch.setattr(Registry, "register", counting)
+    op = vaulted(BashOperator)(
+        task_id="once",
+        vault_conn_id="cyberark_ccp",
+        credential=PG_REF,
+        secret_env="VOP_SECRET",
+        bash_command='printf "%s\\n" "$VOP_SECRET"',
+    )
+    assert op.execute({}) == "***"
+    assert [username for value, username in registered if value == CANARY] == [PG_USER]
 
 
 def test_vaulted_rejects_non_operators() -> None:

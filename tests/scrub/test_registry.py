@@ -110,6 +110,46 @@ def test_the_matcher_is_rebuilt_only_when_registration_changes() -> None:
     registry.clear()
 
 
+def test_retained_values_reuse_the_forms_and_matcher_built_for_the_scope(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside a supervised task the output hooks search the same registry as ``scrub``: a value's
+    forms and matcher are built once, and what a scope drops stays searched for the output only."""
+    from cyberark_ops.redaction import registry as engine
+
+    built: list[str] = []
+    forms = engine.forms
+
+    def counting(value: str, **kwargs: Any) -> tuple[str, ...]:
+        built.append(value)
+        return forms(value, **kwargs)
+
+    monkeypatch.setattr(engine, "forms", counting)
+    registry = scrub.Registry()
+    registry.retain_after_scopes()
+    with registry.task_scope():
+        registry.register("retained-secret-value")
+        assert registry.scrub("retained-secret-value") == "***"
+        matcher = registry.matcher()
+        assert registry.retained_matcher() is matcher, "one matcher while nothing was dropped"
+    assert registry.scrub("retained-secret-value") == "retained-secret-value", "return values: live values only"
+    assert registry.scrub("retained-secret-value", retained=True) == "***"
+    assert registry.retained_matcher() is matcher, "the scope's matcher keeps serving the output"
+    with registry.task_scope():
+        registry.register("retained-secret-value")  # the next task in the process fetches it again
+        assert registry.scrub("retained-secret-value") == "***"
+    assert built == ["retained-secret-value"]
+    registry.clear()
+    assert registry.scrub("retained-secret-value", retained=True) == "***", "the output hooks keep it"
+    registry.clear(retained=True)
+    assert registry.scrub("retained-secret-value", retained=True) == "retained-secret-value"
+
+
+def test_without_retaining_a_scope_drops_the_value_for_the_output_too() -> None:
+    registry = scrub.Registry()
+    with registry.task_scope():
+        registry.register("dropped-secret-value")
+    assert registry.scrub("dropped-secret-value", retained=True) == "dropped-secret-value"
+
+
 def _reachable(root: object) -> Iterator[Any]:
     seen: set[int] = set()
     todo = [root]

@@ -2,7 +2,7 @@
 
 The real supervisor path (where ``install`` engages) is proven by ``tests/guarantees/test_leaks.py``:
 there the scheduler's console, which LocalExecutor fills with every task line, holds no canary.
-Here each hook is given the values directly (``_KEPT``, what ``install`` feeds in a real task).
+Here the values are registered in the process registry directly, as the fetch does in a real task.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ def _joined(text: str) -> str:
 def kept() -> Iterator[None]:
     """The values a supervised task process would have registered."""
     for value in (MULTILINE, CANARY):
-        task_redaction._KEPT.register(value, allow_short=True)
+        scrub.register(value, allow_short=True)
     yield
-    task_redaction._KEPT.clear()
+    scrub.clear()
 
 
 def test_print_of_a_multiline_secret_is_redacted_whole(kept: None) -> None:
@@ -147,8 +147,8 @@ def test_the_descriptor_redactor_catches_what_bypasses_python_streams(
 
 EXITS_WITHOUT_FLUSHING = """
 import os, sys
-from cyberark_ops import task_redaction
-task_redaction._KEPT.register(sys.argv[1], allow_short=True)
+from cyberark_ops import scrub, task_redaction
+scrub.register(sys.argv[1], allow_short=True)
 task_redaction._redirect_descriptors()
 os.write(1, ("tail " + sys.argv[1]).encode())  # no newline: held back
 print("printed", sys.argv[1])  # in Python's buffer: os._exit never flushes it
@@ -339,5 +339,104 @@ def test_install_does_nothing_outside_a_supervised_task() -> None:
     assert not task_redaction.supervised()
     assert task_redaction.install() is False
     assert not isinstance(sys.stdout, RedactingStream)
-    task_redaction.keep(CANARY)
-    assert len(task_redaction._KEPT) == 0, "nothing kept outside a supervised task"
+    with scrub.task_scope():
+        scrub.register(CANARY)
+    assert scrub.registry().scrub(CANARY, retained=True) == CANARY, "nothing kept outside a supervised task"
+
+
+FAKE_SUPERVISED = """
+import json, os, sys
+import structlog
+import airflow.sdk.execution_time.task_runner as runner
+import cyberark_ops._compat as compat
+
+runner.SUPERVISOR_COMMS = object()  # what supervised() looks for; nothing is sent through it here
+compat.mask_secret = lambda *args, **kwargs: None
+renderer = structlog.get_config()["processors"][-1]
+before = {"stdout": sys.stdout, "stderr": sys.stderr, "exit": os._exit, "renderer": renderer}
+"""
+
+REGISTERS_ONLY = (
+    FAKE_SUPERVISED
+    + """
+from cyberark_ops import scrub
+scrub.register(sys.argv[1])
+with scrub.task_scope():
+    scrub.register(sys.argv[1] + "-scoped")
+from airflow.sdk.execution_time.xcom import XCom
+print(json.dumps({
+    "task_redaction loaded": "cyberark_ops.task_redaction" in sys.modules,
+    "streams kept": sys.stdout is before["stdout"] and sys.stderr is before["stderr"],
+    "os._exit kept": os._exit is before["exit"],
+    "renderer kept": structlog.get_config()["processors"][-1] is before["renderer"],
+    "xcom kept": not getattr(XCom, "_cyberark_scrubbed", False),
+}))
+"""
+)
+
+
+def test_registering_installs_no_process_wide_patch() -> None:
+    """``import cyberark_ops.scrub`` and ``scrub.register`` in a supervised task process touch
+    nothing process-wide: installing the task process's redaction is the glue's explicit call."""
+    done = subprocess.run(
+        [sys.executable, "-c", REGISTERS_ONLY, CANARY], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "task_redaction loaded": False,
+        "streams kept": True,
+        "os._exit kept": True,
+        "renderer kept": True,
+        "xcom kept": True,
+    }
+
+
+INSTALLS_TWICE_AND_NESTED = (
+    FAKE_SUPERVISED
+    + """
+from cyberark_ops import scrub, task_redaction
+from cyberark_ops.fetch import register_fetched
+from cyberark_ops.task_redaction import RedactingStream, _RedactedRenderer
+from airflow.sdk.execution_time.xcom import XCom
+
+assert task_redaction.install() and task_redaction.install()
+serialize_value = XCom.__dict__["serialize_value"]
+with scrub.task_scope():
+    register_fetched(sys.argv[1], "the canary")  # the fetch installs again, inside a task scope
+    assert task_redaction.install()
+renderer = structlog.get_config()["processors"][-1]
+report = {
+    "descriptor redactors": len(task_redaction._redactors),
+    "streams wrapped once": all(
+        isinstance(s, RedactingStream) and not isinstance(s._target, RedactingStream) for s in (sys.stdout, sys.stderr)
+    ),
+    "renderer wrapped once": isinstance(renderer, _RedactedRenderer)
+    and not isinstance(renderer.renderer, _RedactedRenderer),
+    "xcom wrapped once": XCom.__dict__["serialize_value"] is serialize_value,
+    "kept after the scope": scrub.registry().scrub(sys.argv[1], retained=True) == "***",
+    "return values no longer scrubbed": scrub.scrub(sys.argv[1]) == sys.argv[1],
+}
+sys.stdout.write(json.dumps(report) + "\\n")
+print("printed", sys.argv[1])
+"""
+)
+
+
+def test_explicit_and_nested_installation_is_idempotent() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", INSTALLS_TWICE_AND_NESTED, CANARY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    *_, report, printed = done.stdout.strip().splitlines()
+    assert json.loads(report) == {
+        "descriptor redactors": 2,
+        "streams wrapped once": True,
+        "renderer wrapped once": True,
+        "xcom wrapped once": True,
+        "kept after the scope": True,
+        "return values no longer scrubbed": True,
+    }
+    assert printed == "printed ***"
+    _absent(done.stdout + done.stderr, CANARY)

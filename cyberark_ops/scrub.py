@@ -87,7 +87,14 @@ def scrub_exception(error: BaseException, secrets: Registry | Iterable[str] | No
 
 
 def task_scope() -> AbstractContextManager[Registry]:
-    """``with task_scope(): ...``: what is registered inside is dropped when the outermost scope ends."""
+    """``with task_scope(): ...``: what is registered inside is dropped when the outermost scope ends.
+
+    Task code that registers values it got some other way opens one: in a supervised task process
+    it also installs the process's own output redaction (``task_redaction.install``), which a
+    fetch installs by itself and ``register`` alone never does."""
+    from cyberark_ops.task_redaction import install  # structlog and the XCom hooks: not on import
+
+    install()
     return _REGISTRY.task_scope()
 
 

@@ -44,7 +44,8 @@ import time
 from collections.abc import Callable
 from typing import Any, NoReturn, TextIO
 
-from cyberark_ops import scrub
+from cyberark_ops.redaction.matcher import REPLACEMENT
+from cyberark_ops.redaction.registry import process_registry
 
 _lock = threading.Lock()
 _installed = threading.Event()
@@ -61,7 +62,7 @@ _DROPPED = b"[cyberark-ops: output dropped, it could not be redacted]\n"
 
 def _redact_retained(value: Any) -> Any:
     """``value`` without any form of a secret registered in this process, scopes ended or not."""
-    return scrub.registry().scrub(value, retained=True)
+    return process_registry().scrub(value, retained=True)
 
 
 @functools.cache
@@ -311,7 +312,7 @@ def redact_json(structure: Any, redact: Callable[[Any], Any] | None = None) -> A
     try:
         clean = redact(structure)
     except Exception:  # noqa: BLE001 - fail closed
-        return scrub.REPLACEMENT
+        return REPLACEMENT
     if isinstance(clean, str):
         return clean
     try:
@@ -324,7 +325,7 @@ def redact_json(structure: Any, redact: Callable[[Any], Any] | None = None) -> A
     try:
         return json.loads(redacted)
     except ValueError:
-        return scrub.REPLACEMENT
+        return REPLACEMENT
 
 
 def _scrub_xcom() -> None:
@@ -407,7 +408,7 @@ def install() -> bool:
                 wrapped = RedactingStream(stream)
                 _fork_safe(wrapped._lock)
                 setattr(sys, name, wrapped)
-        registry = scrub.registry()
+        registry = process_registry()
         registry.retain_after_scopes()
         # The descriptor redactors use it from their own threads.
         _fork_safe(getattr(registry, "_lock", None))

@@ -361,8 +361,7 @@ REGISTERS_ONLY = (
     + """
 from cyberark_ops import scrub
 scrub.register(sys.argv[1])
-with scrub.task_scope():
-    scrub.register(sys.argv[1] + "-scoped")
+scrub.register(sys.argv[1] + "-again", username="svc")
 from airflow.sdk.execution_time.xcom import XCom
 print(json.dumps({
     "task_redaction loaded": "cyberark_ops.task_redaction" in sys.modules,
@@ -388,6 +387,32 @@ def test_registering_installs_no_process_wide_patch() -> None:
         "renderer kept": True,
         "xcom kept": True,
     }
+
+
+USER_SCOPE = (
+    FAKE_SUPERVISED
+    + """
+from cyberark_ops import scrub
+from cyberark_ops.task_redaction import RedactingStream
+with scrub.task_scope():
+    scrub.register(sys.argv[1])  # a value the task got some other way than a fetch
+    print(json.dumps({"streams wrapped": isinstance(sys.stdout, RedactingStream)}))
+    print("the task printed", repr(sys.argv[1]), flush=True)
+    os.write(1, ("and wrote " + json.dumps(sys.argv[1]) + "\\n").encode())
+"""
+)
+
+
+def test_a_task_scope_opened_by_task_code_installs_the_output_redaction() -> None:
+    """Task code that registers a value it did not fetch through cyberark-ops opens a task scope
+    (as docs/scrubbing.md shows): that installs the redaction of the process's own output."""
+    done = subprocess.run(
+        [sys.executable, "-c", USER_SCOPE, CANARY], capture_output=True, text=True, timeout=120, check=True
+    )
+    first, *rest = done.stdout.strip().splitlines()
+    assert json.loads(first) == {"streams wrapped": True}
+    assert rest == ['the task printed "***"', 'and wrote "***"']
+    assert not [name for name, form in scrub.leak_forms(CANARY).items() if form in done.stdout]
 
 
 INSTALLS_TWICE_AND_NESTED = (

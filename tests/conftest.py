@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ from hypothesis import settings
 
 from cyberark_ops.client.pacing import DIRECTORY_VARIABLE
 from cyberark_ops.devserver import DevServer
+from cyberark_ops.testing.process_state import reset_process_state
 
 pytest_plugins = ["cyberark_ops.testing.pytest_plugin"]
 
@@ -61,14 +61,12 @@ if os.environ.get("CI"):
 
 
 @pytest.fixture(autouse=True)
-def _no_secret_outlives_its_test() -> Iterator[None]:
-    """What one test registers (the secrets backend's values stay registered until ``clear()``, as
-    in a task process) must not decide what the next test's scrubbing sees. Only where a test
-    already loaded the engine: importing it here would change what import-cost tests measure."""
+def _each_test_starts_as_a_new_task_process() -> Iterator[None]:
+    """One place resets every process-wide cache and registry after each test (token cache,
+    backend cache and clients, fixed-rate budgets, pacers, redaction registry): what one test left
+    there must not decide what the next one sees. See ``cyberark_ops.testing.process_state``."""
     yield
-    registry_module = sys.modules.get("cyberark_ops.scrub")
-    if registry_module is not None:
-        registry_module.clear()
+    reset_process_state()
 
 
 @pytest.fixture(scope="session", autouse=True)

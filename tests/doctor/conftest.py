@@ -7,25 +7,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from cyberark_ops import doctor
-from cyberark_ops.client import PROCESS_TOKEN_CACHE
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.connections import devserver_connections
 from cyberark_ops.devserver.seed import load_seed
 from cyberark_ops.settings import ConnectionSettings
 
 Conn = dict[str, Any]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tokens() -> None:
-    PROCESS_TOKEN_CACHE.clear()
 
 
 def demo_connections(server: DevServer) -> dict[str, Conn]:

@@ -72,8 +72,4 @@ class Connections:
 
 @pytest.fixture
 def conns(make_server: Callable[..., DevServer], monkeypatch: pytest.MonkeyPatch) -> Iterator[Connections]:
-    from cyberark_ops.client import PROCESS_TOKEN_CACHE
-
-    PROCESS_TOKEN_CACHE.clear()
     yield Connections(make_server(), monkeypatch)
-    PROCESS_TOKEN_CACHE.clear()

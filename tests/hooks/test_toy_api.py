@@ -13,7 +13,7 @@ from cyberark_ops.apis import api_names
 from cyberark_ops.client import NotFound
 from cyberark_ops.devserver import DEFAULT_APIS, DevServer
 from cyberark_ops.hooks.cyberark import CyberArkHook
-from cyberark_ops.secrets import CyberArkSecretsBackend, reset_backend_state
+from cyberark_ops.secrets import CyberArkSecretsBackend
 from tests.hooks.conftest import Connections
 from tests.toyapi.emulator import ToyApi
 from tests.toyapi.registration import register_toy, unregister_toy
@@ -33,7 +33,6 @@ def toy(make_server: Callable[..., DevServer], monkeypatch: pytest.MonkeyPatch) 
     server = make_server(SEED, apis={**DEFAULT_APIS, "toy": ToyApi})
     yield Connections(server, monkeypatch)
     unregister_toy()
-    reset_backend_state()
 
 
 def test_the_hook_fetches_from_a_registered_fourth_api(toy: Connections) -> None:

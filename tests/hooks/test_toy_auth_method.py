@@ -16,7 +16,7 @@ from cyberark_ops.apis import api_spec
 from cyberark_ops.client import ConfigurationError
 from cyberark_ops.hooks.cyberark import CyberArkHook
 from cyberark_ops.provider_info import AUTH_METHOD_NAMES, provider_info
-from cyberark_ops.secrets import CyberArkSecretsBackend, reset_backend_state
+from cyberark_ops.secrets import CyberArkSecretsBackend
 from cyberark_ops.settings import ConnectionSettings
 from tests.hooks.conftest import FAST_EXTRAS, Connections
 from tests.toyapi.auth_method import METHOD, REMEDY, register_toy_password, unregister_toy_password
@@ -32,7 +32,6 @@ def toy_password(conns: Connections) -> Iterator[Connections]:
     register_toy_password()
     yield conns
     unregister_toy_password()
-    reset_backend_state()
 
 
 def _form_choices() -> list[str | None]:

@@ -138,13 +138,9 @@ def set_my_password(password: str, user: str = MY_USER) -> None:
 @pytest.fixture
 def vault(make_server: Callable[..., DevServer], monkeypatch: pytest.MonkeyPatch) -> Iterator[Connections]:
     """The dev server (CCP over mutual TLS) and a ``cyberark_ccp`` connection in the environment."""
-    from cyberark_ops.client import PROCESS_TOKEN_CACHE
-
-    PROCESS_TOKEN_CACHE.clear()
     conns = Connections(make_server(vaulted_seed()), monkeypatch)
     conns.ccp()
     yield conns
-    PROCESS_TOKEN_CACHE.clear()
 
 
 @pytest.fixture

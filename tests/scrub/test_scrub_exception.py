@@ -18,7 +18,6 @@ import pytest
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 
 from cyberark_ops import CyberArkHook, VaultedSqlOperator, scrub, vaulted, with_cyberark_secret
-from cyberark_ops.client import PROCESS_TOKEN_CACHE
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.seed import demo_seed
 from cyberark_ops.secrets import CyberArkSecretsBackend, VaultLookupFailed, reset_backend_state
@@ -54,19 +53,15 @@ def _absent(error: BaseException, value: str) -> None:
 @pytest.fixture
 def conns(make_server: Callable[..., DevServer], monkeypatch: pytest.MonkeyPatch) -> Iterator[Connections]:
     """The dev server's demo seed, as ``tests/hooks`` has it."""
-    PROCESS_TOKEN_CACHE.clear()
     yield Connections(make_server(), monkeypatch)
-    PROCESS_TOKEN_CACHE.clear()
 
 
 @pytest.fixture
 def vault(make_server: Callable[..., DevServer], monkeypatch: pytest.MonkeyPatch) -> Iterator[Connections]:
     """The dev server with the operators' PostgreSQL account, as ``tests/operators`` has it."""
-    PROCESS_TOKEN_CACHE.clear()
     found = Connections(make_server(vaulted_seed()), monkeypatch)
     found.ccp()
     yield found
-    PROCESS_TOKEN_CACHE.clear()
 
 
 @pytest.fixture

@@ -9,9 +9,13 @@ from typing import Any
 
 import pytest
 
-from cyberark_ops.client import PROCESS_TOKEN_CACHE, ConfigurationError
+from cyberark_ops import scrub, secrets
+from cyberark_ops.client import ConfigurationError
+from cyberark_ops.client.pacing import MACHINE_WIDE
 from cyberark_ops.devserver import DevServer
+from cyberark_ops.fetch import _fixed_pacing
 from cyberark_ops.secrets import CyberArkSecretsBackend, VaultLookupFailed, reset_backend_state
+from cyberark_ops.testing.process_state import reset_process_state
 from tests.client.conftest import HOST_API_KEY, HOST_LOGIN, PVWA_PASSWORD, PVWA_USER
 
 
@@ -72,11 +76,7 @@ class Vault:
 
 @pytest.fixture
 def vault(make_server: Callable[..., DevServer], tmp_path: Path) -> Iterator[Vault]:
-    reset_backend_state()
-    PROCESS_TOKEN_CACHE.clear()
     yield Vault(make_server(), tmp_path)
-    reset_backend_state()
-    PROCESS_TOKEN_CACHE.clear()
 
 
 def test_conjur_serves_connections_variables_and_config(vault: Vault) -> None:
@@ -246,3 +246,29 @@ def test_a_backend_without_a_credential_source_says_which_settings_give_one(vaul
         VaultLookupFailed, match="api_key_file: the API key is required: set api_key_file or api_key_env"
     ):
         backend.get_conn_value("x")
+
+
+# --- reset_process_state: the root test fixture's one call ----------------------------------
+
+
+def _authentications(vault: Vault) -> int:
+    return sum(1 for event in vault.server.app.audit.events() if event["action"] == "conjur.authenticate")
+
+
+def test_a_reset_process_looks_up_authenticates_and_paces_anew(vault: Vault) -> None:
+    backend = vault.conjur(rate_limit_per_second=50)
+    value = backend.get_variable("password")
+    assert value and backend.get_variable("password") == value
+    assert _authentications(vault) == 1, "the second lookup came from the backend's cache"
+    assert secrets._FETCHERS and _fixed_pacing.cache_info().currsize == 1
+    assert scrub.scrub(f"x {value} y") == "x *** y"
+    MACHINE_WIDE.pacer(vault.info["url"]).rate = 5.0
+
+    reset_process_state()
+
+    assert not secrets._FETCHERS
+    assert _fixed_pacing.cache_info().currsize == 0
+    assert MACHINE_WIDE.pacer(vault.info["url"]).rate is None
+    assert scrub.scrub(f"x {value} y") == f"x {value} y"
+    assert vault.conjur().get_variable("password") == value
+    assert _authentications(vault) == 2, "neither the cached value nor the cached token survived"

@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cyberark_ops import lookup_patterns
-from cyberark_ops.client import PROCESS_TOKEN_CACHE, ConfigurationError
+from cyberark_ops.client import ConfigurationError
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.seed import demo_seed
-from cyberark_ops.secrets import MAX_ID_LENGTH, VaultLookupFailed, reset_backend_state
+from cyberark_ops.secrets import MAX_ID_LENGTH, VaultLookupFailed
 from tests.client.conftest import HOST_LOGIN
 
 from .test_backend import Vault
@@ -54,11 +54,7 @@ def _hostile_seed() -> dict[str, Any]:
 
 @pytest.fixture
 def vault(make_server: Callable[..., DevServer], tmp_path: Path) -> Iterator[Vault]:
-    reset_backend_state()
-    PROCESS_TOKEN_CACHE.clear()
     yield Vault(make_server(_hostile_seed()), tmp_path)
-    reset_backend_state()
-    PROCESS_TOKEN_CACHE.clear()
 
 
 # -- 12: no failure falls through silently ----------------------------------------------------------

@@ -153,6 +153,16 @@ def _fix_rendering(error: BaseException, secrets: Any) -> bool:
     return True
 
 
+def _each_once(first: BaseException, visit: Callable[[BaseException], list[BaseException]]) -> None:
+    """Calls ``visit`` on ``first`` and on every exception it returns, each once (chains can loop)."""
+    pending, seen = [first], set()
+    while pending:
+        current = pending.pop()
+        if id(current) not in seen:
+            seen.add(id(current))
+            pending.extend(visit(current))
+
+
 def scrub_exception(error: BaseException, secrets: Any = None) -> BaseException:
     """``error`` with every form of every secret replaced by ``***`` in its args, notes and
     attributes, and in every exception of its ``__cause__`` / ``__context__`` chain and group.
@@ -163,22 +173,22 @@ def scrub_exception(error: BaseException, secrets: Any = None) -> BaseException:
     is impossible is a ``RuntimeError`` returned, naming the type, with the scrubbed message and
     the same traceback (raise it ``from None``). ``secrets`` as in :func:`scrub.scrub`.
     """
-    pending, seen = [error], set()
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        _scrub_one(current, secrets, pending)
-    clean = True
-    stack, checked = [error], set()
-    while stack:
-        current = stack.pop()
-        if id(current) in checked:
-            continue
-        checked.add(id(current))
-        clean = _fix_rendering(current, secrets) and clean
-        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+
+    def scrub_one(current: BaseException) -> list[BaseException]:
+        found: list[BaseException] = []
+        _scrub_one(current, secrets, found)
+        return found
+
+    _each_once(error, scrub_one)
+    unfixed: list[BaseException] = []
+
+    def fix_rendering(current: BaseException) -> list[BaseException]:
+        if not _fix_rendering(current, secrets):
+            unfixed.append(current)
+        return [e for e in (current.__cause__, current.__context__) if e is not None]
+
+    _each_once(error, fix_rendering)
+    clean = not unfixed
     formatted = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     if clean and not _leaks(formatted, secrets):
         return error

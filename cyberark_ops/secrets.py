@@ -348,19 +348,23 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
     def _failure(self, kind: str, item: str, path: str, problem: str) -> VaultLookupFailed:
         return VaultLookupFailed(self._message(kind, item, path, problem))
 
+    def _json_object(self, stored: Any, conn_id: str, path: str, what: str) -> dict[str, Any]:
+        """``stored`` (JSON text, or what the vault already parsed) as an object, or a lookup
+        failure naming ``what``, the id and the path, never the value."""
+        try:
+            data = parse_json(stored) if isinstance(stored, str) else stored
+        except ValueError as exc:
+            problem = getattr(exc, "msg", "not JSON")
+            raise self._failure("connections", conn_id, path, f"{what} is not valid JSON ({problem})") from None
+        if not isinstance(data, dict):
+            raise self._failure("connections", conn_id, path, f"{what} holds JSON that is not an object")
+        return data
+
     def _connection_value(self, conn_id: str, path: str, credential: Credential) -> str:
         stored = credential.secret
         head = stored.lstrip()[:1]
         if self.connection_format == "json" or (self.connection_format == "auto" and head == "{"):
-            try:
-                data = parse_json(stored)
-            except ValueError as exc:
-                message = getattr(exc, "msg", "not JSON")
-                raise self._failure(
-                    "connections", conn_id, path, f"the stored connection is not valid JSON ({message})"
-                ) from None
-            if not isinstance(data, dict):
-                raise self._failure("connections", conn_id, path, "the stored connection JSON is not an object")
+            data = self._json_object(stored, conn_id, path, "the stored connection")
             self._register_password(path, data.get("password"), data.get("login"))
             return stored
         if self.connection_format == "uri" or (self.connection_format == "auto" and "://" in stored[:64]):
@@ -415,16 +419,7 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
                 conn[key] = value
         stored_extra = extra.get("extra") or extra.get("Extra")
         if stored_extra:
-            try:
-                parsed = parse_json(stored_extra) if isinstance(stored_extra, str) else stored_extra
-            except ValueError as exc:
-                problem = getattr(exc, "msg", "not JSON")
-                raise self._failure(
-                    "connections", conn_id, path, f"the account's Extra property is not valid JSON ({problem})"
-                ) from None
-            if not isinstance(parsed, dict):
-                raise self._failure("connections", conn_id, path, "the account's Extra property is not a JSON object")
-            conn["extra"] = parsed
+            conn["extra"] = self._json_object(stored_extra, conn_id, path, "the account's Extra property")
         return json.dumps(conn)
 
 

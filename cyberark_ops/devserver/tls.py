@@ -134,25 +134,8 @@ def ensure_tls_files(state_dir: Path, extra_hosts: tuple[str, ...] = ()) -> TLSF
             san.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             san.append(x509.DNSName(host))
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = _issue(
-        _name("localhost"),
-        server_key.public_key(),
-        ca_name,
-        ca_key,
-        is_ca=False,
-        usage=[ExtendedKeyUsageOID.SERVER_AUTH],
-        san=san,
-    )
-    client_key = ec.generate_private_key(ec.SECP256R1())
-    client_cert = _issue(
-        _name("airflow-client"),
-        client_key.public_key(),
-        ca_name,
-        ca_key,
-        is_ca=False,
-        usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
-    )
+    server_key, server_cert = _leaf("localhost", ca_name, ca_key, ExtendedKeyUsageOID.SERVER_AUTH, san=san)
+    client_key, client_cert = _leaf("airflow-client", ca_name, ca_key, ExtendedKeyUsageOID.CLIENT_AUTH)
     pem = serialization.Encoding.PEM
     files.ca_cert.write_bytes(ca_cert.public_bytes(pem))
     _write_private(state_dir / "ca-key.pem", _key_pem(ca_key))
@@ -163,21 +146,26 @@ def ensure_tls_files(state_dir: Path, extra_hosts: tuple[str, ...] = ()) -> TLSF
     return files
 
 
+def _leaf(
+    common_name: str,
+    ca_name: x509.Name,
+    ca_key: ec.EllipticCurvePrivateKey,
+    usage: x509.ObjectIdentifier,
+    *,
+    san: list[x509.GeneralName] | None = None,
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A new key and its certificate from the dev CA, for a server or a client."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key, _issue(_name(common_name), key.public_key(), ca_name, ca_key, is_ca=False, usage=[usage], san=san)
+
+
 def issue_client_certificate(state_dir: Path, common_name: str, out_dir: Path) -> tuple[Path, Path]:
     """Issues another client certificate from the dev CA (e.g. one an AppID does not allow)."""
     ca_cert = x509.load_pem_x509_certificate((state_dir / "ca.pem").read_bytes())
     loaded = serialization.load_pem_private_key((state_dir / "ca-key.pem").read_bytes(), password=None)
     if not isinstance(loaded, ec.EllipticCurvePrivateKey):
         raise TypeError("the dev CA key is not an EC key")
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = _issue(
-        _name(common_name),
-        key.public_key(),
-        ca_cert.subject,
-        loaded,
-        is_ca=False,
-        usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
-    )
+    key, cert = _leaf(common_name, ca_cert.subject, loaded, ExtendedKeyUsageOID.CLIENT_AUTH)
     out_dir.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = out_dir / f"{common_name}.pem", out_dir / f"{common_name}-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

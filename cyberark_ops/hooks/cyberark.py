@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._compat import BaseHook
-from ..apis import BUILTIN_APIS
 from ..scrub_exceptions import scrubs_exceptions
 
 if TYPE_CHECKING:
@@ -203,5 +202,4 @@ class CyberArkHook(BaseHook):
         return widgets
 
 
-API_KINDS = BUILTIN_APIS  # the name this module exported before the API table existed
-__all__ = ["API_KINDS", "CyberArkHook"]
+__all__ = ["CyberArkHook"]

@@ -114,7 +114,7 @@ def test_a_fetcher_refuses_pickling(conns: Connections) -> None:
 
 
 def test_one_table_names_the_apis_everywhere() -> None:
-    assert BUILTIN_APIS == ("conjur", "ccp", "pvwa", "privileged-cloud")
+    assert BUILTIN_APIS == ("conjur", "ccp", "pvwa", "privilege-cloud")
     assert api_names()[: len(BUILTIN_APIS)] == BUILTIN_APIS
     assert CONN_FIELDS["api"]["schema"]["enum"] == [*BUILTIN_APIS, None]
     pvwa = api_spec("pvwa")

@@ -108,6 +108,8 @@ def test_pvwa_references() -> None:
     alias = parse_ref("privilege-cloud:DB-Prod/pg-prod")
     assert isinstance(alias, PVWARef)
     assert (alias.safe, alias.name, alias.scheme) == ("DB-Prod", "pg-prod", "privilege-cloud")
+    with pytest.raises(ConfigurationError, match="unknown scheme"):
+        parse_ref("privileged-cloud:DB-Prod/pg-prod")  # the product is Privilege Cloud
     assert str(parse_ref("pvwa:id=2_1")) == "pvwa:id=2_1"
     # An account name may contain '/'; the safe is up to the first one.
     assert parse_ref("pvwa:App-Dev/web/api") == PVWARef(safe="App-Dev", name="web/api")

@@ -79,6 +79,11 @@ def test_backend_kwargs_name_the_nearest_setting_for_a_typo(conns: Connections) 
         ConnectionSettings.from_backend_kwargs({**backend_kwargs(conns), "ca_bundel": "x"})
 
 
+def test_api_kind_is_not_an_alias_of_api(conns: Connections) -> None:
+    with pytest.raises(ConfigurationError, match="api_kind: not a known setting"):
+        ConnectionSettings.from_backend_kwargs({**backend_kwargs(conns), "api_kind": "conjur"})
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

@@ -108,7 +108,11 @@ def operator_rows(server: Server, config: Config) -> list[Row]:
 
             plain = SQLExecuteQueryOperator(task_id="plain", conn_id="bench_sqlite", sql=sql)
             vaulted = TimedVaultedSqlOperator(
-                task_id="vaulted", vault_conn_id="bench_cyberark", credential=SECRET_ID, conn_id="bench_sqlite", sql=sql
+                task_id="vaulted",
+                vault_conn_id="bench_cyberark",
+                credential_ref=SECRET_ID,
+                conn_id="bench_sqlite",
+                sql=sql,
             )
 
             def run_vaulted(suffix: str) -> None:

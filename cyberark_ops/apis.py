@@ -342,7 +342,7 @@ register_api(
 )
 register_api(
     ApiSpec(
-        name="privileged-cloud",
+        name="privilege-cloud",
         label="Privilege Cloud",
         ref_scheme="pvwa",
         ref_types="cyberark_ops.client.refs:PVWARef",

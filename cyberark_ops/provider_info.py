@@ -34,7 +34,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     # rest of the settings (timeouts, retries, pacing, CCP waits, ...) go in the Extra JSON.
     "api": {
         "label": "CyberArk API",
-        "description": "conjur: Conjur / Secrets Manager · ccp: Central Credential Provider · pvwa · privileged-cloud",
+        "description": "conjur: Conjur / Secrets Manager · ccp: Central Credential Provider · pvwa · privilege-cloud",
         # A default, so the form opens on "conjur" rather than on a literal "null".
         "schema": {
             "type": ["string", "null"],

@@ -270,7 +270,7 @@ class ConnectionSettings:
             raise settings_error(
                 "api_key", "both the password field and the api_key extra hold an API key; keep one of them"
             )
-        api = _api_name(extras.get("api") or extras.get("api_kind"))
+        api = _api_name(extras.get("api"))
         if not host:
             raise settings_error("host", "the CyberArk base URL is required, e.g. https://conjur.example.com")
         base_url = _with_port(host.strip(), port)
@@ -481,7 +481,6 @@ def _refuse_unknown(
 # fields each API and auth method reads come from the API table.
 _COMMON_FIELDS = (
     "api",
-    "api_kind",
     "auth_method",
     "client_key_password",
     "verify",

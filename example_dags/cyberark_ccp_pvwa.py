@@ -1,7 +1,7 @@
 """CCP with a client certificate and a Reason, and PVWA / Privilege Cloud, through ``CyberArkHook``.
 
 ``cyberark_ccp`` authenticates with the client certificate its AppID requires; ``cyberark_pvwa``
-logs in to PVWA (for Privilege Cloud, the same code with a ``privileged-cloud`` connection). Each
+logs in to PVWA (for Privilege Cloud, the same code with a ``privilege-cloud`` connection). Each
 retrieval carries a reason naming the DAG, the task and the run, visible in the Vault's audit.
 
 A plain ``@task`` does not scrub its return value, so these tasks return only the accounts'

@@ -25,7 +25,7 @@ with DAG(
     VaultedSqlOperator(
         task_id="whoami",
         vault_conn_id="cyberark_ccp",
-        credential="ccp:Safe=DB-Prod;Object=pg-prod",
+        credential_ref="ccp:Safe=DB-Prod;Object=pg-prod",
         conn_type="postgres",
         vault_reason="warehouse health check",
         sql="select current_user, current_database()",

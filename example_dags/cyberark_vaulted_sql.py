@@ -6,7 +6,7 @@ account. Nothing lands in the metadata DB, the environment or a rendered templat
 
 Against the dev server's demo seed (``cyberark-ops devserver --print-connections`` prints the
 ``cyberark_ccp`` connection): the account ``App-Dev/sqlite-dev`` has a SQLite file as its address.
-On a real vault, point ``credential`` at your own Safe and Object.
+On a real vault, point ``credential_ref`` at your own Safe and Object.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ with DAG(
     VaultedSqlOperator(
         task_id="sales_by_region",
         vault_conn_id="cyberark_ccp",
-        credential="ccp:Safe=App-Dev;Object=sqlite-dev",
+        credential_ref="ccp:Safe=App-Dev;Object=sqlite-dev",
         conn_type="sqlite",
         vault_reason="daily sales report",
         sql="""

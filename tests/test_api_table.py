@@ -22,7 +22,7 @@ from cyberark_ops.settings import backend_fields, connection_fields
 
 # Every setting the connection and the backend accepted when settings listed them by hand.
 FORMER_FIELDS = {
-    "api", "api_kind", "auth_method", "account", "cloud", "api_key", "api_key_file", "api_key_env",
+    "api", "auth_method", "account", "cloud", "api_key", "api_key_file", "api_key_env",
     "password_file", "password_env", "jwt_service_id", "jwt_token_path", "jwt_token", "access_token_path",
     "app_id", "service_path", "fail_on_password_change", "password_change_retries", "password_change_wait",
     "connection_timeout", "identity_url", "client_key_password", "verify", "allow_insecure_http",
@@ -37,7 +37,7 @@ def test_the_fields_the_table_declares_are_the_fields_settings_accept() -> None:
 
 
 def test_each_auth_method_declares_the_extras_it_reads() -> None:
-    conjur, pvwa, cloud = api_spec("conjur"), api_spec("pvwa"), api_spec("privileged-cloud")
+    conjur, pvwa, cloud = api_spec("conjur"), api_spec("pvwa"), api_spec("privilege-cloud")
     assert conjur is not None and pvwa is not None and cloud is not None
     jwt = conjur.auth_method("jwt")
     assert jwt is not None and jwt.fields == ("jwt_service_id", "jwt_token_path", "jwt_token")
@@ -93,7 +93,7 @@ def test_builtin_schemes_cannot_be_taken_or_dropped() -> None:
         register_scheme("conjur", lambda reference, rest: None)
     unregister_scheme("pvwa")
     assert str(parse_ref("pvwa:Safe/acct")) == "pvwa:Safe/acct"
-    assert BUILTIN_APIS == ("conjur", "ccp", "pvwa", "privileged-cloud")
+    assert BUILTIN_APIS == ("conjur", "ccp", "pvwa", "privilege-cloud")
 
 
 def test_an_auth_method_is_a_builder_or_a_strategy() -> None:

@@ -79,7 +79,7 @@ def test_the_glue_loads_the_client_layer_only_when_a_fetch_runs() -> None:
         "import cyberark_ops.secrets",
         "from cyberark_ops import CyberArkHook, VaultedMixin, VaultedSqlOperator, vaulted",
         "CyberArkHook('cyberark_default')",
-        "VaultedSqlOperator(task_id='t', credential='db/pw', conn_type='sqlite', sql='select 1')",
+        "VaultedSqlOperator(task_id='t', credential_ref='db/pw', conn_type='sqlite', sql='select 1')",
         "from cyberark_ops.secrets import CyberArkSecretsBackend\n"
         "CyberArkSecretsBackend(connections_path='airflow/{conn_id}', url='https://conjur.example.com',\n"
         "                       account='acme', login='host/airflow', api_key_file='/run/key')",

@@ -141,7 +141,7 @@ class PVWARef:
 
 CredentialRef: TypeAlias = Union[ConjurRef, CCPRef, PVWARef]  # noqa: UP007 - a runtime alias on 3.10
 
-_PVWA_SCHEMES = ("pvwa", "privileged-cloud", "privilege-cloud")
+_PVWA_SCHEMES = ("pvwa", "privilege-cloud")
 REF_SCHEMES = ("conjur", "ccp", *_PVWA_SCHEMES)
 
 RefParser = Callable[[str, str], object]
@@ -171,7 +171,7 @@ def has_scheme(reference: str) -> bool:
 
 
 def parse_ref(reference: str) -> CredentialRef:
-    """Parses ``conjur:``, ``ccp:``, ``pvwa:`` and ``privileged-cloud:`` references, and those of
+    """Parses ``conjur:``, ``ccp:``, ``pvwa:`` and ``privilege-cloud:`` references, and those of
     every registered scheme, through the parser registered for the scheme."""
     if not isinstance(reference, str):
         raise ConfigurationError("reference: must be a string such as conjur:prod/db/password", field="reference")
@@ -179,10 +179,10 @@ def parse_ref(reference: str) -> CredentialRef:
     scheme, sep, rest = reference.partition(":")
     scheme = scheme.strip().lower()
     if not sep or not rest:
-        raise _ref_error(reference, "must start with conjur:, ccp:, pvwa: or privileged-cloud: followed by a target")
+        raise _ref_error(reference, "must start with conjur:, ccp:, pvwa: or privilege-cloud: followed by a target")
     parser = _SCHEMES.get(scheme)
     if parser is None:
-        raise _ref_error(reference, f"unknown scheme {scheme!r}; use conjur, ccp, pvwa or privileged-cloud")
+        raise _ref_error(reference, f"unknown scheme {scheme!r}; use conjur, ccp, pvwa or privilege-cloud")
     return parser(reference, rest)  # type: ignore[return-value]
 
 
@@ -245,8 +245,8 @@ def _parse_pvwa_scheme(reference: str, rest: str) -> PVWARef:
     return _parse_pvwa(reference, rest, "pvwa")
 
 
-def _parse_privileged_cloud(reference: str, rest: str) -> PVWARef:
-    return _parse_pvwa(reference, rest, "privileged-cloud")
+def _parse_privilege_cloud(reference: str, rest: str) -> PVWARef:
+    return _parse_pvwa(reference, rest, "privilege-cloud")
 
 
 _SCHEMES.update(
@@ -254,8 +254,7 @@ _SCHEMES.update(
         "conjur": _parse_conjur,
         "ccp": _parse_ccp,
         "pvwa": _parse_pvwa_scheme,
-        "privileged-cloud": _parse_privileged_cloud,
-        "privilege-cloud": _parse_privileged_cloud,
+        "privilege-cloud": _parse_privilege_cloud,
     }
 )
 

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from .._version import __version__
 from .errors import (
     ConfigurationError,
     CyberArkError,
@@ -52,7 +53,8 @@ log = logging.getLogger("cyberark_ops.client")
 EventCallback = Callable[[str, dict[str, "str | float"]], None]
 """``on_event(name, tags)``: ``request``, ``retry``, ``rate_limited``, ``token_renewal``, ``error``."""
 
-USER_AGENT = "cyberark-ops/0.1"
+USER_AGENT = f"cyberark-ops/{__version__}"
+"""Names the release in every request, so a server's access log tells which version called it."""
 E = TypeVar("E", bound=CyberArkError)
 
 # Hints for a call sent through an auth flow, used when the call brings none of its own.

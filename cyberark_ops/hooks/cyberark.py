@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._compat import BaseHook
-from ..apis import BUILTIN_APIS
 from ..scrub_exceptions import scrubs_exceptions
 
 if TYPE_CHECKING:
@@ -129,14 +128,14 @@ class CyberArkHook(BaseHook):
     # -- public fetch API --------------------------------------------------------------------------
 
     @scrubs_exceptions
-    def get_secret(self, path: str | CredentialRef) -> str:
+    def get_secret(self, ref: str | CredentialRef) -> str:
         """One secret value: a Conjur variable id, or a reference (``ccp:Safe=DB;Object=pg``)."""
-        return self.fetcher.get_secret(path)
+        return self.fetcher.get_secret(ref)
 
     @scrubs_exceptions
-    def get_secrets(self, paths: Iterable[str | CredentialRef]) -> dict[str, str]:
+    def get_secrets(self, refs: Iterable[str | CredentialRef]) -> dict[str, str]:
         """Several secrets, keyed as given. Conjur variables come in one batch request."""
-        return self.fetcher.get_secrets(paths)
+        return self.fetcher.get_secrets(refs)
 
     @scrubs_exceptions
     def get_credential(self, ref: str | CredentialRef) -> Credential:
@@ -203,5 +202,4 @@ class CyberArkHook(BaseHook):
         return widgets
 
 
-API_KINDS = BUILTIN_APIS  # the name this module exported before the API table existed
-__all__ = ["API_KINDS", "CyberArkHook"]
+__all__ = ["CyberArkHook"]

@@ -30,7 +30,7 @@ class VaultedSqlOperator(VaultedMixin, SQLExecuteQueryOperator):
     Every argument not listed here is ``SQLExecuteQueryOperator``'s.
 
     :param vault_conn_id: the ``cyberark`` connection to fetch through.
-    :param credential: the reference (``ccp:Safe=DB;Object=pg``, a Conjur variable id...); templated.
+    :param credential_ref: the reference (``ccp:Safe=DB;Object=pg``, a Conjur variable id...); templated.
     :param conn_id: an Airflow connection holding only the non-secret parts (host, schema, port,
         conn type, extras); None when the account carries address / port / database.
     :param conn_type: the hook's connection type (``postgres``, ``mysql``, ``sqlite``...), required
@@ -40,12 +40,12 @@ class VaultedSqlOperator(VaultedMixin, SQLExecuteQueryOperator):
         (it is then neither masked in logs nor scrubbed from the result: too short to search for).
     """
 
-    template_fields = (*SQLExecuteQueryOperator.template_fields, "credential")
+    template_fields = (*SQLExecuteQueryOperator.template_fields, "credential_ref")
 
     def __init__(
         self,
         *,
-        credential: str,
+        credential_ref: str,
         vault_conn_id: str = CyberArkHook.default_conn_name,
         conn_id: str | None = None,
         conn_type: str | None = None,
@@ -57,7 +57,7 @@ class VaultedSqlOperator(VaultedMixin, SQLExecuteQueryOperator):
         if conn_id is None and not conn_type:
             raise ConfigurationError("VaultedSqlOperator needs conn_id or conn_type", field="conn_type")
         super().__init__(
-            credential=credential,
+            credential_ref=credential_ref,
             vault_conn_id=vault_conn_id,
             conn_type=conn_type,
             conn_extra=conn_extra,

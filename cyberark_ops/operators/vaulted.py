@@ -171,7 +171,7 @@ def vault_connection(
 
 
 class VaultedMixin:
-    """Fetch ``credential`` through ``vault_conn_id`` in ``execute``; scrub the result; drop it.
+    """Fetch ``credential_ref`` through ``vault_conn_id`` in ``execute``; scrub the result; drop it.
 
     Put before the operator class (``class X(VaultedMixin, SomeOperator)``) or use :func:`vaulted`.
     The operator's hook gets the in-memory connection under ``target_conn_id``; ``secret_env``
@@ -181,7 +181,7 @@ class VaultedMixin:
     """
 
     vault_conn_id: str
-    credential: str
+    credential_ref: str
     target_conn_id: str | None
     conn_type: str | None
     conn_extra: Mapping[str, Any] | None
@@ -193,7 +193,7 @@ class VaultedMixin:
         self,
         *,
         vault_conn_id: str = CyberArkHook.default_conn_name,
-        credential: str,
+        credential_ref: str,
         target_conn_id: str | None = None,
         conn_type: str | None = None,
         conn_extra: Mapping[str, Any] | None = None,
@@ -204,7 +204,7 @@ class VaultedMixin:
     ) -> None:
         super().__init__(**kwargs)
         self.vault_conn_id = vault_conn_id
-        self.credential = credential
+        self.credential_ref = credential_ref
         self.target_conn_id = target_conn_id
         self.conn_type = conn_type
         self.conn_extra = dict(conn_extra) if conn_extra else None
@@ -218,19 +218,19 @@ class VaultedMixin:
     def fetch_credential(self) -> Credential:
         """Fetch (audited with dag/task/run); the fetch policy registers the value and refuses one
         Airflow would not mask (``cyberark_ops.fetch.register_fetched``)."""
-        if not isinstance(self.credential, str):
+        if not isinstance(self.credential_ref, str):
             # Templated: a Jinja expression may render to anything. The type only, never the value.
             raise ConfigurationError(
-                f"credential: must be a reference string such as prod/db/password, got "
-                f"{type(self.credential).__name__} (task {self.task_id!r})",
-                field="credential",
+                f"credential_ref: must be a reference string such as prod/db/password, got "
+                f"{type(self.credential_ref).__name__} (task {self.task_id!r})",
+                field="credential_ref",
             )
         # Closed at once: its keep-alive connection would otherwise stay open until garbage collection.
         # The fetch registers the value (once) and refuses it when too short to mask.
         with CyberArkHook(
             self.vault_conn_id, reason=self.vault_reason, allow_short_secret=self.allow_short_secret
         ) as hook:
-            cred = hook.get_credential(self.credential)
+            cred = hook.get_credential(self.credential_ref)
         self._vaulted = cred
         return cred
 
@@ -289,12 +289,12 @@ class VaultedMixin:
                             raise
                         if attempt == 2:
                             raise VaultedAuthError(
-                                f"the database rejected the login of {self.credential!r} again after fetching it "
+                                f"the database rejected the login of {self.credential_ref!r} again after fetching it "
                                 f"anew ({type(exc).__name__}); check the account in CyberArk and the database user"
                             ) from None
                         log.warning(
                             "The database rejected the login of %r (%s); fetching the credential again once",
-                            self.credential,
+                            self.credential_ref,
                             type(exc).__name__,
                         )
                         self._reset_vaulted()
@@ -306,7 +306,7 @@ class VaultedMixin:
 def vaulted(operator_class: type[OperatorT], *, name: str | None = None) -> type[OperatorT]:
     """``vaulted(SomeOperator)``: a subclass taking :class:`VaultedMixin`'s arguments as well.
 
-    ``credential`` is a reference and may be templated; the secret never enters a template field.
+    ``credential_ref`` is a reference and may be templated; the secret never enters a template field.
     """
     if not (isinstance(operator_class, type) and issubclass(operator_class, BaseOperator)):
         raise TypeError("vaulted() takes an operator class")
@@ -314,7 +314,7 @@ def vaulted(operator_class: type[OperatorT], *, name: str | None = None) -> type
     def __init__(self: Any, **kwargs: Any) -> None:
         VaultedMixin.__init__(self, **kwargs)
 
-    fields = tuple(dict.fromkeys((*operator_class.template_fields, "credential")))
+    fields = tuple(dict.fromkeys((*operator_class.template_fields, "credential_ref")))
     namespace = {
         "template_fields": fields,
         "__module__": operator_class.__module__,

@@ -104,19 +104,19 @@ class RotatedBeforeUse(VaultedSqlOperator):
 
 
 with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False):
-    CarelessSql(task_id="on_sqlite", vault_conn_id="cyberark_ccp", credential=PG_REF,
+    CarelessSql(task_id="on_sqlite", vault_conn_id="cyberark_ccp", credential_ref=PG_REF,
                 conn_id="local_sqlite", sql="select 'lite'")
-    CarelessSql(task_id="on_postgres", vault_conn_id="cyberark_ccp", credential=PG_REF,
+    CarelessSql(task_id="on_postgres", vault_conn_id="cyberark_ccp", credential_ref=PG_REF,
                 conn_type="postgres", sql="select current_user")
-    CarelessSql(task_id="on_mariadb", vault_conn_id="cyberark_ccp", credential=MY_REF,
+    CarelessSql(task_id="on_mariadb", vault_conn_id="cyberark_ccp", credential_ref=MY_REF,
                 conn_type="mysql", conn_extra={"client": "mysql-connector-python"}, sql="select current_user()")
-    RotatedBeforeUse(task_id="rotated_before_use", vault_conn_id="cyberark_ccp", credential=ROT_REF,
+    RotatedBeforeUse(task_id="rotated_before_use", vault_conn_id="cyberark_ccp", credential_ref=ROT_REF,
                      conn_type="mysql", conn_extra={"client": "mysql-connector-python"}, sql="select 42")
-    vaulted(SQLExecuteQueryOperator)(task_id="generic_sql", vault_conn_id="cyberark_ccp", credential=PG_REF,
+    vaulted(SQLExecuteQueryOperator)(task_id="generic_sql", vault_conn_id="cyberark_ccp", credential_ref=PG_REF,
                                      conn_id="vop_target", target_conn_id="vop_target", conn_type="postgres",
                                      sql="select current_user")
     vaulted(BashOperator)(
-        task_id="bash_child", vault_conn_id="cyberark_ccp", credential=PG_REF, secret_env="VOP_SECRET",
+        task_id="bash_child", vault_conn_id="cyberark_ccp", credential_ref=PG_REF, secret_env="VOP_SECRET",
         bash_command=(
             'if [ "$(printf %s "$VOP_SECRET" | sha256sum | cut -d" " -f1)" = "' + SHA + '" ]; '
             'then m=match; else m=differ; fi; '

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 
+from cyberark_ops._version import __version__
 from cyberark_ops.client import (
     PROCESS_TOKEN_CACHE,
     AuthenticationFailed,
@@ -57,6 +58,11 @@ def mint_jwt(vault: Vault, claims: dict[str, Any], ttl: int = 300) -> str:
 
 
 # -- authentication methods ------------------------------------------------------------------------
+
+
+def test_the_server_sees_the_package_version_as_user_agent(vault: Vault, token_cache: TokenCache) -> None:
+    with client_for(vault, token_cache) as client:
+        assert client.whoami()["user_agent"] == f"cyberark-ops/{__version__}"
 
 
 def test_api_key_as_host(vault: Vault, token_cache: TokenCache) -> None:

@@ -175,7 +175,7 @@ def test_search_pages_through_results(vault: Vault) -> None:
 def test_get_by_reference_and_id(vault: Vault) -> None:
     with pvwa(vault) as client:
         by_id = client.get(PVWARef(account_id="2_1"))
-        alias = parse_ref("privileged-cloud:App-Dev/sqlite-dev")
+        alias = parse_ref("privilege-cloud:App-Dev/sqlite-dev")
         assert isinstance(alias, PVWARef)
         by_name = client.get(alias)
     assert by_id.secret == "Pg-Pr0d-Dev!" and by_id.source == "pvwa:id=2_1"

@@ -105,9 +105,11 @@ def test_ccp_values_are_checked_per_parameter() -> None:
 def test_pvwa_references() -> None:
     assert parse_ref("pvwa:DB-Prod/pg-prod") == PVWARef(safe="DB-Prod", name="pg-prod")
     assert parse_ref("pvwa:id=25_3") == PVWARef(account_id="25_3")
-    alias = parse_ref("privileged-cloud:DB-Prod/pg-prod")
+    alias = parse_ref("privilege-cloud:DB-Prod/pg-prod")
     assert isinstance(alias, PVWARef)
-    assert (alias.safe, alias.name, alias.scheme) == ("DB-Prod", "pg-prod", "privileged-cloud")
+    assert (alias.safe, alias.name, alias.scheme) == ("DB-Prod", "pg-prod", "privilege-cloud")
+    with pytest.raises(ConfigurationError, match="unknown scheme"):
+        parse_ref("privileged-cloud:DB-Prod/pg-prod")  # the product is Privilege Cloud
     assert str(parse_ref("pvwa:id=2_1")) == "pvwa:id=2_1"
     # An account name may contain '/'; the safe is up to the first one.
     assert parse_ref("pvwa:App-Dev/web/api") == PVWARef(safe="App-Dev", name="web/api")

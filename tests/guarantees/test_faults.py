@@ -333,7 +333,7 @@ def fetch(
         op = _operator_class(between)(
             task_id=f"faults_{api}",
             vault_conn_id=lab.conn(api, **conn_kwargs),
-            credential=ref,
+            credential_ref=ref,
             conn_id="flt_maria" if on_maria else "flt_sqlite",
             conn_extra={"client": "mysql-connector-python"} if on_maria else None,
             sql="select current_user()" if on_maria else INSERTS,

@@ -56,12 +56,12 @@ class Connections:
     def pvwa(self, conn_id: str = "cyberark_pvwa", **extra: Any) -> str:
         return self.add(conn_id, login=PVWA_USER, password=PVWA_PASSWORD, api="pvwa", **extra)
 
-    def privileged_cloud(self, conn_id: str = "cyberark_pcloud") -> str:
+    def privilege_cloud(self, conn_id: str = "cyberark_pcloud") -> str:
         return self.add(
             conn_id,
             login=PLATFORM_CLIENT_ID,
             password=PLATFORM_CLIENT_SECRET,
-            api="privileged-cloud",
+            api="privilege-cloud",
             identity_url=self.info["url"],
         )
 

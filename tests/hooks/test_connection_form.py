@@ -42,13 +42,12 @@ def test_the_form_offers_the_common_extras_and_the_rest_go_in_the_extra_json() -
     from cyberark_ops.settings import connection_fields
 
     assert set(CONN_FIELDS) <= set(connection_fields())
-    # Read from the Extra JSON as before (docs/hook.md lists them); api_kind: a legacy alias of
-    # api; api_key and jwt_token: deprecated, read from connections saved by the former form.
+    # Read from the Extra JSON as before (docs/hook.md lists them); api_key and jwt_token:
+    # deprecated, read from connections saved by the former form.
     assert set(connection_fields()) - set(CONN_FIELDS) == {
         "allow_insecure_http",
         "api_key",
         "api_key_env",
-        "api_kind",
         "backoff_base",
         "backoff_max",
         "cloud",

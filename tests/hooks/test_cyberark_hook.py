@@ -73,15 +73,15 @@ def test_pvwa_credential_logs_on_and_off_per_fetch(conns: Connections) -> None:
     assert "pvwa.retrieve_password" in actions
 
 
-def test_privileged_cloud_uses_a_platform_token(conns: Connections) -> None:
-    hook = CyberArkHook(conns.privileged_cloud())
-    credential = hook.get_credential("privileged-cloud:DB-Prod/pg-prod")
+def test_privilege_cloud_uses_a_platform_token(conns: Connections) -> None:
+    hook = CyberArkHook(conns.privilege_cloud())
+    credential = hook.get_credential("privilege-cloud:DB-Prod/pg-prod")
     assert credential.secret == "Pg-Pr0d-Dev!"
     assert conns.calls()[0]["action"] == "pvwa.platform_token"
 
 
 def test_test_connection_authenticates_only(conns: Connections) -> None:
-    for conn_id in (conns.conjur(), conns.pvwa(), conns.privileged_cloud(), conns.ccp()):
+    for conn_id in (conns.conjur(), conns.pvwa(), conns.privilege_cloud(), conns.ccp()):
         ok, message = CyberArkHook(conn_id).test_connection()
         assert ok, message
     fetched = {"conjur.retrieve", "conjur.batch", "ccp.get_password", "pvwa.retrieve_password"}

@@ -79,6 +79,11 @@ def test_backend_kwargs_name_the_nearest_setting_for_a_typo(conns: Connections) 
         ConnectionSettings.from_backend_kwargs({**backend_kwargs(conns), "ca_bundel": "x"})
 
 
+def test_api_kind_is_not_an_alias_of_api(conns: Connections) -> None:
+    with pytest.raises(ConfigurationError, match="api_kind: not a known setting"):
+        ConnectionSettings.from_backend_kwargs({**backend_kwargs(conns), "api_kind": "conjur"})
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
@@ -114,7 +119,7 @@ def test_a_fetcher_refuses_pickling(conns: Connections) -> None:
 
 
 def test_one_table_names_the_apis_everywhere() -> None:
-    assert BUILTIN_APIS == ("conjur", "ccp", "pvwa", "privileged-cloud")
+    assert BUILTIN_APIS == ("conjur", "ccp", "pvwa", "privilege-cloud")
     assert api_names()[: len(BUILTIN_APIS)] == BUILTIN_APIS
     assert CONN_FIELDS["api"]["schema"]["enum"] == [*BUILTIN_APIS, None]
     pvwa = api_spec("pvwa")

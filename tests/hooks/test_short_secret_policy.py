@@ -39,7 +39,7 @@ def _refusals(conn: str) -> dict[str, Callable[[], object]]:
     def decorated(port: str) -> str:
         return port
 
-    operator = vaulted(BashOperator)(task_id="short", vault_conn_id=conn, credential=SHORT_REF, bash_command="true")
+    operator = vaulted(BashOperator)(task_id="short", vault_conn_id=conn, credential_ref=SHORT_REF, bash_command="true")
     return {
         "hook": lambda: CyberArkHook(conn, allow_short_secret=False).get_secret(SHORT_REF),
         "operator": operator.fetch_credential,
@@ -69,7 +69,7 @@ def _allowances(conns: Connections, conn: str, tmp_path: Path) -> dict[str, Call
         return port
 
     operator = vaulted(BashOperator)(
-        task_id="short_ok", vault_conn_id=conn, credential=SHORT_REF, bash_command="true", allow_short_secret=True
+        task_id="short_ok", vault_conn_id=conn, credential_ref=SHORT_REF, bash_command="true", allow_short_secret=True
     )
     return {
         "hook": lambda: CyberArkHook(conn).get_secret(SHORT_REF),

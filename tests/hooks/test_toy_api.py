@@ -71,7 +71,7 @@ def test_an_unregistered_api_is_refused_with_the_registered_names(conns: Connect
     conn_id = conns.add("cyberark_toy", login="etl", password="k" * 10, api="toy")
     ok, message = CyberArkHook(conn_id).test_connection()
     assert not ok
-    assert "'toy' is not one of conjur, ccp, pvwa, privileged-cloud" in message
+    assert "'toy' is not one of conjur, ccp, pvwa, privilege-cloud" in message
 
 
 def test_no_package_file_names_the_toy_api() -> None:

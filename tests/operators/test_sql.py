@@ -37,14 +37,16 @@ def literal(value: str) -> str:
 
 
 def pg_operator(sql: str, cls: type[VaultedSqlOperator] = VaultedSqlOperator, **kwargs: Any) -> VaultedSqlOperator:
-    return cls(task_id="pg", vault_conn_id="cyberark_ccp", credential=PG_REF, conn_type="postgres", sql=sql, **kwargs)
+    return cls(
+        task_id="pg", vault_conn_id="cyberark_ccp", credential_ref=PG_REF, conn_type="postgres", sql=sql, **kwargs
+    )
 
 
 def my_operator(sql: str, cls: type[VaultedSqlOperator] = VaultedSqlOperator, **kwargs: Any) -> VaultedSqlOperator:
     return cls(
         task_id="my",
         vault_conn_id="cyberark_ccp",
-        credential=MY_REF,
+        credential_ref=MY_REF,
         conn_type="mysql",
         conn_extra=MYSQL_EXTRA,
         sql=sql,
@@ -56,7 +58,7 @@ def test_sqlite_with_conn_id_runs_and_scrubs(vault: Connections, sqlite_conn: st
     op = VaultedSqlOperator(
         task_id="lite",
         vault_conn_id="cyberark_ccp",
-        credential=PG_REF,
+        credential_ref=PG_REF,
         conn_id=sqlite_conn,
         sql=f"select 'row', {literal(CANARY).replace(chr(92) * 2, chr(92))}",
     )
@@ -128,7 +130,7 @@ def test_second_auth_failure_is_clear_and_names_no_value(vault: Connections, db:
 def test_short_secret_is_refused_unless_allowed(vault: Connections, sqlite_conn: str) -> None:
     vault.server.app.rotate(PG_TARGET, value="abc")
     op = VaultedSqlOperator(
-        task_id="short", vault_conn_id="cyberark_ccp", credential=PG_REF, conn_id=sqlite_conn, sql="select 1"
+        task_id="short", vault_conn_id="cyberark_ccp", credential_ref=PG_REF, conn_id=sqlite_conn, sql="select 1"
     )
     with pytest.raises(scrub.SecretTooShort, match="min_length_masked_secret") as info:
         op.execute({})
@@ -136,7 +138,7 @@ def test_short_secret_is_refused_unless_allowed(vault: Connections, sqlite_conn:
     op_ok = VaultedSqlOperator(
         task_id="short_ok",
         vault_conn_id="cyberark_ccp",
-        credential=PG_REF,
+        credential_ref=PG_REF,
         conn_id=sqlite_conn,
         sql="select 'abc'",
         allow_short_secret=True,
@@ -150,14 +152,14 @@ def test_template_fields_hold_no_secret(vault: Connections, sqlite_conn: str) ->
     op = VaultedSqlOperator(
         task_id="tpl",
         vault_conn_id="cyberark_ccp",
-        credential="{{ params.ref }}",
+        credential_ref="{{ params.ref }}",
         conn_id=sqlite_conn,
         sql="select 1",
         hook_params={"log_sql": False},
         params={"ref": PG_REF},
     )
     op.render_template_fields({"params": {"ref": PG_REF}})
-    assert op.credential == PG_REF
+    assert op.credential_ref == PG_REF
     op.execute({})
     rendered = repr({field: getattr(op, field) for field in op.template_fields})
     assert not re.search("|".join(re.escape(f) for f in scrub.leak_forms(CANARY).values()), rendered)
@@ -169,7 +171,7 @@ def test_needs_conn_id_or_conn_type() -> None:
     from cyberark_ops.client import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="conn_id or conn_type"):
-        VaultedSqlOperator(task_id="x", credential="a", sql="select 1")
+        VaultedSqlOperator(task_id="x", credential_ref="a", sql="select 1")
 
 
 def test_sqlite_without_conn_id_opens_the_accounts_file(
@@ -184,7 +186,7 @@ def test_sqlite_without_conn_id_opens_the_accounts_file(
     op = VaultedSqlOperator(
         task_id="lite",
         vault_conn_id="cyberark_ccp",
-        credential="ccp:Safe=App-Dev;Object=sqlite-dev",
+        credential_ref="ccp:Safe=App-Dev;Object=sqlite-dev",
         conn_type="sqlite",
         sql=["create table t (x integer)", "insert into t values (7)", "select x from t"],
     )

@@ -1,4 +1,4 @@
-"""A templated ``credential`` that renders to something other than a string says which type it got."""
+"""A templated ``credential_ref`` that renders to something other than a string says which type it got."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def test_a_credential_that_is_not_a_string_names_its_type_and_the_field(vault: C
     op = vaulted(SQLExecuteQueryOperator)(
         task_id="typed",
         vault_conn_id="cyberark_ccp",
-        credential=rendered,
+        credential_ref=rendered,
         conn_type="postgres",
         conn_id="vop_typed",
         sql="select 1",
@@ -25,7 +25,7 @@ def test_a_credential_that_is_not_a_string_names_its_type_and_the_field(vault: C
     with pytest.raises(ConfigurationError) as raised:
         op.execute({})
     message = str(raised.value)
-    assert raised.value.field == "credential"
+    assert raised.value.field == "credential_ref"
     assert f"got {type(rendered).__name__}" in message
     assert "is not for" not in message
     if rendered is not None:

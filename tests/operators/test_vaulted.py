@@ -31,7 +31,7 @@ def test_vaulted_common_sql_operator_gets_the_in_memory_connection(vault: Connec
     op = vaulted(SQLExecuteQueryOperator)(
         task_id="g",
         vault_conn_id="cyberark_ccp",
-        credential=PG_REF,
+        credential_ref=PG_REF,
         target_conn_id="vop_pg_nowhere",
         conn_type="postgres",
         conn_id="vop_pg_nowhere",
@@ -50,7 +50,7 @@ def test_vaulted_bash_operator_child_alone_sees_the_secret(vault: Connections) -
     op = vaulted(BashOperator)(
         task_id="b",
         vault_conn_id="cyberark_ccp",
-        credential=PG_REF,
+        credential_ref=PG_REF,
         secret_env="VOP_SECRET",
         bash_command=BASH_CHECK.format(sha=sha),
         env={"PATH": os.environ["PATH"]},
@@ -67,7 +67,7 @@ def test_bash_return_value_is_scrubbed(vault: Connections) -> None:
     op = vaulted(BashOperator)(
         task_id="b2",
         vault_conn_id="cyberark_ccp",
-        credential=PG_REF,
+        credential_ref=PG_REF,
         secret_env="VOP_SECRET",
         bash_command='printf "%s\\n" "$VOP_SECRET"',
     )
@@ -88,7 +88,7 @@ def test_the_operator_registers_the_fetched_value_once(vault: Connections, monke
     op = vaulted(BashOperator)(
         task_id="once",
         vault_conn_id="cyberark_ccp",
-        credential=PG_REF,
+        credential_ref=PG_REF,
         secret_env="VOP_SECRET",
         bash_command='printf "%s\\n" "$VOP_SECRET"',
     )

@@ -184,14 +184,14 @@ def test_the_vaulted_operators_scrub_what_the_database_raises(vault: Connections
         lambda: VaultedSqlOperator(
             task_id="sql",
             vault_conn_id="cyberark_ccp",
-            credential=PG_REF,
+            credential_ref=PG_REF,
             conn_type="postgres",
             sql=f"select {literal}::int",
         ),
         lambda: vaulted(SQLExecuteQueryOperator)(
             task_id="generic",
             vault_conn_id="cyberark_ccp",
-            credential=PG_REF,
+            credential_ref=PG_REF,
             conn_type="postgres",
             conn_id="gt_nowhere",
             target_conn_id="gt_nowhere",

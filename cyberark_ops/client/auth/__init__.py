@@ -3,7 +3,7 @@ they share (``core``: the strategy contract, the token cache, the auth flow).
 
 * ``conjur``: ``authn`` (API key), ``authn-jwt`` and a sidecar's access token file;
 * ``pvwa``: the PVWA logon types (a Vault session the client logs off);
-* ``privileged_cloud``: Privilege Cloud's Identity platform token.
+* ``privilege_cloud``: Privilege Cloud's Identity platform token.
 
 CCP has no strategy: the AppID's rules (client certificate, address, OS user) authenticate each
 request. Every name stays importable from ``cyberark_ops.client.auth``, as before the split.
@@ -33,7 +33,7 @@ from .core import (
     fingerprint,
     renewal_delay,
 )
-from .privileged_cloud import PlatformTokenAuth
+from .privilege_cloud import PlatformTokenAuth
 from .pvwa import PVWA_AUTH_TYPES, PVWAAuth, PVWALogonAuth
 
 __all__ = [

@@ -28,7 +28,7 @@ with DAG("cyberark_faults_retry", schedule=None, start_date=pendulum.datetime(20
     VaultedSqlOperator(
         task_id="ccp_operator",
         vault_conn_id="flt_ccp",
-        credential="ccp:Safe=DB-Prod;Object=flt-maria",
+        credential_ref="ccp:Safe=DB-Prod;Object=flt-maria",
         conn_id="flt_sqlite",
         sql="select 'fetched'",
         **RETRY,

@@ -207,21 +207,21 @@ with DAG("guarantee_leaks", schedule=None, start_date=pendulum.datetime(2026, 1,
     CarelessSql(
         task_id="sql_sqlite",
         vault_conn_id="cyberark_ccp",
-        credential=LITE_REF,
+        credential_ref=LITE_REF,
         conn_id="gt_sqlite",
         sql="select 'lite'",
     )
     CarelessSql(
         task_id="sql_postgres",
         vault_conn_id="cyberark_ccp",
-        credential=PG_REF,
+        credential_ref=PG_REF,
         conn_type="postgres",
         sql="select current_user",
     )
     CarelessSql(
         task_id="sql_mariadb",
         vault_conn_id="cyberark_ccp",
-        credential=MY_REF,
+        credential_ref=MY_REF,
         conn_type="mysql",
         conn_extra={"client": "mysql-connector-python"},
         sql="select current_user()",
@@ -229,7 +229,7 @@ with DAG("guarantee_leaks", schedule=None, start_date=pendulum.datetime(2026, 1,
     vaulted(SQLExecuteQueryOperator)(
         task_id="generic_wrapper",
         vault_conn_id="cyberark_ccp",
-        credential=PG_REF,
+        credential_ref=PG_REF,
         conn_id="gt_target",
         target_conn_id="gt_target",
         conn_type="postgres",
@@ -238,7 +238,7 @@ with DAG("guarantee_leaks", schedule=None, start_date=pendulum.datetime(2026, 1,
     vaulted(BashOperator)(
         task_id="bash_env",
         vault_conn_id="cyberark_ccp",
-        credential=PG_REF,
+        credential_ref=PG_REF,
         secret_env="GT_SECRET",
         bash_command=(
             'printf %s "$GT_SECRET" | sha256sum | cut -c1-16; '
@@ -298,7 +298,7 @@ with DAG("guarantee_leaks", schedule=None, start_date=pendulum.datetime(2026, 1,
     JsonRowSql(
         task_id="sql_json_row",
         vault_conn_id="cyberark_ccp",
-        credential=JSON_ROW_REF,
+        credential_ref=JSON_ROW_REF,
         conn_id="gt_sqlite",
         sql="""select json_object('password', ?, 'note', 'has "quotes"')""",
         show_return_value_in_logs=True,

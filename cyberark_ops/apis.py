@@ -47,6 +47,18 @@ def _import(target: str) -> Any:
 
 
 @dataclass(frozen=True)
+class SecretField:
+    """An extra that holds a secret itself: masked by key, refused inline in backend kwargs (with
+    a pointer to the file or environment variable that replaces it there)."""
+
+    name: str
+    file: str = "password_file"
+    """The setting naming a file that holds it instead."""
+    env: str = "password_env"
+    """The setting naming an environment variable that holds it instead."""
+
+
+@dataclass(frozen=True)
 class AuthMethod:
     """One way of authenticating to an API, selected by the ``auth_method`` extra.
 
@@ -65,6 +77,8 @@ class AuthMethod:
     """The extras (and backend kwargs) this method reads: settings accept them for every API."""
     remedy: str | None = None
     """What the doctor advises when authenticating this way fails; None: the API's own advice."""
+    secrets: tuple[SecretField, ...] = ()
+    """Those of ``fields`` that hold a secret inline."""
 
     def __post_init__(self) -> None:
         if (self.builder is None) == (self.strategy is None):
@@ -238,6 +252,16 @@ def auth_method_names(names: Iterable[str] | None = None) -> tuple[str, ...]:
     return tuple(dict.fromkeys(method.name for spec in specs for method in spec.methods))
 
 
+def secret_fields() -> tuple[SecretField, ...]:
+    """Every extra of a registered auth method that holds a secret inline, each once."""
+    found: dict[str, SecretField] = {}
+    for spec in _APIS.values():
+        for method in spec.methods:
+            for secret in method.secrets:
+                found.setdefault(secret.name, secret)
+    return tuple(found.values())
+
+
 def table_fields() -> tuple[str, ...]:
     """Every extra that some registered API or auth method reads."""
     return tuple(dict.fromkeys(field for spec in _APIS.values() for field in spec.fields))
@@ -263,12 +287,14 @@ register_api(
                 "a host's or user's API key",
                 strategy=f"{_BUILDERS}:conjur_api_key",
                 fields=("api_key", "api_key_file", "api_key_env"),
+                secrets=(SecretField("api_key", file="api_key_file", env="api_key_env"),),
             ),
             AuthMethod(
                 "jwt",
                 "a workload JWT (authn-jwt)",
                 strategy=f"{_BUILDERS}:conjur_jwt",
                 fields=("jwt_service_id", "jwt_token_path", "jwt_token"),
+                secrets=(SecretField("jwt_token", file="jwt_token_path"),),
             ),
             AuthMethod(
                 "access_token_file",
@@ -372,12 +398,14 @@ __all__ = [
     "ApiSpec",
     "AuthMethod",
     "DoctorChecks",
+    "SecretField",
     "api_names",
     "api_spec",
     "apis",
     "auth_method_names",
     "register_api",
     "register_auth_method",
+    "secret_fields",
     "table_fields",
     "unregister_api",
     "unregister_auth_method",

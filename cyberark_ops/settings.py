@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
-from .apis import ApiSpec, api_names, api_spec, table_fields
+from .apis import ApiSpec, SecretField, api_names, api_spec, secret_fields, table_fields
 from .client import ConfigurationError
 
 if TYPE_CHECKING:
@@ -38,8 +38,16 @@ _TRANSPORT_FIELDS: dict[str, type] = {
     "backoff_base": float,
     "backoff_max": float,
 }
-# Extras that may hold a secret: names on Airflow's sensitive list, redacted by key.
-SENSITIVE_EXTRAS = ("api_key", "jwt_token", "client_key_password")
+# The one extra beyond the auth methods' own secret fields (apis.SecretField) that holds a secret.
+_TRANSPORT_SECRET = SecretField("client_key_password")
+
+
+def sensitive_extras() -> tuple[SecretField, ...]:
+    """Extras that may hold a secret (names on Airflow's sensitive list, redacted by key): the
+    TLS key's passphrase and what the registered auth methods declare."""
+    return (*secret_fields(), _TRANSPORT_SECRET)
+
+
 # Secret-looking extras that Airflow would show in clear; refused with a pointer to the right field.
 _MISPLACED_SECRETS = ("password", "client_secret", "jwt", "secret", "token", "apikey", "private_key", "access_token")
 
@@ -291,13 +299,13 @@ class ConnectionSettings:
             raise backend_error("backend_kwargs", f"must be a JSON object, not {type(kwargs).__name__}")
         skipped = set(reserved)
         own = {key: value for key, value in kwargs.items() if key not in skipped}
-        inline = [key for key in _INLINE_SECRETS if own.get(key)]
+        refused = (*sensitive_extras(), *map(SecretField, _MISPLACED_SECRETS))
+        inline = [secret for secret in refused if own.get(secret.name)]
         if inline:
             raise backend_error(
-                inline[0],
+                inline[0].name,
                 "a secret may not be written inline in backend_kwargs (airflow config list shows it); "
-                f"name a file ({_FILE_FOR.get(inline[0], 'password_file')}) or an environment variable "
-                f"({_ENV_FOR.get(inline[0], 'password_env')}) instead",
+                f"name a file ({inline[0].file}) or an environment variable ({inline[0].env}) instead",
             )
         _refuse_unknown(own, backend_fields(), backend_error, also_known=skipped)
         url = own.get("url")
@@ -370,9 +378,9 @@ class ConnectionSettings:
         password, client secret, inline JWT), e.g. to mask it, before it is used.
         """
         register = register_secret or (lambda _value: None)
-        for name in SENSITIVE_EXTRAS:
-            if self.extras.get(name):
-                register(str(self.extras[name]))
+        for secret in sensitive_extras():
+            if self.extras.get(secret.name):
+                register(str(self.extras[secret.name]))
         method = self.spec.auth_method(self.extras.get("auth_method"))
         assert method is not None  # checked in __init__
         try:
@@ -500,11 +508,10 @@ def backend_fields() -> tuple[str, ...]:
     return tuple(dict.fromkeys(["url", "login", *_TRANSPORT_FIELDS, *_COMMON_FIELDS, *table_fields()]))
 
 
-_INLINE_SECRETS = ("api_key", "jwt_token", "client_key_password", *_MISPLACED_SECRETS)
-_FILE_FOR = {"api_key": "api_key_file", "jwt_token": "jwt_token_path"}
-_ENV_FOR = {"api_key": "api_key_env"}
-
-
 def secret_extras(extras: Mapping[str, Any]) -> dict[str, str]:
     """The secret-holding extras that are set, by key (their values only go to the masker)."""
-    return {key: value for key in SENSITIVE_EXTRAS if isinstance(value := extras.get(key), str) and value}
+    return {
+        secret.name: value
+        for secret in sensitive_extras()
+        if isinstance(value := extras.get(secret.name), str) and value
+    }

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cyberark_ops import doctor
+from cyberark_ops import doctor, scrub
 from cyberark_ops.apis import api_spec
 from cyberark_ops.client import ConfigurationError
 from cyberark_ops.hooks.cyberark import CyberArkHook
@@ -104,6 +104,20 @@ def test_the_secrets_backend_fetches_with_the_method(toy_password: Connections, 
     )
     assert backend.get_variable("password") == DB_PASSWORD
     assert backend.get_variable("missing") is None
+
+
+def test_the_methods_secret_field_is_masked_and_refused_inline_in_backend_kwargs(toy_password: Connections) -> None:
+    conn_id = toy_password.conjur(
+        "cyberark_toy_inline", login=ADMIN_USER, password=None, auth_method=METHOD, toy_password=ADMIN_PASSWORD
+    )
+    hook = CyberArkHook(conn_id)
+    assert hook.get_secret("prod/db/password") == DB_PASSWORD
+    assert scrub.scrub(f"logged {ADMIN_PASSWORD}") == "logged ***", "the declared secret field was not masked"
+    with pytest.raises(ConfigurationError, match=r"toy_password: .*name a file \(toy_password_file\)") as raised:
+        ConnectionSettings.from_backend_kwargs(
+            {"url": toy_password.info["url"], "login": ADMIN_USER, "auth_method": METHOD, "toy_password": "x" * 12}
+        )
+    assert "x" * 12 not in str(raised.value)
 
 
 def test_without_the_registration_the_method_and_its_field_are_refused(toy_password: Connections) -> None:

@@ -14,13 +14,15 @@ import base64
 from collections.abc import Callable
 from urllib.parse import quote
 
-from cyberark_ops.apis import AuthMethod, register_auth_method, unregister_auth_method
+from cyberark_ops.apis import AuthMethod, SecretField, register_auth_method, unregister_auth_method
 from cyberark_ops.client import AccessToken, AuthContext, Call, ConjurApiKeyAuth, ConjurAuth
 from cyberark_ops.client.auth import fingerprint
 from cyberark_ops.settings import ConnectionSettings
 
 METHOD = "toy_password"
 PASSWORD_FILE_FIELD = "toy_password_file"
+PASSWORD_FIELD = "toy_password"
+"""The password inline in an extra: a secret field of the method, masked by key, refused in backend kwargs."""
 REMEDY = "Check the Conjur user name and its password (toy_password logs in with the password, not the API key)"
 
 
@@ -61,7 +63,7 @@ class ConjurPasswordAuth(ConjurAuth):
 
 def build_password_auth(settings: ConnectionSettings, *, register: Callable[[str], None]) -> ConjurPasswordAuth:
     user = settings.require_login("the Conjur user")
-    password = settings.credential(PASSWORD_FILE_FIELD, "Conjur user's password")
+    password = settings.credential(PASSWORD_FILE_FIELD, "Conjur user's password", extra_field=PASSWORD_FIELD)
     register(password)
     return ConjurPasswordAuth(user, password)
 
@@ -70,7 +72,8 @@ TOY_PASSWORD = AuthMethod(
     METHOD,
     "a Conjur user's password (toy)",
     strategy=build_password_auth,
-    fields=(PASSWORD_FILE_FIELD,),
+    fields=(PASSWORD_FILE_FIELD, PASSWORD_FIELD),
+    secrets=(SecretField(PASSWORD_FIELD, file=PASSWORD_FILE_FIELD),),
     remedy=REMEDY,
 )
 

@@ -9,10 +9,12 @@ recorded something.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib.metadata import version
 from pathlib import Path
 
@@ -66,6 +68,17 @@ SECTIONS: dict[str, tuple[str, str]] = {
 _lock = threading.Lock()
 
 
+@contextlib.contextmanager
+def _results_locked() -> Iterator[None]:
+    """The results files are shared by every process of a run (pytest-xdist workers record into
+    the same sections): one read-modify-write at a time, across threads and processes."""
+    with _lock:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        with open(RESULTS / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+
 def airflow_version() -> str:
     return version("apache-airflow")
 
@@ -75,11 +88,10 @@ def record(section: str, key: str, row: Mapping[str, object]) -> None:
     if section not in SECTIONS:
         raise KeyError(f"unknown guarantees section {section!r}; add it to SECTIONS")
     path = RESULTS / f"{section}.json"
-    with _lock:
-        RESULTS.mkdir(parents=True, exist_ok=True)
+    with _results_locked():
         stored = json.loads(path.read_text()) if path.exists() else {}
         stored.setdefault(key, {})[airflow_version()] = {str(k): str(v) for k, v in row.items()}
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(stored, indent=1, ensure_ascii=False))
         tmp.replace(path)
 
@@ -140,5 +152,6 @@ def complete() -> bool:
 
 
 def write_page() -> Path:
-    PAGE.write_text(render())
+    with _results_locked():
+        PAGE.write_text(render())
     return PAGE

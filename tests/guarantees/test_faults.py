@@ -46,6 +46,9 @@ from tests.client.conftest import HOST_API_KEY, HOST_LOGIN, PVWA_PASSWORD, PVWA_
 from tests.guarantees import report
 from tests.operators.conftest import CANARY, need_server, set_my_password
 
+# Sets the passwords of the test database roles (vop_*): one xdist worker runs every such file.
+pytestmark = pytest.mark.xdist_group("database_roles")
+
 APIS = ("conjur", "ccp", "pvwa")
 API_NAMES = {"conjur": "Conjur", "ccp": "CCP", "pvwa": "PVWA"}
 WAYS = ("hook", "operator", "decorator", "backend")

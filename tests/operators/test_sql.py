@@ -29,6 +29,9 @@ from tests.operators.conftest import (
     vaulted_seed,
 )
 
+# Sets the passwords of the test database roles (vop_*): one xdist worker runs every such file.
+pytestmark = pytest.mark.xdist_group("database_roles")
+
 MYSQL_EXTRA = {"client": "mysql-connector-python"}
 
 

@@ -46,8 +46,8 @@ from tests.client.conftest import HOST_API_KEY, HOST_LOGIN, PVWA_PASSWORD, PVWA_
 from tests.guarantees import report
 from tests.operators.conftest import CANARY, need_server, set_my_password
 
-# Sets the passwords of the test database roles (vop_*): one xdist worker runs every such file.
-pytestmark = pytest.mark.xdist_group("database_roles")
+# Sets the passwords of the shared test database roles: run apart from other processes (.ci/pytest-split).
+pytestmark = pytest.mark.database_roles
 
 APIS = ("conjur", "ccp", "pvwa")
 API_NAMES = {"conjur": "Conjur", "ccp": "CCP", "pvwa": "PVWA"}

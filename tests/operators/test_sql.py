@@ -29,8 +29,8 @@ from tests.operators.conftest import (
     vaulted_seed,
 )
 
-# Sets the passwords of the test database roles (vop_*): one xdist worker runs every such file.
-pytestmark = pytest.mark.xdist_group("database_roles")
+# Sets the passwords of the shared test database roles: run apart from other processes (.ci/pytest-split).
+pytestmark = pytest.mark.database_roles
 
 MYSQL_EXTRA = {"client": "mysql-connector-python"}
 

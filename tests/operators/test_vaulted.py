@@ -20,8 +20,8 @@ from cyberark_ops.redaction.registry import Registry
 from tests.hooks.conftest import Connections
 from tests.operators.conftest import CANARY, PG_REF, PG_USER, set_pg_password
 
-# Sets the passwords of the test database roles (vop_*): one xdist worker runs every such file.
-pytestmark = pytest.mark.xdist_group("database_roles")
+# Sets the passwords of the shared test database roles: run apart from other processes (.ci/pytest-split).
+pytestmark = pytest.mark.database_roles
 
 BASH_CHECK = (
     '[ "$(printf %s "$VOP_SECRET" | sha256sum | cut -d" " -f1)" = "{sha}" ] && echo "match {{{{ params.x }}}}" '

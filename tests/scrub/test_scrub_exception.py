@@ -25,8 +25,8 @@ from tests.client.conftest import HOST_API_KEY, HOST_LOGIN
 from tests.hooks.conftest import Connections
 from tests.operators.conftest import CANARY, PG_REF, set_pg_password, vaulted_seed
 
-# Sets the passwords of the test database roles (vop_*): one xdist worker runs every such file.
-pytestmark = pytest.mark.xdist_group("database_roles")
+# Sets the passwords of the shared test database roles: run apart from other processes (.ci/pytest-split).
+pytestmark = pytest.mark.database_roles
 
 SECRET = "xS-c@n\tary😀it's{{ ds }}$HOME`id`\\1%41-Zk9"
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 from ..client import ConfigurationError
-from ..settings import ConnectionSettings
+from ..settings import ConnectionSettings, sensitive_extras
 from .access import check_least_privilege, check_paths
 from .auth import check_authentication, check_token_ttl
 from .report import FAIL, PASS, SKIP, Check, Report, _cleaned, _Secrets
@@ -36,8 +36,8 @@ def run(
         return _cleaned(report, secrets)
     report.api = settings.api
     secrets.add(settings.secret)
-    for key in ("api_key", "jwt_token", "client_key_password"):
-        secrets.add(str(settings.extras.get(key) or ""))
+    for secret in sensitive_extras():
+        secrets.add(str(settings.extras.get(secret.name) or ""))
     tls = [check_ca_bundle(settings, now), check_client_certificate(settings, now)]
     try:
         client = settings.build_client(register_secret=secrets.add)

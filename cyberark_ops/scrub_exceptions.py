@@ -78,7 +78,9 @@ def _scrub_attribute(value: Any, secrets: Any, chained: list[BaseException], put
         put_back(clean)
 
 
-def _scrub_one(error: BaseException, secrets: Any, chained: list[BaseException]) -> None:
+def _scrub_one(error: BaseException, secrets: Any) -> list[BaseException]:
+    """Scrubs ``error`` itself; returns the exceptions it leads to (chain, group, attributes)."""
+    chained: list[BaseException] = []
     args = error.args
     clean_args = _clean(args, secrets)
     if clean_args is not args:
@@ -108,6 +110,7 @@ def _scrub_one(error: BaseException, secrets: Any, chained: list[BaseException])
     group = getattr(error, "exceptions", None)
     if isinstance(group, tuple):
         chained.extend(e for e in group if isinstance(e, BaseException))
+    return chained
 
 
 _SCRUBBED_CLASSES: dict[type, type] = {}
@@ -173,13 +176,7 @@ def scrub_exception(error: BaseException, secrets: Any = None) -> BaseException:
     is impossible is a ``RuntimeError`` returned, naming the type, with the scrubbed message and
     the same traceback (raise it ``from None``). ``secrets`` as in :func:`scrub.scrub`.
     """
-
-    def scrub_one(current: BaseException) -> list[BaseException]:
-        found: list[BaseException] = []
-        _scrub_one(current, secrets, found)
-        return found
-
-    _each_once(error, scrub_one)
+    _each_once(error, lambda current: _scrub_one(current, secrets))
     unfixed: list[BaseException] = []
 
     def fix_rendering(current: BaseException) -> list[BaseException]:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .client.logon_types import PVWA_LOGON_TYPES
+
 Builder = Callable[..., Any]
 """``builder(settings, *, on_event, register) -> client``; ``register`` sees every credential used
 to reach CyberArk itself, so that it can be masked."""
@@ -271,9 +273,6 @@ _BUILDERS = "cyberark_ops.builders"
 _PASSWORD = ("password_file", "password_env")
 """Where a PVWA password or a Privilege Cloud client secret may come from besides the Password field."""
 
-PVWA_LOGON_TYPES = {"cyberark": "CyberArk", "ldap": "LDAP", "radius": "RADIUS", "windows": "Windows"}
-"""PVWA's logon types, one auth method each; plain data so that provider discovery reads the names
-without the client layer (whose ``PVWA_AUTH_TYPES`` a test keeps equal to this)."""
 
 register_api(
     ApiSpec(

@@ -45,12 +45,9 @@ def test_each_auth_method_declares_the_extras_it_reads() -> None:
     assert conjur.extra_fields == ("account", "cloud")
 
 
-def test_pvwas_logon_types_in_the_table_are_the_strategys_own() -> None:
-    from cyberark_ops.client.auth.pvwa import PVWA_AUTH_TYPES
-
-    assert PVWA_LOGON_TYPES == PVWA_AUTH_TYPES
+def test_pvwas_logon_types_are_one_auth_method_each() -> None:
     spec = api_spec("pvwa")
-    assert spec is not None and spec.auth_names == tuple(PVWA_AUTH_TYPES)
+    assert spec is not None and spec.auth_names == tuple(PVWA_LOGON_TYPES)
 
 
 def test_reading_the_auth_method_names_imports_no_client_layer() -> None:

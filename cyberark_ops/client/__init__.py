@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-from importlib.abc import InspectLoader
 from typing import TYPE_CHECKING, Any
 
 # Names resolve on first use (PEP 562), so importing one module of the layer (``client.errors``
@@ -95,8 +94,9 @@ def _exports(source: str) -> dict[str, str]:
 
 
 def _own_source() -> str:
-    loader = __spec__.loader if __spec__ is not None else None
-    source = loader.get_source(__name__) if isinstance(loader, InspectLoader) else None
+    # (no isinstance check against importlib.abc: importing it costs more than this whole package)
+    get_source = getattr(__spec__.loader if __spec__ is not None else None, "get_source", None)
+    source: str | None = get_source(__name__) if callable(get_source) else None
     if source is None:
         raise ImportError(f"{__name__} needs its source to list its exports (installed without .py files?)")
     return source

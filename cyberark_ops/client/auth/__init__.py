@@ -34,13 +34,13 @@ from .core import (
     renewal_delay,
 )
 from .privilege_cloud import PlatformTokenAuth
-from .pvwa import PVWA_AUTH_TYPES, PVWAAuth, PVWALogonAuth
+from .pvwa import PVWA_LOGON_TYPES, PVWAAuth, PVWALogonAuth
 
 __all__ = [
     "CONJUR_FALLBACK_LIFETIME",
     "JWT_SHAPE",
     "PROCESS_TOKEN_CACHE",
-    "PVWA_AUTH_TYPES",
+    "PVWA_LOGON_TYPES",
     "AccessToken",
     "AuthContext",
     "AuthStrategy",

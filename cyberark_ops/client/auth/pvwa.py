@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from ..errors import AuthenticationFailed, ConfigurationError
+from ..logon_types import PVWA_LOGON_TYPES
 from ..transport import Call
 from ..validation import require_name, require_secret
 from .core import AccessToken, AuthContext, JSONTokenAuth, fingerprint
@@ -19,8 +20,6 @@ class PVWAAuth(JSONTokenAuth):
 
 
 # -- PVWA / Privilege Cloud ---------------------------------------------------------------------
-
-PVWA_AUTH_TYPES = {"cyberark": "CyberArk", "ldap": "LDAP", "radius": "RADIUS", "windows": "Windows"}
 
 
 class PVWALogonAuth(PVWAAuth):
@@ -33,10 +32,10 @@ class PVWALogonAuth(PVWAAuth):
     def __init__(self, username: str, password: str, auth_type: str = "CyberArk") -> None:
         self._username = require_name(username, "username")
         self._password = require_secret(password, "password")
-        canonical = PVWA_AUTH_TYPES.get(str(auth_type).lower())
+        canonical = PVWA_LOGON_TYPES.get(str(auth_type).lower())
         if canonical is None:
             raise ConfigurationError(
-                f"auth_type: {auth_type!r} is not one of {', '.join(PVWA_AUTH_TYPES.values())}",
+                f"auth_type: {auth_type!r} is not one of {', '.join(PVWA_LOGON_TYPES.values())}",
                 field="auth_type",
             )
         self._auth_type = canonical
@@ -88,4 +87,4 @@ class PVWALogonAuth(PVWAAuth):
         ctx.transport.request(call)
 
 
-__all__ = ["PVWA_AUTH_TYPES", "PVWAAuth", "PVWALogonAuth"]
+__all__ = ["PVWA_LOGON_TYPES", "PVWAAuth", "PVWALogonAuth"]

@@ -13,7 +13,6 @@ produce, so the secrets backend can use it without recursing into connection loo
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -31,7 +30,7 @@ from .client import (
     CyberArkError,
     RateLimited,
 )
-from .client.pacing import Pacing
+from .client.pacing import Pacer, Pacing
 from .settings import ConnectionSettings
 
 log = logging.getLogger("cyberark_ops.hooks.cyberark")
@@ -46,25 +45,48 @@ _EVENT_METRICS = {
 }
 
 
-@functools.cache
-def _fixed_pacing(per_second: float) -> Pacing:
-    """The budgets of one ``rate_limit_per_second``, one per source name in this process."""
-    return Pacing.fixed(per_second)
+class FixedRateBudgets:
+    """The ``rate_limit_per_second`` budgets of this process: a fixed-rate pacer per source name
+    and rate, shared by every fetcher of that source, so a burst of mapped tasks' threads stays
+    under a limit the user knows CyberArk enforces.
+
+    Counted per fetch, apart from the transport's pacing (``TransportConfig.pacing``, per request):
+    the budget is what the user counts (fetches), and a login or a retry the transport makes on its
+    own does not spend it, so whether a token was cached never changes when a fetch may start.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pacings: dict[float, Pacing] = {}
+
+    def __len__(self) -> int:
+        return len(self._pacings)
+
+    def pacer(self, source: str, per_second: float) -> Pacer:
+        with self._lock:
+            pacing = self._pacings.get(per_second)
+            if pacing is None:
+                pacing = self._pacings[per_second] = Pacing.fixed(per_second)
+        return pacing.pacer(source)
+
+    def clear(self) -> None:
+        """Every budget unspent, as a new process finds them."""
+        with self._lock:
+            self._pacings.clear()
+
+    def wait(self, source: str, per_second: float, deadline: float) -> None:
+        """Waits for this fetch's slot; a slot beyond ``deadline`` seconds is not taken at all."""
+        pacer = self.pacer(source, per_second)
+        if not pacer.take_turn(time.monotonic() + deadline, time.sleep):
+            wait = pacer.next_free()
+            raise RateLimited(
+                f"CyberArk rate_limit_per_second={per_second:g}: the next free slot is "
+                f"{wait:.1f}s away, beyond the {deadline:g}s deadline; raise the budget or lower concurrency",
+                retry_after=wait,
+            )
 
 
-def wait_for_budget(source: str, per_second: float, deadline: float) -> None:
-    """Waits for this fetch's slot under ``rate_limit_per_second``, shared by every fetcher of one
-    source in the process, so a burst of mapped tasks stays under a limit the user knows CyberArk
-    enforces; a slot beyond ``deadline`` seconds is not taken at all. Per fetch, not per request:
-    a login is not counted against the budget."""
-    pacer = _fixed_pacing(per_second).pacer(source)
-    if not pacer.take_turn(time.monotonic() + deadline, time.sleep):
-        wait = pacer.next_free()
-        raise RateLimited(
-            f"CyberArk rate_limit_per_second={per_second:g}: the next free slot is "
-            f"{wait:.1f}s away, beyond the {deadline:g}s deadline; raise the budget or lower concurrency",
-            retry_after=wait,
-        )
+FIXED_RATE_BUDGETS = FixedRateBudgets()
 
 
 def audit_reason(extra: str | None = None) -> str:
@@ -288,7 +310,7 @@ class Fetcher:
         failure's message names ``named`` (default ``target``)."""
         budget = self.settings.rate_limit_per_second
         if budget:
-            wait_for_budget(self.name, budget, self.settings.deadline)
+            FIXED_RATE_BUDGETS.wait(self.name, budget, self.settings.deadline)
         started = time.perf_counter()
         try:
             result = fetch()
@@ -320,4 +342,12 @@ class Fetcher:
         return result
 
 
-__all__ = ["Fetcher", "audit_reason", "mask", "register_fetched", "short_secret_message", "wait_for_budget"]
+__all__ = [
+    "FIXED_RATE_BUDGETS",
+    "Fetcher",
+    "FixedRateBudgets",
+    "audit_reason",
+    "mask",
+    "register_fetched",
+    "short_secret_message",
+]

@@ -27,7 +27,7 @@ def reset_process_state() -> None:
         auth.PROCESS_TOKEN_CACHE.clear()
     fetch = sys.modules.get("cyberark_ops.fetch")
     if fetch is not None:
-        fetch._fixed_pacing.cache_clear()
+        fetch.FIXED_RATE_BUDGETS.clear()
     pacer = sys.modules.get("cyberark_ops.client.pacing.pacer")
     if pacer is not None:
         pacer.MACHINE_WIDE.forget()

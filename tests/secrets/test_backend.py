@@ -13,7 +13,7 @@ from cyberark_ops import scrub, secrets
 from cyberark_ops.client import ConfigurationError
 from cyberark_ops.client.pacing import MACHINE_WIDE
 from cyberark_ops.devserver import DevServer
-from cyberark_ops.fetch import _fixed_pacing
+from cyberark_ops.fetch import FIXED_RATE_BUDGETS
 from cyberark_ops.secrets import CyberArkSecretsBackend, VaultLookupFailed, reset_backend_state
 from cyberark_ops.testing.process_state import reset_process_state
 from tests.client.conftest import HOST_API_KEY, HOST_LOGIN, PVWA_PASSWORD, PVWA_USER
@@ -260,14 +260,14 @@ def test_a_reset_process_looks_up_authenticates_and_paces_anew(vault: Vault) -> 
     value = backend.get_variable("password")
     assert value and backend.get_variable("password") == value
     assert _authentications(vault) == 1, "the second lookup came from the backend's cache"
-    assert secrets._FETCHERS and _fixed_pacing.cache_info().currsize == 1
+    assert secrets._FETCHERS and len(FIXED_RATE_BUDGETS) == 1
     assert scrub.scrub(f"x {value} y") == "x *** y"
     MACHINE_WIDE.pacer(vault.info["url"]).rate = 5.0
 
     reset_process_state()
 
     assert not secrets._FETCHERS
-    assert _fixed_pacing.cache_info().currsize == 0
+    assert len(FIXED_RATE_BUDGETS) == 0
     assert MACHINE_WIDE.pacer(vault.info["url"]).rate is None
     assert scrub.scrub(f"x {value} y") == f"x {value} y"
     assert vault.conjur().get_variable("password") == value

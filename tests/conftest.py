@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import requests
 from hypothesis import settings
+from xdist.scheduler import LoadScopeScheduling
 
 from cyberark_ops.client.pacing import DIRECTORY_VARIABLE
 from cyberark_ops.devserver import DevServer
@@ -58,6 +59,43 @@ class DevClient:
 settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+DATABASE_ROLE_GROUPS = {
+    "tests/operators/test_sql.py": "database roles vop_*",
+    "tests/operators/test_vaulted.py": "database roles vop_*",
+    "tests/scrub/test_scrub_exception.py": "database roles vop_*",
+    "tests/airflow/test_vaulted_operators.py": "database roles vop_*",
+}
+"""The files (marked ``database_roles``) that set the same database roles' passwords: on two
+workers at once, one would log in with the other's password, so each group shares one worker."""
+
+
+class _ModulesAndRoleGroups(LoadScopeScheduling):
+    """``--dist loadscope``, with the files of one ``DATABASE_ROLE_GROUPS`` group as one unit.
+
+    A module is one unit: a file with an Airflow stack shares it through a module-scoped fixture,
+    which a split module would start on both workers. (xdist's own ``loadgroup`` marks items by
+    rewriting ``item._nodeid``, which pytest 9 no longer reads.)
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        return DATABASE_ROLE_GROUPS.get(module, module)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
+    return _ModulesAndRoleGroups(config, log) if config.getoption("dist") == "loadscope" else None
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A file that sets shared database roles' passwords must be in a group (else it would run
+    beside another file setting the same roles)."""
+    if item.get_closest_marker("database_roles") is not None:
+        module = item.nodeid.split("::", 1)[0]
+        shared = {"tests/guarantees/test_faults.py", "tests/guarantees/test_leaks.py"}  # roles of their own
+        if module not in DATABASE_ROLE_GROUPS and module not in shared:
+            raise pytest.UsageError(f"{module} is marked database_roles: add it to DATABASE_ROLE_GROUPS")
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,8 @@ from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.connections import devserver_connections
 from cyberark_ops.devserver.seed import load_seed
 
+pytestmark = pytest.mark.slow  # each test starts Airflow in a subprocess
+
 BACKEND = "cyberark_ops.secrets.CyberArkSecretsBackend"
 CLI = str(Path(sys.executable).with_name("cyberark-ops"))
 

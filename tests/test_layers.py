@@ -68,6 +68,7 @@ def _fetch_path_loaded(*steps: str) -> dict[str, list[str]]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+@pytest.mark.slow
 def test_the_glue_loads_the_client_layer_only_when_a_fetch_runs() -> None:
     """The dag-processor imports the glue with every parse of a DAG file (every 30 s by default), and
     Airflow builds the configured secrets backend in every process it starts; neither fetches."""
@@ -87,6 +88,7 @@ def test_the_glue_loads_the_client_layer_only_when_a_fetch_runs() -> None:
     assert _fetch_path_loaded(*steps) == {step: [] for step in steps}
 
 
+@pytest.mark.slow
 def test_the_probe_sees_the_client_layer_once_a_fetch_needs_it() -> None:
     """The control: the same probe reports the modules once something on the fetch path is used."""
     use_settings = (
@@ -130,6 +132,7 @@ print(json.dumps(sorted(name for name in sys.modules if name.startswith("cyberar
 """
 
 
+@pytest.mark.slow
 def test_no_product_module_imports_the_test_helpers() -> None:
     """``cyberark_ops.testing`` is for tests (it starts Airflow stacks and sidecars); the CLI once
     imported it for ``devserver --print-connections``."""

@@ -38,7 +38,7 @@ from tests.operators.conftest import (
     vaulted_seed,
 )
 
-pytestmark = pytest.mark.airflow
+pytestmark = [pytest.mark.airflow, pytest.mark.database_roles]
 
 DAG_ID = "cyberark_vaulted_ops"
 TABLES = ("xcom", "rendered_task_instance_fields", "connection", "variable")

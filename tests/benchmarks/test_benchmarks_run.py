@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STATUSES = {"met", "**missed**", "reference", "not installed"}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_quick_run_writes_every_figure(tmp_path: Path) -> None:
     done = subprocess.run(

@@ -101,6 +101,7 @@ def _token_header(server: DevServer, session: requests.Session) -> str:
 schema = schemathesis.openapi.from_path(SPEC).include(operation_id=IMPLEMENTED)
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_conjur_endpoints_conform_to_the_spec(

@@ -85,6 +85,7 @@ DAG_SOURCE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_through_airflow_task_a_secret_first_in_the_signature_runs(tmp_path: Path) -> None:
     home = tmp_path / "airflow"
     with DevServer(state_dir=tmp_path / "devserver") as server:

@@ -150,6 +150,7 @@ def test_rotating_to_an_empty_value_is_a_400(server: DevServer) -> None:
         ("latin1.yaml", "conjur:\n  account: d\u00e9mo\n".encode("latin-1")),
     ],
 )
+@pytest.mark.slow
 def test_a_seed_the_server_cannot_load_is_exit_2_with_a_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: bytes
 ) -> None:

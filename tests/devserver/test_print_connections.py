@@ -72,6 +72,7 @@ def printed(tmp_path: Path) -> Iterator[tuple[dict[str, str], list[str]]]:
         process.wait()
 
 
+@pytest.mark.slow
 def test_the_printed_lines_configure_connections_backend_and_workers(
     printed: tuple[dict[str, str], list[str]], tmp_path: Path
 ) -> None:

@@ -34,6 +34,7 @@ def _pages() -> list[Path]:
     return sorted([*DOCS.glob("*.md"), *DOCS.glob("apis/*.md")])
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_site_builds_strict_with_every_page(tmp_path: Path) -> None:
     site = tmp_path / "site"

@@ -377,6 +377,7 @@ def test_the_system_bundle_with_the_servers_ca_passes_without_warnings(dev_serve
     assert not [w for w in caught if issubclass(w.category, CryptographyDeprecationWarning)]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SYSTEM_BUNDLE.is_file(), reason="no system CA bundle on this machine")
 def test_the_system_bundle_as_ca_bundle_is_not_failed_for_its_expired_roots(dev_server: DevServer) -> None:
     """As the user of the issue ran it, through the CLI: the system bundle's expired roots are no

@@ -194,6 +194,7 @@ def test_invalid_backend_kwargs_fail_the_configuration(capsys: pytest.CaptureFix
     assert_no_canary(out, err)
 
 
+@pytest.mark.slow
 def test_the_installed_command_runs_as_a_subprocess(canary_server: DevServer, tmp_path: Path) -> None:
     command = Path(sys.executable).parent / "cyberark-ops"
     env = {
@@ -226,6 +227,7 @@ def test_the_installed_command_runs_as_a_subprocess(canary_server: DevServer, tm
     assert_no_canary(ok.stdout, ok.stderr, failing.stdout, failing.stderr)
 
 
+@pytest.mark.slow
 def test_json_on_stdout_stays_parseable_when_airflow_logs(dev_server: DevServer, tmp_path: Path) -> None:
     """Airflow's secrets masker warns about short extras (the demo account ``demo``) on stdout."""
     conn = {"conn_type": "cyberark", **demo_connections(dev_server)["cyberark_conjur"]}
@@ -246,6 +248,7 @@ def test_json_on_stdout_stays_parseable_when_airflow_logs(dev_server: DevServer,
         assert form not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_a_ccp_connection_gives_no_short_secret_warning(dev_server: DevServer, tmp_path: Path) -> None:
     """``api="ccp"`` and the demo account ``demo`` are no secrets: Airflow's "too short to mask"
     warning, as if one had gone unmasked, must not appear (issue 29)."""

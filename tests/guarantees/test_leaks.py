@@ -44,7 +44,7 @@ from tests.guarantees import report
 from tests.masking import masked_as_one
 from tests.operators.conftest import set_my_password, set_pg_password, vaulted_seed
 
-pytestmark = pytest.mark.airflow
+pytestmark = [pytest.mark.airflow, pytest.mark.database_roles]
 
 DAG_ID = "guarantee_leaks"
 DAGS = Path(__file__).resolve().parent / "dags_leaks"

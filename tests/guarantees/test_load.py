@@ -47,7 +47,7 @@ from tests.guarantees import report
 from tests.operators.conftest import need_server
 
 # The first test of each executor pays for the whole run (a module fixture).
-pytestmark = [pytest.mark.airflow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.airflow, pytest.mark.serial, pytest.mark.timeout(900)]
 
 DAGS = Path(__file__).resolve().parent / "dags_load"
 DAG_ID = "cyberark_load"

@@ -120,6 +120,7 @@ def _deep(value: Any, depth: int) -> Any:
     return value
 
 
+@pytest.mark.slow
 def test_scrub_removes_every_form_from_every_container_type(secret: str) -> None:
     registry = scrub.Registry()
     registry.register(secret, username="svc")
@@ -201,6 +202,7 @@ def test_the_fast_path_returns_the_same_object_when_no_form_occurs() -> None:
         assert scrub.scrub(value) is value
 
 
+@pytest.mark.slow
 def test_the_fast_check_sees_the_canary_wherever_repr_would_escape_or_hide_it() -> None:
     """Each form of the canary has a backslash, quotes or non-ASCII; repr escapes them; some fields hide from repr."""
     scrub.register(CANARY, username="svc")

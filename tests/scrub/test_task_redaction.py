@@ -157,6 +157,7 @@ os._exit(3)
 """
 
 
+@pytest.mark.slow
 def test_os_exit_passes_on_what_the_pipes_and_python_buffers_hold() -> None:
     """Airflow's task process ends with ``os._exit``: a held partial line and Python's unflushed
     buffer still reach the original descriptors, redacted, and the exit status is kept."""
@@ -374,6 +375,7 @@ print(json.dumps({
 )
 
 
+@pytest.mark.slow
 def test_registering_installs_no_process_wide_patch() -> None:
     """``import cyberark_ops.scrub`` and ``scrub.register`` in a supervised task process touch
     nothing process-wide: installing the task process's redaction is the glue's explicit call."""
@@ -403,6 +405,7 @@ with scrub.task_scope():
 )
 
 
+@pytest.mark.slow
 def test_a_task_scope_opened_by_task_code_installs_the_output_redaction() -> None:
     """Task code that registers a value it did not fetch through cyberark-ops opens a task scope
     (as docs/scrubbing.md shows): that installs the redaction of the process's own output."""
@@ -446,6 +449,7 @@ print("printed", sys.argv[1])
 )
 
 
+@pytest.mark.slow
 def test_explicit_and_nested_installation_is_idempotent() -> None:
     done = subprocess.run(
         [sys.executable, "-c", INSTALLS_TWICE_AND_NESTED, CANARY],

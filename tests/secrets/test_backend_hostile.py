@@ -113,6 +113,7 @@ needs_access_denied = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
 @needs_access_denied
 def test_a_deeply_nested_stored_connection_never_serves_the_stale_env_one(vault: Vault, tmp_path: Path) -> None:
     """Through Airflow's own chain ([secrets] backend, then the environment): the stale
@@ -143,6 +144,7 @@ OUT_OF_MEMORY_LOOKUP = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @needs_access_denied
 def test_running_out_of_memory_during_a_lookup_never_serves_the_stale_env_one(vault: Vault, tmp_path: Path) -> None:
     """A real ``MemoryError`` (the process's address space capped a few MB above what it uses, then a

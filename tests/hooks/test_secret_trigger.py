@@ -78,6 +78,10 @@ def test_a_rotation_fires_changed_naming_the_rotated_ref(conns: Connections) -> 
     assert event["changed"] == ["prod/db/password"]
     assert event["polls"] >= 1
     assert_holds_no_value(event, DB_PASSWORD, "Rotated-PG-Passw0rd!")
+    # The first values lived in the run's frame only: nothing of them on the trigger, its repr or
+    # what it serializes into the trigger table.
+    kept = repr(vars(trigger)) + repr(trigger) + json.dumps(trigger.serialize())
+    assert DB_PASSWORD not in kept and "Rotated-PG-Passw0rd!" not in kept
 
 
 def test_the_audited_reason_names_the_deferred_task(conns: Connections) -> None:

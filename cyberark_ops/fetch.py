@@ -13,10 +13,13 @@ produce, so the secrets backend can use it without recursing into connection loo
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from . import scrub, task_redaction
@@ -154,6 +157,91 @@ def name_the_object(error: CyberArkError, target: str) -> None:
         error.args = (error.message, *error.args[1:])
 
 
+# -- off the event loop (triggers, deferrable operators) --------------------------------------------
+
+MAX_WORKER_FETCHES = 8
+"""Worker threads fetching for coroutines at once, per process: more awaits queue for a thread
+(without blocking the loop) rather than opening more connections than a triggerer needs."""
+
+
+class _Workers:
+    """The bounded pool every async fetch runs in, and a count of the calls started in it that have
+    not ended (a cancelled await leaves a started call running to its end: :func:`wait_for_workers`)."""
+
+    def __init__(self) -> None:
+        self.pool: ThreadPoolExecutor | None = None
+        self.pid = 0
+        self.running = 0
+        self.lock = threading.Condition()
+
+    def executor(self) -> ThreadPoolExecutor:
+        with self.lock:
+            # A pool made before a fork has no threads in the child (the triggerer forks its runner).
+            if self.pool is None or self.pid != os.getpid():
+                self.pool = ThreadPoolExecutor(MAX_WORKER_FETCHES, thread_name_prefix="cyberark-fetch")
+                self.pid = os.getpid()
+            return self.pool
+
+
+_workers = _Workers()
+
+
+class _Job:
+    """One call for the pool: run at most once, and never after its await gave up on it before it started."""
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        self.call: Callable[[], Any] = call
+        self.state = "queued"
+
+    def run(self) -> Any:
+        with _workers.lock:
+            if self.state != "queued":
+                raise RuntimeError("the await of this fetch was cancelled before it started")
+            self.state = "running"
+            _workers.running += 1
+        try:
+            return self.call()
+        finally:
+            with _workers.lock:
+                self.state = "done"
+                _workers.running -= 1
+                _workers.lock.notify_all()
+
+    def abandon(self) -> None:
+        with _workers.lock:
+            if self.state == "queued":
+                self.state = "abandoned"
+
+
+async def off_loop(call: Callable[[], T]) -> T:
+    """``call()`` in a worker thread, awaited without blocking the running event loop.
+
+    The sync fetch path itself runs there (the one policy: same client, token cache, pacer and
+    registration), so a coroutine gets exactly what a task gets. Through asgiref, not
+    ``asyncio.to_thread``: the worker then knows the loop it was called from, so Airflow's
+    ``mask_secret`` inside it reaches the triggerer's supervisor through that loop (Airflow 3.1's
+    trigger comms use ``async_to_sync``, which would otherwise start a second loop on the same
+    socket). A cancelled await whose call has not started yet never starts it; one that started
+    runs to its end, bounded by the transport's deadline, and a value it fetched is registered
+    whole, as if it had been returned.
+    """
+    from asgiref.sync import sync_to_async
+
+    job = _Job(call)
+    try:
+        result: T = await sync_to_async(job.run, thread_sensitive=False, executor=_workers.executor())()
+    finally:
+        job.abandon()
+    return result
+
+
+def wait_for_workers(timeout: float) -> bool:
+    """Whether every call :func:`off_loop` started has ended within ``timeout`` seconds (the
+    tests' view of cancelled awaits; a triggerer shutting down can use it too)."""
+    with _workers.lock:
+        return _workers.lock.wait_for(lambda: _workers.running == 0, timeout)
+
+
 class Fetcher:
     """Fetches from the CyberArk API one ``ConnectionSettings`` points at.
 
@@ -283,6 +371,18 @@ class Fetcher:
                 )
         return {key: values[str(item)] if str(item) in values else self.get_secret(item) for key, item in wanted}
 
+    # -- the same, awaited (each runs the method above in a worker thread: see off_loop) -------------
+
+    async def aget_credential(self, ref: str | CredentialRef) -> Credential:
+        return await off_loop(functools.partial(self.get_credential, ref))
+
+    async def aget_secret(self, ref: str | CredentialRef) -> str:
+        return await off_loop(functools.partial(self.get_secret, ref))
+
+    async def aget_secrets(self, refs: Iterable[str | CredentialRef]) -> dict[str, str]:
+        wanted = list(refs)  # an iterator is read here, on the loop, not in the worker
+        return await off_loop(functools.partial(self.get_secrets, wanted))
+
     def audit_reason(self) -> str:
         return audit_reason(self.reason)
 
@@ -348,6 +448,8 @@ __all__ = [
     "FixedRateBudgets",
     "audit_reason",
     "mask",
+    "off_loop",
     "register_fetched",
     "short_secret_message",
+    "wait_for_workers",
 ]

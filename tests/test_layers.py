@@ -78,6 +78,8 @@ def test_the_glue_loads_the_client_layer_only_when_a_fetch_runs() -> None:
         "import cyberark_ops.operators.vaulted",
         "import cyberark_ops.operators.sql",
         "import cyberark_ops.secrets",
+        "import cyberark_ops.triggers",
+        "from cyberark_ops.triggers import CyberArkSecretTrigger\nCyberArkSecretTrigger(['db/pw'], 'cyberark_default')",
         "from cyberark_ops import CyberArkHook, VaultedMixin, VaultedSqlOperator, vaulted",
         "CyberArkHook('cyberark_default')",
         "VaultedSqlOperator(task_id='t', credential_ref='db/pw', conn_type='sqlite', sql='select 1')",

@@ -8,12 +8,13 @@ each fetch names the DAG, task and run in the reason the vault audits.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._compat import BaseHook
-from ..scrub_exceptions import scrubs_exceptions
+from ..scrub_exceptions import scrubbed_exceptions, scrubs_exceptions
 
 if TYPE_CHECKING:
     from ..client import BaseClient, Credential, CredentialRef
@@ -74,26 +75,36 @@ class CyberArkHook(BaseHook):
         fetcher = self._fetcher
         if fetcher is not None:
             return fetcher
+        with self._fetcher_lock:
+            return self._fetcher or self._fetcher_from(self._read_settings())
+
+    def _fetcher_from(self, settings: ConnectionSettings) -> Fetcher:
+        """The one fetcher of this hook (the first settings read win: concurrent first uses share
+        one client and one logon). Called with ``_fetcher_lock`` held."""
         # The fetch core and the client layer load here, on the first fetch: a module that only
         # defines tasks (parsed every 30 s by the dag-processor) never pays for them.
         from ..fetch import Fetcher
 
-        with self._fetcher_lock:
-            if self._fetcher is None:
-                self._fetcher = Fetcher(
-                    self._read_settings(),
-                    name=f"connection {self.cyberark_conn_id!r}",
-                    reason=self.reason,
-                    allow_short_secret=self.allow_short_secret,
-                )
-            return self._fetcher
+        if self._fetcher is None:
+            self._fetcher = Fetcher(
+                settings,
+                name=f"connection {self.cyberark_conn_id!r}",
+                reason=self.reason,
+                allow_short_secret=self.allow_short_secret,
+            )
+        return self._fetcher
 
     def _read_settings(self) -> ConnectionSettings:
-        from .._compat import announce_short_secrets, short_extras_unannounced
-        from ..settings import ConnectionSettings, secret_extras
+        from .._compat import short_extras_unannounced
 
         with short_extras_unannounced():
             conn = self.get_connection(self.cyberark_conn_id)
+        return self._settings_from(conn)
+
+    def _settings_from(self, conn: Any) -> ConnectionSettings:
+        from .._compat import announce_short_secrets
+        from ..settings import ConnectionSettings, secret_extras
+
         settings = ConnectionSettings.from_connection(conn, self.cyberark_conn_id)
         announce_short_secrets(conn.password, secret_extras(settings.extras))
         return settings
@@ -150,6 +161,49 @@ class CyberArkHook(BaseHook):
         """``airflow dag=<dag> task=<task> run=<run>`` (+ the hook's reason), for the vault's audit."""
         return self.fetcher.audit_reason()
 
+    # -- async fetch API (triggers, deferrable operators' aexecute) --------------------------------
+    # The sync path above, run in a bounded worker thread (cyberark_ops.fetch.off_loop): one fetch
+    # policy, one client, token cache and pacer for both; the event loop is never blocked, by the
+    # fetch or by the connection lookup.
+
+    async def afetcher(self) -> Fetcher:
+        """:attr:`fetcher`, with the connection looked up without blocking the running loop."""
+        fetcher = self._fetcher
+        if fetcher is not None:
+            return fetcher
+        settings = await self._aread_settings()
+        with self._fetcher_lock:
+            return self._fetcher_from(settings)
+
+    async def _aread_settings(self) -> ConnectionSettings:
+        """Airflow's async connection lookup where it is safe on a loop: 3.3.2+ (``aextra_dejson``
+        marks it) masks the connection with ``amask_secret``; before, ``aget_connection`` masked it
+        with a blocking supervisor call, so the whole sync lookup runs in a worker thread instead."""
+        from .._compat import short_extras_unannounced
+        from ..fetch import off_loop
+
+        if not _async_lookup_is_safe():
+            return await off_loop(self._read_settings)
+        with short_extras_unannounced():
+            conn = await self.aget_connection(self.cyberark_conn_id)
+        # Reading the settings may read files (password_file, certificates): off the loop too.
+        return await off_loop(functools.partial(self._settings_from, conn))
+
+    async def aget_secret(self, ref: str | CredentialRef) -> str:
+        """:meth:`get_secret`, awaited: the same value, errors, masking and audit reason."""
+        with scrubbed_exceptions():
+            return await (await self.afetcher()).aget_secret(ref)
+
+    async def aget_secrets(self, refs: Iterable[str | CredentialRef]) -> dict[str, str]:
+        """:meth:`get_secrets`, awaited (Conjur variables still in one batch request)."""
+        with scrubbed_exceptions():
+            return await (await self.afetcher()).aget_secrets(refs)
+
+    async def aget_credential(self, ref: str | CredentialRef) -> Credential:
+        """:meth:`get_credential`, awaited."""
+        with scrubbed_exceptions():
+            return await (await self.afetcher()).aget_credential(ref)
+
     # -- the UI's Test button ----------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
@@ -200,6 +254,12 @@ class CyberArkHook(BaseHook):
                 field_class = StringField
             widgets[name] = field_class(spec["label"], description=spec.get("description", ""))
         return widgets
+
+
+def _async_lookup_is_safe() -> bool:
+    from airflow.sdk import Connection
+
+    return hasattr(Connection, "aextra_dejson")
 
 
 __all__ = ["CyberArkHook"]

@@ -105,6 +105,7 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Examples]:
         env = pasted(devserver_export_lines(server.info(), seed))
         env["AIRFLOW_VAR_DEPLOYMENT_ENV"] = "staging"  # cyberark_per_environment's docstring
         stack = AirflowStack(base / "home", dags, env)
+        stack.add_component("triggerer", ["triggerer"])  # cyberark_deferrable's deferred task
         runs = run_dags(stack, DAG_IDS, timeout=300)
         calls = server.app.audit.events()
     yield Examples(runs, stack, [c for c in calls if not str(c["action"]).startswith("dev.")], fetched, calls)
@@ -180,6 +181,15 @@ def test_each_mapped_instance_fetches_its_own_and_says_so(examples: Examples) ->
     reasons = [str(c.get("reason")) for c in examples.calls if c["api"] == "conjur" and c.get("reason")]
     for index in range(5):
         assert any(re.search(rf"task-fetch-one-run-.*-map-{index}-mapped-export$", r) for r in reasons), reasons
+
+
+def test_the_deferred_task_waited_in_the_triggerer_and_resumed(examples: Examples) -> None:
+    run = examples.runs["cyberark_deferrable"]
+    assert run.xcom("wait_until_readable") == {"status": "readable", "refs": ["prod/db/username", "prod/db/password"]}
+    assert run.xcom("connect") == {
+        "fetched": ["prod/db/password", "prod/db/username"],
+        "password_length": len(examples.fetched["conjur prod/db/password"]),
+    }
 
 
 def test_no_fetched_value_in_any_task_log_or_metadata_table(examples: Examples) -> None:

@@ -18,6 +18,7 @@ import base64
 import binascii
 import ipaddress
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -276,7 +277,20 @@ class ConjurIAMAuth(ConjurCloudAuth):
         return CloudIdentity("AWS", arn, self._login, details, problem)
 
 
+class _NoSigningDetail(logging.Filter):
+    """botocore.auth logs the canonical request at DEBUG, session token included: never let it out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+_SIGNING_FILTER = _NoSigningDetail()
+
+
 def _botocore() -> Any:
+    signing_log = logging.getLogger("botocore.auth")
+    if _SIGNING_FILTER not in signing_log.filters:
+        signing_log.addFilter(_SIGNING_FILTER)
     try:
         import botocore.auth
         import botocore.awsrequest

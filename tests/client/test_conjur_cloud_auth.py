@@ -417,3 +417,18 @@ def test_a_doctype_is_not_expanded() -> None:
     bomb = b'<!DOCTYPE r [<!ENTITY a "aaaa">]><r><Arn>&a;</Arn><Account>1</Account></r>'
     assert parse_caller_identity(bomb) == ("&a;", "1")
     assert parse_caller_identity(b"<Arn>" + b"x" * 100_000 + b"</Arn>") is None
+
+
+@given(
+    st.one_of(
+        st.text(max_size=80), st.from_regex(r"(https?|ftp)://[a-z0-9.:\[\]@-]{0,30}(/[a-z]{0,5})?", fullmatch=True)
+    )
+)
+def test_local_base_accepts_or_names_its_field_for_any_text(url: str) -> None:
+    try:
+        base, local = local_base(url, "metadata_url")
+    except ConfigurationError as exc:
+        assert exc.field == "metadata_url"
+        return
+    assert base.startswith(("https://", "http://"))
+    assert local == base.startswith("http://")

@@ -58,15 +58,24 @@ def local_base(url: object, field_name: str) -> tuple[str, bool]:
     ``allow_insecure_http`` says (a metadata service has no https)."""
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"{field_name}: must be a URL such as {AZURE_IMDS_URL}", field=field_name)
-    parts = urlsplit(url)
-    local = parts.scheme == "http" and _is_local(parts.hostname or "")
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname or ""
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        raise ConfigurationError(f"{field_name}: is not a URL", field=field_name) from None
+    local = parts.scheme == "http" and _is_local(hostname)
     if parts.scheme == "http" and not local:
         raise ConfigurationError(
             f"{field_name}: plain http:// is allowed only for a metadata service on this machine "
             f"({', '.join(sorted(METADATA_HOSTS))}) or loopback; use https://",
             field=field_name,
         )
-    return validate_base_url(url, field_name, allow_insecure_http=local), local
+    try:
+        return validate_base_url(url, field_name, allow_insecure_http=local), local
+    except ConfigurationError:
+        raise
+    except ValueError:
+        raise ConfigurationError(f"{field_name}: is not a URL", field=field_name) from None
 
 
 def _is_local(host: str) -> bool:

@@ -409,8 +409,9 @@ def test_an_arn_maps_to_account_and_name(account: str, role: str, session: str, 
     answer = f"<R><Result><Arn>{escape(arn)}</Arn><Account>{account}</Account></Result></R>"
     assert parse_caller_identity(answer.encode()) == (arn, account)
     assert _aws_identity_parts(arn) == (account, role)
+    # Conjur takes the segment after the first "/": a user's path's first segment, if it has a path.
     user = f"arn:aws:iam::{account}:user/{'/'.join([*path, role])}"
-    assert _aws_identity_parts(user) == (account, role)
+    assert _aws_identity_parts(user) == (account, [*path, role][0])
 
 
 def test_a_doctype_is_not_expanded() -> None:

@@ -122,17 +122,17 @@ class ConjurCloudAuth(ConjurAuth):
 
 
 def _aws_identity_parts(arn: str) -> tuple[str, str] | None:
-    """``(account, name)`` Conjur matches against the host id's last two segments: the role of an
-    assumed-role ARN, else the user's or role's name."""
+    """``(account, name)`` Conjur matches against the host id's last two segments: the segment after
+    the first ``/`` of the ARN's resource (Conjur 1.24: ``arn.split(':')[5].split('/')[1]``), i.e.
+    the role of an assumed-role ARN, a user's or role's name, and for one with a path its first
+    path segment."""
     found = re.fullmatch(r"arn:aws[\w-]*:(?:sts|iam)::(\d{12}):(.+)", arn)
     if found is None:
         return None
     resource = found[2].split("/")
-    if resource[0] == "assumed-role" and len(resource) >= 3:
-        return found[1], resource[1]
-    if resource[0] in ("user", "role") and len(resource) >= 2 and resource[-1]:
-        return found[1], resource[-1]
-    return None
+    if len(resource) < 2 or not resource[1]:
+        return None
+    return found[1], resource[1]
 
 
 _STS_FIELD = re.compile(r"<(Arn|Account)>([^<]{1,2048})</\1>")

@@ -433,3 +433,18 @@ def test_local_base_accepts_or_names_its_field_for_any_text(url: str) -> None:
         return
     assert base.startswith(("https://", "http://"))
     assert local == base.startswith("http://")
+
+
+def test_a_metadata_service_on_plain_http_is_reached_without_allow_insecure_http(tmp_path: Path) -> None:
+    """As on a real VM: the metadata service speaks plain http on this machine, Conjur https. Two dev
+    servers share a state dir (so the http one's tokens are signed with the key the https one trusts)."""
+    with DevServer(SEED, state_dir=tmp_path) as conjur_server, DevServer(SEED, state_dir=tmp_path, tls=False) as plain:
+        vault = Vault(conjur_server)
+        metadata = f"{plain.info()['url']}/gcp-metadata/airflow-vm"
+        assert metadata.startswith("http://127.0.0.1:")
+        with client(vault, ConjurGCPAuth(GCP_HOST, metadata_url=metadata)) as conjur:
+            assert conjur.get_secret(VARIABLE) == VALUE
+        assert [e["status"] for e in plain.app.audit.events(action="gce_metadata.identity_token")] == [200]
+        # Conjur itself over plain http is still refused: local_http is for the metadata call alone.
+        with pytest.raises(ConfigurationError, match="plain http"):
+            vault.conjur_config(auth=ConjurGCPAuth(GCP_HOST, metadata_url=metadata), base_url=plain.info()["url"])

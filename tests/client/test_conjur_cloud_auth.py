@@ -26,6 +26,7 @@ from cyberark_ops.client import (
     ConjurGCPAuth,
     ConjurIAMAuth,
     CyberArkError,
+    InvalidResponse,
     TokenCache,
 )
 from cyberark_ops.client.auth.conjur_cloud import (
@@ -448,3 +449,31 @@ def test_a_metadata_service_on_plain_http_is_reached_without_allow_insecure_http
         # Conjur itself over plain http is still refused: local_http is for the metadata call alone.
         with pytest.raises(ConfigurationError, match="plain http"):
             vault.conjur_config(auth=ConjurGCPAuth(GCP_HOST, metadata_url=metadata), base_url=plain.info()["url"])
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "auth"),
+    [("imds.identity_token", azure), ("gce_metadata.identity_token", gcp)],
+    ids=["azure", "gcp"],
+)
+@pytest.mark.parametrize("kind", ["malformed", "content_type"])
+def test_a_metadata_answer_that_is_not_a_token_is_an_invalid_response(
+    make_vault: Any, endpoint: str, auth: Any, kind: str
+) -> None:
+    vault = make_vault(SEED)
+    vault.fault(endpoint, kind=kind, count=1)
+    with client(vault, auth(vault)) as conjur, pytest.raises(InvalidResponse) as invalid:
+        conjur.get_secret(VARIABLE)
+    assert "identity_token" in str(invalid.value)
+    assert "<html" not in str(invalid.value).lower()
+    assert vault.count("conjur.authenticate_azure") + vault.count("conjur.authenticate_gcp") == 0
+    with client(vault, auth(vault)) as conjur:  # the fault was for one answer only
+        assert conjur.get_secret(VARIABLE) == VALUE
+
+
+def test_a_metadata_service_that_fails_is_retried_as_any_call(make_vault: Any) -> None:
+    vault = make_vault(SEED)
+    vault.fault("imds.identity_token", status=503, count=2)
+    with client(vault, azure(vault)) as conjur:
+        assert conjur.get_secret(VARIABLE) == VALUE
+    assert [e["status"] for e in vault.events(action="imds.identity_token")] == [503, 503, 200]

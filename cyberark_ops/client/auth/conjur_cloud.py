@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import threading
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,8 +118,9 @@ class CloudIdentity:
 class ConjurCloudAuth(ConjurAuth):
     """A cloud authenticator: ``cloud_identity`` tells the doctor who the worker is, asking the cloud only."""
 
+    @abstractmethod
     def cloud_identity(self, ctx: AuthContext) -> CloudIdentity:
-        raise NotImplementedError
+        """Asks the cloud (STS, the metadata service), never Conjur."""
 
 
 def _aws_identity_parts(arn: str) -> tuple[str, str] | None:

@@ -477,3 +477,15 @@ def test_a_metadata_service_that_fails_is_retried_as_any_call(make_vault: Any) -
     with client(vault, azure(vault)) as conjur:
         assert conjur.get_secret(VARIABLE) == VALUE
     assert [e["status"] for e in vault.events(action="imds.identity_token")] == [503, 503, 200]
+
+
+def test_botocore_is_imported_only_to_sign() -> None:
+    import subprocess
+
+    code = (
+        "import sys, cyberark_ops.client as c, cyberark_ops.builders;"
+        "c.ConjurIAMAuth('prod', 'host/a/123456789012/r');"
+        "print('botocore' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -243,3 +243,18 @@ def test_other_methods_have_no_cloud_identity_line(
         extras={"api": "conjur", "account": conns.info["conjur_account"], "ca_bundle": conns.info["ca_cert"]},
     )
     assert "cloud identity" not in checks(doctor.run(lambda: settings, source="test"))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_decorator_injects_with_the_workers_cloud_identity(cloud: Connections, method: str) -> None:
+    from cyberark_ops import with_cyberark_secret
+
+    conn_id = cloud.conjur(
+        "cyberark_cloud_deco", password=None, auth_method=method, **method_extras(cloud.server, method)
+    )
+
+    @with_cyberark_secret(vault_conn_id=conn_id, password=VARIABLE, reason="cloud decorator")
+    def export(password: str) -> dict[str, Any]:
+        return {"length": len(password), "echo": f"pw={password}"}
+
+    assert export() == {"length": len(VALUE), "echo": "pw=***"}

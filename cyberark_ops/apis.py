@@ -301,6 +301,39 @@ register_api(
                 strategy=f"{_BUILDERS}:conjur_access_token_file",
                 fields=("access_token_path",),
             ),
+            AuthMethod(
+                "authn-iam",
+                "the worker's AWS identity (authn-iam; botocore: extra aws)",
+                strategy=f"{_BUILDERS}:conjur_iam",
+                fields=("service_id", "aws_region", "aws_profile", "aws_sts_url"),
+                remedy=(
+                    "The host id must end with <aws account id>/<iam role name> of the identity shown under "
+                    "'cloud identity'; check service_id (authn-iam/<service_id> enabled, the host permitted "
+                    "'authenticate' on it) and aws_region ('global' or the STS endpoint's region)"
+                ),
+            ),
+            AuthMethod(
+                "authn-azure",
+                "the VM's Azure managed identity (authn-azure)",
+                strategy=f"{_BUILDERS}:conjur_azure",
+                fields=("service_id", "azure_client_id", "metadata_url"),
+                remedy=(
+                    "Give the host the annotations listed under 'cloud identity' (authn-azure/subscription-id, "
+                    "resource-group, and user-assigned-identity or system-assigned-identity); check service_id "
+                    "(its provider-uri is https://sts.windows.net/<tenant id>/) and azure_client_id"
+                ),
+            ),
+            AuthMethod(
+                "authn-gcp",
+                "the instance's Google Cloud identity (authn-gcp)",
+                strategy=f"{_BUILDERS}:conjur_gcp",
+                fields=("metadata_url",),
+                remedy=(
+                    "Give the host (the login) at least one of the annotations authn-gcp/project-id, "
+                    "service-account-id, service-account-email with the values under 'cloud identity', and "
+                    "permit it 'authenticate' on conjur/authn-gcp"
+                ),
+            ),
         ),
         check=f"{_BUILDERS}:check_conjur",
         batch=f"{_BUILDERS}:conjur_batch",

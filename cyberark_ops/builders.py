@@ -17,8 +17,11 @@ from .client import (
     ConjurAccessTokenFileAuth,
     ConjurApiKeyAuth,
     ConjurAuth,
+    ConjurAzureAuth,
     ConjurClient,
     ConjurConfig,
+    ConjurGCPAuth,
+    ConjurIAMAuth,
     ConjurJWTAuth,
     ConjurRef,
     CredentialRef,
@@ -30,6 +33,7 @@ from .client import (
     PVWALogonAuth,
     PVWARef,
 )
+from .client.auth.conjur_cloud import AZURE_IMDS_URL, GCP_METADATA_URL
 from .settings import ConnectionSettings, as_bool, convert, settings_error
 
 Register = Callable[[str], None]
@@ -83,6 +87,46 @@ def conjur_access_token_file(settings: ConnectionSettings, *, register: Register
     if not path:
         raise settings_error("access_token_path", "access_token_file auth needs the token file's path")
     return ConjurAccessTokenFileAuth(str(path))
+
+
+def _service_id(settings: ConnectionSettings, method: str) -> str:
+    service_id = settings.extras.get("service_id")
+    if not service_id:
+        raise settings_error("service_id", f"{method} needs the authenticator's service id ({method}/<service_id>)")
+    return str(service_id)
+
+
+def conjur_iam(settings: ConnectionSettings, *, register: Register) -> ConjurIAMAuth:
+    """AWS credentials come from botocore's chain at authentication time; what it resolves (secret
+    key, session token) goes to ``register`` then, before it signs anything."""
+    extras = settings.extras
+    return ConjurIAMAuth(
+        _service_id(settings, "authn-iam"),
+        settings.require_login("the Conjur host (host/<policy>/<aws account id>/<iam role name>)"),
+        aws_region=str(extras.get("aws_region") or "global"),
+        aws_profile=str(extras["aws_profile"]) if extras.get("aws_profile") else None,
+        sts_url=str(extras["aws_sts_url"]) if extras.get("aws_sts_url") else None,
+        on_secret=register,
+    )
+
+
+def conjur_azure(settings: ConnectionSettings, *, register: Register) -> ConjurAzureAuth:
+    extras = settings.extras
+    return ConjurAzureAuth(
+        _service_id(settings, "authn-azure"),
+        settings.require_login("the Conjur host (host/<policy>/<id>)"),
+        client_id=str(extras["azure_client_id"]) if extras.get("azure_client_id") else None,
+        metadata_url=str(extras.get("metadata_url") or AZURE_IMDS_URL),
+        on_secret=register,
+    )
+
+
+def conjur_gcp(settings: ConnectionSettings, *, register: Register) -> ConjurGCPAuth:
+    return ConjurGCPAuth(
+        settings.require_login("the Conjur host the token's audience names (host/<policy>/<id>)"),
+        metadata_url=str(settings.extras.get("metadata_url") or GCP_METADATA_URL),
+        on_secret=register,
+    )
 
 
 def pvwa_logon(settings: ConnectionSettings, *, register: Register) -> PVWALogonAuth:

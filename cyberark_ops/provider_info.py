@@ -46,7 +46,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     "auth_method": {
         "label": "Auth method",
         "description": (
-            "Empty: the API's first. Conjur: api_key (the Password field) | jwt | access_token_file. "
+            "Empty: the API's first. Conjur: api_key (the Password field) | jwt | access_token_file | "
+            "authn-iam | authn-azure | authn-gcp (the worker's cloud identity; service_id etc. in the Extra JSON). "
             "CCP: app_id. PVWA: cyberark | ldap | radius | windows. Privilege Cloud: client_credentials"
         ),
         # A choice, not free text. Null picks the API's default method; values_display (read by

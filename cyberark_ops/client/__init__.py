@@ -46,6 +46,11 @@ if TYPE_CHECKING:
     from .auth import PVWALogonAuth as PVWALogonAuth
     from .auth import TokenCache as TokenCache
     from .auth import renewal_delay as renewal_delay
+    from .auth.conjur_cloud import CloudIdentity as CloudIdentity
+    from .auth.conjur_cloud import ConjurAzureAuth as ConjurAzureAuth
+    from .auth.conjur_cloud import ConjurCloudAuth as ConjurCloudAuth
+    from .auth.conjur_cloud import ConjurGCPAuth as ConjurGCPAuth
+    from .auth.conjur_cloud import ConjurIAMAuth as ConjurIAMAuth
     from .base import AuthenticatedClient as AuthenticatedClient
     from .base import BaseClient as BaseClient
     from .base import CredentialSource as CredentialSource

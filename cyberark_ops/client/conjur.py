@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .auth import AuthContext
+from .auth.conjur_cloud import CloudIdentity, ConjurCloudAuth
 from .base import AuthenticatedClient
 from .config import ConjurConfig
 from .credential import Credential
@@ -95,6 +96,14 @@ class ConjurClient(AuthenticatedClient[ConjurRef, ConjurConfig]):
         """Makes sure a token is at hand (``force``: obtain a new one); returns the token's subject."""
         token = self._auth.authenticate() if force else self._auth.token()
         return token.subject
+
+    def cloud_identity(self) -> CloudIdentity | None:
+        """Who the worker is in its cloud, for a cloud authenticator (asks the cloud, not Conjur);
+        None for the other auth methods."""
+        strategy = self.strategy
+        if isinstance(strategy, ConjurCloudAuth):
+            return strategy.cloud_identity(self._auth_context())
+        return None
 
     def whoami(self) -> dict[str, Any]:
         call = Call("GET", f"{self._prefix}/whoami", action="whoami", target=f"as {self.login!r}")

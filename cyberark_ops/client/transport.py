@@ -78,6 +78,7 @@ class Call:
         "headers",
         "hints",
         "idempotent",
+        "local_http",
         "method",
         "path",
         "query",
@@ -99,6 +100,7 @@ class Call:
         hints: Mapping[int, str] | None = None,
         status_errors: Mapping[int, type[CyberArkError]] | None = None,
         idempotent: bool = True,
+        local_http: bool = False,
     ) -> None:
         self.method = method
         self.path = path
@@ -113,6 +115,9 @@ class Call:
         self.idempotent = idempotent
         """False for a request with side effects (a retrieve that checks an account out or rotates
         a one-time password): it is retried only when the server surely did nothing with it."""
+        self.local_http = local_http
+        """True for a ``base`` on this machine that speaks only plain http (a cloud metadata
+        service); the caller has checked that the host is one (``allow_insecure_http`` is not needed)."""
 
     def __repr__(self) -> str:
         # Headers and body carry tokens and credentials: never part of the repr.
@@ -324,7 +329,8 @@ class Transport:
     def _url(self, call: Call) -> str:
         base = self.config.base_url
         if call.base is not None:
-            base = validate_base_url(call.base, "url", allow_insecure_http=self.config.allow_insecure_http)
+            insecure_ok = self.config.allow_insecure_http or call.local_http
+            base = validate_base_url(call.base, "url", allow_insecure_http=insecure_ok)
         return f"{base}{call.path}" + (f"?{call.query}" if call.query else "")
 
     def _proxies_for(self, url: str) -> dict[str, str]:
@@ -341,7 +347,7 @@ class Transport:
         """Attempts ``call`` until an answer is final, the retry budget is spent or the deadline nears."""
         url = self._url(call)
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
-        proxies = self._proxies_for(url)
+        proxies = {} if call.local_http else self._proxies_for(url)  # a metadata service is never proxied
         pacer = self.config.pacing.pacer(origin)
         attempt = 0
         while True:

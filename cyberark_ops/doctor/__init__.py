@@ -14,7 +14,7 @@ module only re-exports, so ``from cyberark_ops.doctor import X`` names what it a
 from __future__ import annotations
 
 from .access import DOCTOR_REASON, SHOWN_NAMES, check_least_privilege, check_paths
-from .auth import SHORT_TOKEN, check_authentication, check_token_ttl
+from .auth import SHORT_TOKEN, check_authentication, check_cloud_identity, check_token_ttl
 from .report import (
     DETAIL_CHARS,
     FAIL,
@@ -60,6 +60,7 @@ __all__ = [
     "check_ca_bundle",
     "check_client_certificate",
     "check_clock",
+    "check_cloud_identity",
     "check_least_privilege",
     "check_paths",
     "check_reachability",

@@ -1,12 +1,20 @@
-"""The authentication checks: does the identity log on, and how long its token lives. The advice
-on a failure is the auth method's or the API's own (the table's), never written here.
+"""The authentication checks: the cloud identity a cloud authenticator presents, does the identity
+log on, and how long its token lives. The advice on a failure is the auth method's or the API's own
+(the table's), never written here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..client import AuthenticatedClient, AuthenticationFailed, BaseClient, CyberArkError, Forbidden
+from ..client import (
+    AuthenticatedClient,
+    AuthenticationFailed,
+    BaseClient,
+    ConfigurationError,
+    CyberArkError,
+    Forbidden,
+)
 from ..client.base import TokenFacts
 from ..settings import ConnectionSettings
 from .report import FAIL, PASS, SKIP, WARN, Check, _error_text
@@ -21,6 +29,31 @@ def _auth_remedy(settings: ConnectionSettings) -> str:
     if method is not None and method.remedy:
         return method.remedy
     return settings.spec.doctor.auth_remedy
+
+
+def check_cloud_identity(client: BaseClient[Any, Any], settings: ConnectionSettings) -> Check | None:
+    """Which cloud identity the worker has and which Conjur host it maps to, asked of the cloud
+    (STS, the metadata service) and not of Conjur: what a failed authentication is compared with.
+    None for an auth method that is not a cloud authenticator. Never a token: only its claims."""
+    identity_of = getattr(client, "cloud_identity", None)
+    if not callable(identity_of):
+        return None
+    name = "cloud identity"
+    try:
+        identity = identity_of()
+    except ConfigurationError as exc:
+        return Check(name, FAIL, str(exc), "Fix the setting the detail names")
+    except CyberArkError as exc:
+        remedy = "Check metadata_url (aws_sts_url for AWS) and that this machine has a cloud identity"
+        return Check(name, FAIL, _error_text(exc), remedy)
+    if identity is None:
+        return None
+    facts = ", ".join(f"{key} {value}" for key, value in identity.details.items())
+    detail = f"{identity.cloud} identity {identity.identity}" + (f" ({facts})" if facts else "")
+    detail += f" -> Conjur host {identity.conjur_host!r}"
+    if identity.problem:
+        return Check(name, WARN, f"{detail}: {identity.problem}", _auth_remedy(settings))
+    return Check(name, PASS, detail)
 
 
 def check_authentication(client: BaseClient[Any, Any], settings: ConnectionSettings) -> tuple[Check, TokenFacts | None]:

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from ..client import ConfigurationError
 from ..settings import ConnectionSettings, sensitive_extras
 from .access import check_least_privilege, check_paths
-from .auth import check_authentication, check_token_ttl
+from .auth import check_authentication, check_cloud_identity, check_token_ttl
 from .report import FAIL, PASS, SKIP, Check, Report, _cleaned, _Secrets
 from .server import check_clock, check_reachability
 from .tls import _TLS_FIELDS, check_ca_bundle, check_client_certificate
@@ -61,6 +61,9 @@ def run(
         if reach.status == FAIL:
             report.checks.extend(Check(n, SKIP, "the server is not reachable") for n in needs_client[1:])
             return _cleaned(report, secrets)
+        cloud = check_cloud_identity(client, settings)
+        if cloud is not None:
+            report.checks.append(cloud)
         auth, facts = check_authentication(client, settings)
         report.checks.append(auth)
         report.checks.append(check_token_ttl(facts, settings))

@@ -2,6 +2,8 @@
 they share (``core``: the strategy contract, the token cache, the auth flow).
 
 * ``conjur``: ``authn`` (API key), ``authn-jwt`` and a sidecar's access token file;
+* ``conjur_cloud``: ``authn-iam``, ``authn-azure``, ``authn-gcp`` (the worker's cloud identity;
+  botocore imported only when signing);
 * ``pvwa``: the PVWA logon types (a Vault session the client logs off);
 * ``privilege_cloud``: Privilege Cloud's Identity platform token.
 
@@ -22,6 +24,7 @@ from .conjur import (
     conjur_token_claims,
     lenient_b64decode,
 )
+from .conjur_cloud import CloudIdentity, ConjurAzureAuth, ConjurCloudAuth, ConjurGCPAuth, ConjurIAMAuth
 from .core import (
     PROCESS_TOKEN_CACHE,
     AccessToken,
@@ -45,9 +48,14 @@ __all__ = [
     "AuthContext",
     "AuthStrategy",
     "Authenticator",
+    "CloudIdentity",
     "ConjurAccessTokenFileAuth",
     "ConjurApiKeyAuth",
     "ConjurAuth",
+    "ConjurAzureAuth",
+    "ConjurCloudAuth",
+    "ConjurGCPAuth",
+    "ConjurIAMAuth",
     "ConjurJWTAuth",
     "JSONTokenAuth",
     "PVWAAuth",

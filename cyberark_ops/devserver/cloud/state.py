@@ -62,11 +62,10 @@ class AwsIdentity:
 
     @property
     def role_name(self) -> str:
-        """What Conjur matches against the last segment of the host id: the role of an assumed-role ARN,
-        else the user's or role's name."""
-        found = _ARN.fullmatch(self.arn)
-        assert found is not None
-        return found["role"] or found["name"]
+        """What Conjur matches against the last segment of the host id: the segment after the first
+        ``/`` of the ARN's resource (Conjur 1.24: ``arn.split(':')[5].split('/')[1]``), so the role of
+        an assumed-role ARN, a user's or role's name, and for one with a path the path's first segment."""
+        return self.arn.split(":", 5)[5].split("/")[1]
 
     @property
     def user_id(self) -> str:

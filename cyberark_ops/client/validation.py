@@ -86,7 +86,12 @@ def validate_base_url(url: object, field: str, *, allow_insecure_http: bool) -> 
     """The URL without a trailing slash; refuses credentials, queries and plain http."""
     if not isinstance(url, str) or not url:
         raise field_error(field, "must be a URL such as https://conjur.example.com")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.hostname, parts.port  # each raises ValueError on an unreadable host or port
+    except ValueError:
+        # Not quoted either: what cannot be parsed may still hold user:password@.
+        raise field_error(field, "is not a URL: its host or port cannot be read") from None
     if parts.username is not None or parts.password is not None:
         # Do not quote the URL: it carries credentials.
         raise field_error(field, "must not contain user:password@; configure credentials through auth")

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cyberark_ops.client import (
     CCPClient,
@@ -20,6 +22,7 @@ from cyberark_ops.client import (
 )
 from cyberark_ops.client.ccp import ccp_reason
 from cyberark_ops.client.refs import CCPRef, ConjurRef, PVWARef, validate_conjur_id
+from cyberark_ops.client.validation import validate_base_url
 
 from .conftest import Vault
 
@@ -122,3 +125,30 @@ def test_error_messages_cut_long_paths(vault: Vault, token_cache: TokenCache) ->
     with pytest.raises(CyberArkError) as raised:
         client.get_secret(long_id)
     assert len(str(raised.value)) < 1000
+
+
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.builds(
+            lambda scheme, rest: f"{scheme}://{rest}",
+            st.sampled_from(["https", "http", "ftp", ""]),
+            st.text(alphabet="[]:@/?#%.0123456789abcdefxyz-", max_size=30),
+        ),
+    )
+)
+def test_any_base_url_is_accepted_or_refused_with_a_configuration_error(url: str) -> None:
+    """``http://[``, ``https://h:99999``: urlsplit's own ValueError never escapes as such."""
+    try:
+        validated = validate_base_url(url, "url", allow_insecure_http=True)
+    except ConfigurationError as refused:
+        assert refused.field == "url"
+    else:
+        assert validated.startswith(("https://", "http://"))
+
+
+@pytest.mark.parametrize("url", ["http://[", "https://[::1", "https://host:99999", "https://u:pw@[x"])
+def test_an_unreadable_host_or_port_is_named_and_the_url_not_echoed(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="url: is not a URL: its host or port cannot be read") as refused:
+        validate_base_url(url, "url", allow_insecure_http=True)
+    assert url not in str(refused.value)

@@ -271,6 +271,9 @@ _BUILDERS = "cyberark_ops.builders"
 _PASSWORD = ("password_file", "password_env")
 """Where a PVWA password or a Privilege Cloud client secret may come from besides the Password field."""
 
+PVWA_RETRIEVE_FIELDS = ("check_in", "ticketing_system", "ticket_id")
+"""PVWA / Privilege Cloud: check exclusive accounts in after use; the ticket every retrieve carries."""
+
 PVWA_LOGON_TYPES = {"cyberark": "CyberArk", "ldap": "LDAP", "radius": "RADIUS", "windows": "Windows"}
 """PVWA's logon types, one auth method each; plain data so that provider discovery reads the names
 without the client layer (whose ``PVWA_AUTH_TYPES`` a test keeps equal to this)."""
@@ -362,6 +365,7 @@ register_api(
         ),
         check=f"{_BUILDERS}:check_pvwa",
         session_per_fetch=True,
+        extra_fields=PVWA_RETRIEVE_FIELDS,
         client=f"{_BUILDERS}:pvwa_client",
         doctor=DoctorChecks(listing=f"{_BUILDERS}:list_pvwa"),
     )
@@ -382,6 +386,7 @@ register_api(
         ),
         check=f"{_BUILDERS}:check_pvwa",
         session_per_fetch=True,
+        extra_fields=PVWA_RETRIEVE_FIELDS,
         client=f"{_BUILDERS}:pvwa_client",
         doctor=DoctorChecks(listing=f"{_BUILDERS}:list_pvwa"),
     )
@@ -395,6 +400,7 @@ __all__ = [
     "BUILTIN_APIS",
     "BUILTIN_AUTH_METHODS",
     "PVWA_LOGON_TYPES",
+    "PVWA_RETRIEVE_FIELDS",
     "ApiSpec",
     "AuthMethod",
     "DoctorChecks",

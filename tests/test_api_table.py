@@ -29,11 +29,13 @@ FORMER_FIELDS = {
     "rate_limit_per_second", "ca_bundle", "client_cert", "client_key", "connect_timeout", "read_timeout",
     "max_retries", "deadline", "backoff_base", "backoff_max",
 }  # fmt: skip
+# Added through the table since (PVWA / Privilege Cloud extra_fields).
+TABLE_ADDED_FIELDS = {"check_in", "ticketing_system", "ticket_id"}
 
 
 def test_the_fields_the_table_declares_are_the_fields_settings_accept() -> None:
-    assert set(backend_fields()) == FORMER_FIELDS | {"url", "login"}
-    assert set(connection_fields()) == FORMER_FIELDS
+    assert set(backend_fields()) == FORMER_FIELDS | TABLE_ADDED_FIELDS | {"url", "login"}
+    assert set(connection_fields()) == FORMER_FIELDS | TABLE_ADDED_FIELDS
 
 
 def test_each_auth_method_declares_the_extras_it_reads() -> None:

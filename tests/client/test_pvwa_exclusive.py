@@ -19,9 +19,11 @@ from cyberark_ops.client import (
     Credential,
     CyberArkError,
     Forbidden,
+    PlatformTokenAuth,
     PVWAClient,
     PVWAConfig,
     PVWALogonAuth,
+    TokenCache,
     Unavailable,
 )
 from cyberark_ops.devserver import DevServer
@@ -176,3 +178,31 @@ def test_check_in_id_must_be_a_non_empty_string() -> None:
     for bad in ("", 7):
         with pytest.raises(TypeError):
             Credential(secret="s", source="x", check_in_id=bad)  # type: ignore[arg-type]
+
+
+def test_privilege_cloud_checks_in_with_its_platform_token(make_server: Callable[..., DevServer]) -> None:
+    seed = exclusive_seed()
+    client_id, client_secret = "airflow@cyberark.cloud.77", "Pcloud-Excl-Secret-1"
+    seed["vault"]["platform_clients"] = [
+        {
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "permissions": {"Exclusive": ["list", "retrieve", "initiate_cpm"]},
+        }
+    ]
+    server = make_server(seed)
+    info = server.info()
+    config = PVWAConfig(
+        base_url=info["url"],
+        ca_bundle=info["ca_cert"],
+        auth=PlatformTokenAuth(info["url"], client_id, client_secret),
+        check_in=True,
+        **FAST,
+    )
+    with PVWAClient(config, token_cache=TokenCache()) as cloud:
+        credential = cloud.get_credential("Exclusive", "warehouse-exclusive")
+        assert credential.check_in_id == EXCLUSIVE_OTP
+        assert checked_out_by(server, EXCLUSIVE_OTP) == client_id
+        cloud.check_in(EXCLUSIVE_OTP)
+    assert checked_out_by(server, EXCLUSIVE_OTP) is None
+    assert current_password(server, EXCLUSIVE_OTP) != FIRST_PASSWORDS[EXCLUSIVE_OTP]

@@ -18,7 +18,7 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import BaseHook
 
 from cyberark_ops import VaultedSqlOperator, checkin, vaulted, with_cyberark_secret
-from cyberark_ops.client import CheckedOutByAnotherUser
+from cyberark_ops.client import CheckedOutByAnotherUser, ConfigurationError
 from cyberark_ops.devserver import DevServer
 from tests.exclusive import (
     AIRFLOW_PASSWORD,
@@ -235,3 +235,25 @@ def test_the_async_decorator_checks_in(vault: Exclusive) -> None:
 
     assert asyncio.run(_use_async(vault)) == digest(FIRST_PASSWORDS[EXCLUSIVE])
     assert checked_out_by(vault.server, EXCLUSIVE) is None
+
+
+@pytest.mark.parametrize("rendered", [12345, ["CHG1"], {"id": "CHG1"}], ids=repr)
+def test_a_ticket_that_renders_to_no_string_names_the_field_and_its_type(vault: Exclusive, rendered: Any) -> None:
+    op = VaultedPython(
+        task_id="typed_ticket",
+        vault_conn_id=vault.pvwa_as("ex_pvwa", check_in=True, ticketing_system="ServiceNow", ticket_id="CHG-CONN"),
+        credential_ref=f"pvwa:id={TICKETED}",
+        ticket_id=rendered,
+        python_callable=lambda: None,
+    )
+    with pytest.raises(ConfigurationError) as raised:
+        op.execute({})
+    assert raised.value.field == "ticket_id"
+    assert f"got {type(rendered).__name__}" in str(raised.value) and "typed_ticket" in str(raised.value)
+    assert vault.actions(TICKETED) == []  # refused before any call
+
+
+def test_the_decorator_refuses_a_ticket_that_is_no_string() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        with_cyberark_secret(ticket_id=7, password="pvwa:id=1")  # type: ignore[arg-type]
+    assert raised.value.field == "ticket_id"

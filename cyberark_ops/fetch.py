@@ -166,6 +166,8 @@ class Fetcher:
         self._lock = threading.Lock()
         self._checked_out: dict[str, str] = {}
         """Exclusive accounts fetched and not yet checked in: account id -> the reference fetched."""
+        # Re-entrant: the SIGTERM handler (cyberark_ops.checkin) runs on the thread it interrupts.
+        self._checkout_lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"Fetcher(name={self.name!r}, api={self.api!r})"
@@ -229,7 +231,7 @@ class Fetcher:
 
         credential = self._observe(action, str(resolved), fetch)
         if credential.check_in_id is not None:
-            with self._lock:
+            with self._checkout_lock:
                 self._checked_out.setdefault(credential.check_in_id, str(resolved))
         register_fetched(
             credential.secret,
@@ -274,7 +276,7 @@ class Fetcher:
     @property
     def checked_out(self) -> tuple[str, ...]:
         """Account ids this fetcher has fetched for check-in (``check_in``) and not checked in yet."""
-        with self._lock:
+        with self._checkout_lock:
             return tuple(self._checked_out)
 
     def check_in_all(self) -> list[str]:
@@ -287,7 +289,7 @@ class Fetcher:
         """
         failed: list[str] = []
         while True:
-            with self._lock:
+            with self._checkout_lock:
                 if not self._checked_out:
                     return failed
                 account_id, target = self._checked_out.popitem()

@@ -273,6 +273,9 @@ _BUILDERS = "cyberark_ops.builders"
 _PASSWORD = ("password_file", "password_env")
 """Where a PVWA password or a Privilege Cloud client secret may come from besides the Password field."""
 
+PVWA_RETRIEVE_FIELDS = ("check_in", "ticketing_system", "ticket_id")
+"""PVWA / Privilege Cloud: check exclusive accounts in after use; the ticket every retrieve carries."""
+
 
 register_api(
     ApiSpec(
@@ -394,6 +397,7 @@ register_api(
         ),
         check=f"{_BUILDERS}:check_pvwa",
         session_per_fetch=True,
+        extra_fields=PVWA_RETRIEVE_FIELDS,
         client=f"{_BUILDERS}:pvwa_client",
         doctor=DoctorChecks(listing=f"{_BUILDERS}:list_pvwa"),
     )
@@ -414,6 +418,7 @@ register_api(
         ),
         check=f"{_BUILDERS}:check_pvwa",
         session_per_fetch=True,
+        extra_fields=PVWA_RETRIEVE_FIELDS,
         client=f"{_BUILDERS}:pvwa_client",
         doctor=DoctorChecks(listing=f"{_BUILDERS}:list_pvwa"),
     )
@@ -427,6 +432,7 @@ __all__ = [
     "BUILTIN_APIS",
     "BUILTIN_AUTH_METHODS",
     "PVWA_LOGON_TYPES",
+    "PVWA_RETRIEVE_FIELDS",
     "ApiSpec",
     "AuthMethod",
     "DoctorChecks",

@@ -54,7 +54,24 @@ def conjur_client(settings: ConnectionSettings, auth: ConjurAuth, *, on_event: E
 
 def pvwa_client(settings: ConnectionSettings, auth: PVWAAuth, *, on_event: EventCallback | None) -> PVWAClient:
     """PVWA and Privilege Cloud: the same client, logged on by a logon type or a platform token."""
-    return PVWAClient(PVWAConfig(auth=auth, **settings.transport_kwargs()), on_event=on_event)
+    return PVWAClient(
+        PVWAConfig(auth=auth, **settings.transport_kwargs(), **pvwa_retrieve_kwargs(settings)), on_event=on_event
+    )
+
+
+def pvwa_retrieve_kwargs(settings: ConnectionSettings) -> dict[str, Any]:
+    """The exclusive-account and ticket extras (``PVWA_RETRIEVE_FIELDS``), as ``PVWAConfig`` fields."""
+    extras = settings.extras
+    kwargs: dict[str, Any] = {}
+    if extras.get("check_in") is not None:
+        kwargs["check_in"] = as_bool(extras["check_in"], "check_in")
+    for name in ("ticketing_system", "ticket_id"):
+        value = extras.get(name)
+        if value is not None and value != "":
+            if not isinstance(value, (str, int)) or isinstance(value, bool):
+                raise settings_error(name, f"must be a string, not {type(value).__name__}")
+            kwargs[name] = str(value)
+    return kwargs
 
 
 # -- auth strategies: one per auth method ------------------------------------------------------------

@@ -10,6 +10,8 @@ Each call: one ``CyberArkHook`` per vault connection; the plain-string secrets o
 in one ``get_secrets`` call (a Conjur batch); every fetched value is masked by the fetch itself
 (all leak forms); the function runs inside ``scrub.task_scope()``; its return value is scrubbed,
 and an exception it raises is replaced by a scrubbed one; the registry is cleared at the end.
+Exclusive PVWA accounts (``check_in``) are checked in when the function returns or raises, and on
+SIGTERM (``cyberark_ops.checkin``: a ``@task`` has no ``on_kill`` of its own).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from . import scrub
+from . import checkin, scrub
 from .client import ConfigurationError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -103,7 +105,12 @@ class _Injector:
     """What one decorated function fetches; ``fetch()`` runs at call time only."""
 
     def __init__(
-        self, secrets: Mapping[str, str | Secret], vault_conn_id: str, reason: str | None, allow_short_secret: bool
+        self,
+        secrets: Mapping[str, str | Secret],
+        vault_conn_id: str,
+        reason: str | None,
+        allow_short_secret: bool,
+        retrieve: Mapping[str, Any] | None = None,
     ) -> None:
         if not secrets:
             raise ConfigurationError("@with_cyberark_secret needs at least one name=reference", field="secrets")
@@ -118,8 +125,36 @@ class _Injector:
         self.vault_conn_id = vault_conn_id
         self.reason = reason
         self.allow_short_secret = allow_short_secret
+        self.retrieve = {k: v for k, v in (retrieve or {}).items() if v is not None}
+        for name in ("ticketing_system", "ticket_id"):
+            value = self.retrieve.get(name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigurationError(f"@with_cyberark_secret({name}=...) must be a string", field=name)
 
-    def fetch(self) -> dict[str, Any]:
+    def retrieve_options(self) -> dict[str, Any]:
+        """``check_in`` / ticket overrides, templates rendered against the running task's context
+        (``{{ dag_run.conf.get('ticket_id', '') }}``)."""
+        options = dict(self.retrieve)
+        if any(isinstance(v, str) and "{{" in v for v in options.values()):
+            from ._compat import current_context
+
+            context = current_context()
+            if context is None:
+                raise ConfigurationError("a templated ticket needs a running task's context", field="ticket_id")
+            task = context["task"]
+            for name, value in options.items():
+                if isinstance(value, str) and "{{" in value:
+                    rendered = task.render_template(value, context)
+                    if not isinstance(rendered, str):
+                        raise ConfigurationError(
+                            f"{name}: must render to a string, got {type(rendered).__name__}", field=name
+                        )
+                    options[name] = rendered
+        return options
+
+    def fetch(self, checkouts: list[Any]) -> dict[str, Any]:
+        """The values to inject; hooks holding exclusive accounts go to ``checkouts`` (also when a
+        later fetch fails), for ``check_in_all``."""
         from .hooks.cyberark import CyberArkHook
 
         by_conn: dict[str, list[tuple[str, Secret]]] = {}
@@ -128,7 +163,9 @@ class _Injector:
         values: dict[str, Any] = {}
         for conn_id, items in by_conn.items():
             # The fetch policy refuses a value too short to mask (unless allowed), before any is injected.
-            hook = CyberArkHook(conn_id, reason=self.reason, allow_short_secret=self.allow_short_secret)
+            hook = CyberArkHook(
+                conn_id, reason=self.reason, allow_short_secret=self.allow_short_secret, **self.retrieve_options()
+            )
             try:
                 plain = [(n, s) for n, s in items if not s.as_credential]
                 if plain:
@@ -140,7 +177,16 @@ class _Injector:
                         values[name] = hook.get_credential(secret.ref)
             finally:
                 hook.close()
+                if hook.checked_out:
+                    checkin.hold(hook)
+                    checkouts.append(hook)
         return values
+
+
+def check_in_all(hooks: list[Any]) -> None:
+    """Checks in what each hook holds; failures are logged by the fetch core, never raised."""
+    while hooks:
+        checkin.release(hooks.pop())
 
 
 def _visible_signature(fn: Callable[..., Any], hidden: set[str]) -> inspect.Signature:
@@ -219,15 +265,18 @@ def _wrap(fn: Callable[..., Any], injector: _Injector) -> Callable[..., Any]:
     def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
         clash(kwargs)
         visible.bind(*args, **kwargs)  # a call that cannot bind fails before any fetch
+        checkouts: list[Any] = []
         with scrub.task_scope():
             try:
-                call_args, call_kwargs = arrange(args, kwargs, injector.fetch())
+                call_args, call_kwargs = arrange(args, kwargs, injector.fetch(checkouts))
                 result = fn(*call_args, **call_kwargs)
             except BaseException as error:
                 clean = scrub.scrub_exception(error)
                 if clean is error:
                     raise
                 raise clean from None
+            finally:
+                check_in_all(checkouts)
             return scrub.scrub(result)
 
     @functools.wraps(fn)
@@ -238,7 +287,13 @@ def _wrap(fn: Callable[..., Any], injector: _Injector) -> Callable[..., Any]:
             # send(); a worker thread keeps both off the event loop (send() from the loop thread
             # can deadlock against an asend() in flight).
             visible.bind(*args, **kwargs)
-            injected = await asyncio.to_thread(injector.fetch)
+            checkin.release_on_sigterm()  # here: only the main thread may install it
+            checkouts: list[Any] = []
+            try:
+                injected = await asyncio.to_thread(injector.fetch, checkouts)
+            except BaseException:
+                await asyncio.to_thread(check_in_all, checkouts)
+                raise
             try:
                 call_args, call_kwargs = arrange(args, kwargs, injected)
                 result = await fn(*call_args, **call_kwargs)
@@ -249,6 +304,7 @@ def _wrap(fn: Callable[..., Any], injector: _Injector) -> Callable[..., Any]:
                 raise clean from None
             finally:
                 injected.clear()
+                await asyncio.to_thread(check_in_all, checkouts)
             return scrub.scrub(result)
 
     wrapper: Callable[..., Any] = async_wrapper if inspect.iscoroutinefunction(fn) else sync_wrapper
@@ -268,6 +324,9 @@ def with_cyberark_secret(
     vault_conn_id: str = DEFAULT_CONN_ID,
     reason: str | None = None,
     allow_short_secret: bool = False,
+    check_in: bool | None = None,
+    ticketing_system: str | None = None,
+    ticket_id: str | None = None,
     **secrets: str | Secret,
 ) -> Callable[[F], F]:
     """Inject CyberArk secrets as keyword arguments, fetched when the task runs.
@@ -278,8 +337,14 @@ def with_cyberark_secret(
     shorter than ``[logging] min_length_masked_secret`` fail the task (no value in the message)
     unless ``allow_short_secret``. Refused at parse time under decorators that ship the source
     elsewhere (virtualenv, external_python, docker, kubernetes).
+
+    PVWA / Privilege Cloud: ``check_in`` overrides the connection's extra (exclusive accounts are
+    checked in when the function ends, and on SIGTERM); ``ticketing_system`` / ``ticket_id``
+    override the connection's ticket and may be templates rendered when the task runs
+    (``"{{ dag_run.conf.get('ticket_id', '') }}"``; empty keeps the connection's).
     """
-    injector = _Injector(secrets, vault_conn_id, reason, allow_short_secret)
+    retrieve = {"check_in": check_in, "ticketing_system": ticketing_system, "ticket_id": ticket_id}
+    injector = _Injector(secrets, vault_conn_id, reason, allow_short_secret, retrieve)
 
     def decorate(fn: F) -> F:
         if _is_task_decorator(fn):  # placed above @task: re-wrap its function, call nothing now
@@ -304,6 +369,9 @@ def cyberark_task(
     vault_conn_id: str = DEFAULT_CONN_ID,
     reason: str | None = None,
     allow_short_secret: bool = False,
+    check_in: bool | None = None,
+    ticketing_system: str | None = None,
+    ticket_id: str | None = None,
     **kwargs: Any,
 ) -> Any:
     """``@task.cyberark(secrets={"password": "prod/db/password"}, retries=2)``: ``@task`` and
@@ -312,7 +380,13 @@ def cyberark_task(
     from airflow.providers.standard.decorators.python import python_task
 
     inject = with_cyberark_secret(
-        vault_conn_id=vault_conn_id, reason=reason, allow_short_secret=allow_short_secret, **dict(secrets or {})
+        vault_conn_id=vault_conn_id,
+        reason=reason,
+        allow_short_secret=allow_short_secret,
+        check_in=check_in,
+        ticketing_system=ticketing_system,
+        ticket_id=ticket_id,
+        **dict(secrets or {}),
     )
 
     def decorate(fn: Callable[..., Any]) -> Any:

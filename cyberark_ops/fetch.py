@@ -274,6 +274,10 @@ class Fetcher:
         logon per process (the secrets backend, which runs in every task process)."""
         self._client: BaseClient[Any, Any] | None = None
         self._lock = threading.Lock()
+        self._checked_out: dict[str, str] = {}
+        """Exclusive accounts fetched and not yet checked in: account id -> the reference fetched."""
+        # Re-entrant: the SIGTERM handler (cyberark_ops.checkin) runs on the thread it interrupts.
+        self._checkout_lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"Fetcher(name={self.name!r}, api={self.api!r})"
@@ -336,6 +340,9 @@ class Fetcher:
             return self.client().get(resolved, reason=reason)
 
         credential = self._observe(action, str(resolved), fetch)
+        if credential.check_in_id is not None:
+            with self._checkout_lock:
+                self._checked_out.setdefault(credential.check_in_id, str(resolved))
         register_fetched(
             credential.secret,
             str(resolved),
@@ -385,6 +392,63 @@ class Fetcher:
 
     def audit_reason(self) -> str:
         return audit_reason(self.reason)
+
+    # -- exclusive accounts: check-in after use -----------------------------------------------------
+
+    @property
+    def checked_out(self) -> tuple[str, ...]:
+        """Account ids this fetcher has fetched for check-in (``check_in``) and not checked in yet."""
+        with self._checkout_lock:
+            return tuple(self._checked_out)
+
+    def check_in_all(self) -> list[str]:
+        """Checks in every exclusive account fetched so far; returns the ids whose check-in failed.
+
+        Never raises: the task's outcome is its own, and a failed check-in is a WARNING line naming
+        the account and what went wrong (CyberArk releases the account on its own: docs/operators.md).
+        Each id is taken off the list before its call, so a second caller (the SIGTERM path while
+        the task's own ``finally`` runs) never checks one in twice.
+        """
+        failed: list[str] = []
+        while True:
+            with self._checkout_lock:
+                if not self._checked_out:
+                    return failed
+                account_id, target = self._checked_out.popitem()
+            if not self._check_in_one(account_id, target):
+                failed.append(account_id)
+
+    def _check_in_one(self, account_id: str, target: str) -> bool:
+        started = time.perf_counter()
+        try:
+            with self.build_client() as session:
+                check_in = getattr(session, "check_in", None)
+                if check_in is None:
+                    raise ConfigurationError(f"{self.spec.label} has no check-in", field="check_in")
+                check_in(account_id)
+        except Exception as exc:  # noqa: BLE001 - a check-in failure is logged, never the task's failure
+            # A CyberArk error's message names no secret by construction; of anything else, the type only.
+            detail = str(exc) if isinstance(exc, CyberArkError) else "unexpected error"
+            Stats.incr("cyberark.check_in.errors", tags={"api": self.api, "kind": type(exc).__name__})
+            log.warning(
+                "CyberArk check-in api=%s object=%s account_id=%s outcome=%s duration_ms=%.1f: %s; "
+                "the account stays checked out until CyberArk releases it (platform policy)",
+                self.api,
+                target,
+                account_id,
+                type(exc).__name__,
+                (time.perf_counter() - started) * 1000,
+                detail,
+            )
+            return False
+        log.info(
+            "CyberArk check-in api=%s object=%s account_id=%s outcome=success duration_ms=%.1f",
+            self.api,
+            target,
+            account_id,
+            (time.perf_counter() - started) * 1000,
+        )
+        return True
 
     def test(self) -> tuple[bool, str]:
         """Authenticates only: fetches no secret (each fetch lands in CyberArk's audit log, and a

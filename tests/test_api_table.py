@@ -31,11 +31,13 @@ FORMER_FIELDS = {
 }  # fmt: skip
 # Conjur's cloud authenticators (authn-iam, authn-azure, authn-gcp) added these.
 CLOUD_FIELDS = {"service_id", "aws_region", "aws_profile", "aws_sts_url", "azure_client_id", "metadata_url"}
+# PVWA / Privilege Cloud extra_fields: exclusive accounts' check-in and tickets.
+RETRIEVE_FIELDS = {"check_in", "ticketing_system", "ticket_id"}
 
 
 def test_the_fields_the_table_declares_are_the_fields_settings_accept() -> None:
-    assert set(backend_fields()) == FORMER_FIELDS | CLOUD_FIELDS | {"url", "login"}
-    assert set(connection_fields()) == FORMER_FIELDS | CLOUD_FIELDS
+    assert set(backend_fields()) == FORMER_FIELDS | CLOUD_FIELDS | RETRIEVE_FIELDS | {"url", "login"}
+    assert set(connection_fields()) == FORMER_FIELDS | CLOUD_FIELDS | RETRIEVE_FIELDS
 
 
 def test_each_auth_method_declares_the_extras_it_reads() -> None:

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from .credential import Credential as Credential
     from .errors import AmbiguousQuery as AmbiguousQuery
     from .errors import AuthenticationFailed as AuthenticationFailed
+    from .errors import CheckedOutByAnotherUser as CheckedOutByAnotherUser
     from .errors import ConfigurationError as ConfigurationError
     from .errors import CyberArkError as CyberArkError
     from .errors import Forbidden as Forbidden

@@ -109,6 +109,11 @@ class PVWAConfig(TransportConfig):
     auth: PVWAAuth
     base_path: str = "/PasswordVault"
     page_size: int = 100
+    check_in: bool = False
+    """Exclusive accounts: credentials carry their account id so the caller checks them in after use."""
+    ticketing_system: str | None = None
+    ticket_id: str | None = None
+    """Sent with every retrieve, for platforms that require a ticket (both or neither)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -120,6 +125,15 @@ class PVWAConfig(TransportConfig):
             raise field_error("base_path", f"{self.base_path!r} must be a plain path such as /PasswordVault")
         object.__setattr__(self, "base_path", base_path)
         check_bounded_int(self.page_size, "page_size", 1, 1000)
+        if not isinstance(self.check_in, bool):
+            raise field_error("check_in", "must be true or false")
+        for name in ("ticketing_system", "ticket_id"):
+            value = getattr(self, name)
+            if value is not None:
+                require_name(value, name)
+        if (self.ticketing_system is None) != (self.ticket_id is None):
+            missing = "ticket_id" if self.ticket_id is None else "ticketing_system"
+            raise field_error(missing, "a ticket needs both ticketing_system and ticket_id")
 
 
 __all__ = [

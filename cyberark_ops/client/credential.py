@@ -12,6 +12,10 @@ rendered fields (JSON / Airflow serde), pickled task state — this object refus
   Airflow deep-copies operator attributes, which must not fail.
 
 ``to_dict(include_secret=True)`` is the explicit way out, for code that builds a connection.
+
+``check_in_id`` is what an exclusive PVWA account needs to be checked in after use: its account id
+alone (the session that fetched it is closed; the check-in opens its own), so nothing that can
+reach the secret has to outlive the task's use of it.
 """
 
 from __future__ import annotations
@@ -39,7 +43,17 @@ def _refuse(what: str) -> NoReturn:
 
 
 class Credential:
-    __slots__ = ("_secret", "address", "database", "extra", "fetched_at", "port", "source", "username")
+    __slots__ = (
+        "_secret",
+        "address",
+        "check_in_id",
+        "database",
+        "extra",
+        "fetched_at",
+        "port",
+        "source",
+        "username",
+    )
 
     _secret: str
     username: str | None
@@ -49,6 +63,7 @@ class Credential:
     extra: Mapping[str, Any]
     source: str
     fetched_at: datetime
+    check_in_id: str | None
 
     def __init__(
         self,
@@ -61,11 +76,14 @@ class Credential:
         database: str | None = None,
         extra: Mapping[str, Any] | None = None,
         fetched_at: datetime | None = None,
+        check_in_id: str | None = None,
     ) -> None:
         if not isinstance(secret, str):
             raise TypeError("Credential secret must be a str")
         if port is not None and (isinstance(port, bool) or not isinstance(port, int)):
             raise TypeError("Credential port must be an int or None")
+        if check_in_id is not None and (not isinstance(check_in_id, str) or not check_in_id):
+            raise TypeError("Credential check_in_id must be a non-empty str or None")
         setter = object.__setattr__
         setter(self, "_secret", secret)
         setter(self, "username", username)
@@ -75,6 +93,7 @@ class Credential:
         setter(self, "extra", MappingProxyType(dict(extra or {})))
         setter(self, "source", source)
         setter(self, "fetched_at", fetched_at or datetime.now(timezone.utc))
+        setter(self, "check_in_id", check_in_id)
 
     @property
     def secret(self) -> str:
@@ -89,6 +108,7 @@ class Credential:
             "extra": dict(self.extra),
             "source": self.source,
             "fetched_at": self.fetched_at.isoformat(),
+            "check_in_id": self.check_in_id,
         }
         if include_secret:
             data["secret"] = self._secret
@@ -98,9 +118,10 @@ class Credential:
 
     def __repr__(self) -> str:
         keys = ", ".join(sorted(self.extra))
+        check_in = f", check_in_id={self.check_in_id!r}" if self.check_in_id is not None else ""
         return (
             f"Credential(username={self.username!r}, address={self.address!r}, port={self.port!r}, "
-            f"database={self.database!r}, source={self.source!r}, extra_keys=[{keys}], secret='***')"
+            f"database={self.database!r}, source={self.source!r}, extra_keys=[{keys}]{check_in}, secret='***')"
         )
 
     __str__ = __repr__

@@ -82,6 +82,15 @@ class Unavailable(CyberArkError):
     """Transient trouble: connection refused, timeout, TLS handshake failure, 5xx after retries."""
 
 
+class CheckedOutByAnotherUser(Unavailable):
+    """An exclusive PVWA account is checked out (locked) by another user: retryable once that user
+    checks it in, or once the CPM releases it after the platform's MinValidityPeriod."""
+
+    def __init__(self, message: str, *, account_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.account_id = account_id
+
+
 class InvalidResponse(CyberArkError):
     """The server answered, but not in the shape the API documents (e.g. a proxy's HTML page)."""
 
@@ -105,6 +114,7 @@ class PasswordChangeInProgress(CyberArkError):
 __all__ = [
     "AmbiguousQuery",
     "AuthenticationFailed",
+    "CheckedOutByAnotherUser",
     "ConfigurationError",
     "CyberArkError",
     "Forbidden",

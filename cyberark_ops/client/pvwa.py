@@ -22,7 +22,14 @@ from .base import AuthenticatedClient
 from .ccp import vault_error_fields
 from .config import PVWAConfig
 from .credential import Credential, parse_port
-from .errors import AmbiguousQuery, AuthenticationFailed, CyberArkError, Forbidden, NotFound
+from .errors import (
+    AmbiguousQuery,
+    AuthenticationFailed,
+    CheckedOutByAnotherUser,
+    CyberArkError,
+    Forbidden,
+    NotFound,
+)
 from .profile import ApiProfile, CodeTable, error_body_parser, str_or_none
 from .refs import PVWARef
 from .transport import Call
@@ -192,6 +199,7 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
     def retrieve_password(self, account_id: str, reason: str | None = None) -> str:
         PVWARef(account_id=account_id)  # validates
         body: dict[str, Any] = {"reason": reason} if reason else {}
+        body.update(self._ticket_fields())
         call = Call(
             "POST",
             f"{self._base}/API/Accounts/{quote(account_id, safe='')}/Password/Retrieve",
@@ -206,7 +214,7 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
                 400: "PVWA rejected the retrieval; the safe's policy may require a reason or a ticket.",
             },
         )
-        response = self._transport.request(call, self._auth)
+        response = self._retrieve_request(call, account_id)
         value = self._transport.json(response, call)  # a JSON string literal, with escapes
         if not isinstance(value, str):
             raise self._transport.invalid_response(call, "a password answer that is not a string", response.status_code)
@@ -245,6 +253,7 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
                 extra[key] = account[key]
         return Credential(
             secret=secret,
+            check_in_id=account_id if self.config.check_in else None,
             username=account.get("userName") or None,
             address=account.get("address") or None,
             port=parse_port(properties.get("Port")),
@@ -255,6 +264,56 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
 
     def _repr_fields(self) -> dict[str, object]:
         return {**super()._repr_fields(), "login": self.login}
+
+    # -- exclusive accounts: check-out on retrieve, check-in, tickets (docs/cyberark-apis.md §9) ------
+
+    def _ticket_fields(self) -> dict[str, str]:
+        """``TicketingSystem`` / ``TicketId`` as the doc spells them (psPAS's ``TicketingSystemName``
+        was ignored by PVWA, pspete/psPAS #199)."""
+        if self.config.ticketing_system is None or self.config.ticket_id is None:
+            return {}
+        return {"TicketingSystem": self.config.ticketing_system, "TicketId": self.config.ticket_id}
+
+    def _retrieve_request(self, call: Call, account_id: str) -> Any:
+        """The retrieve; ITATS127E there means the account is locked by another user (on a logon
+        the same code means the Vault user is suspended, which the code table keeps saying)."""
+        try:
+            return self._transport.request(call, self._auth)
+        except AuthenticationFailed as error:
+            if error.code != "ITATS127E" or error.action != call.action:
+                raise  # the logon (made lazily inside this request) refused a suspended user
+            raise CheckedOutByAnotherUser(
+                f"PVWA retrieve_password: account {shown(account_id)} is checked out (locked) by another user "
+                f"(exclusive access, ITATS127E); it is free again once that user checks it in, or when the CPM "
+                f"releases it after the platform's MinValidityPeriod; retry later",
+                account_id=account_id,
+                api="pvwa",
+                action="retrieve_password",
+                path=call.path,
+                status=error.status,
+                code=error.code,
+            ) from None
+
+    def check_in(self, account_id: str) -> None:
+        """Checks an exclusive account back in; a CPM-managed account's password is changed at once.
+
+        Needs the safe permission "Initiate CPM password management operations". Not idempotent:
+        a second check-in of the same checkout is refused by the Vault.
+        """
+        PVWARef(account_id=account_id)  # validates
+        call = Call(
+            "POST",
+            f"{self._base}/API/Accounts/{quote(account_id, safe='')}/CheckIn/",
+            action="check_in",
+            target=f"account {account_id!r}",
+            idempotent=False,
+            hints={
+                403: f"{self.login!r} lacks 'Initiate CPM password management operations' on the account's safe.",
+                404: f"No account with id {account_id!r}, or {self.login!r} cannot see it.",
+                400: "PVWA refused the check-in; the account may not be checked out (any more).",
+            },
+        )
+        self._transport.request(call, self._auth)
 
 
 __all__ = ["PVWA", "PVWA_CODES", "PVWAClient", "pvwa_error_fields"]

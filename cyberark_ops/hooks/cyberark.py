@@ -29,6 +29,10 @@ class CyberArkHook(BaseHook):
     :param reason: extra text for the audited reason; the DAG, task and run are always included.
     :param allow_short_secret: a fetched value shorter than ``[logging] min_length_masked_secret``
         is returned with a warning; False refuses it (``SecretTooShort``, naming no value).
+    :param check_in: PVWA / Privilege Cloud: overrides the connection's ``check_in`` extra (exclusive
+        accounts are checked in by ``check_in_all``); None keeps the connection's.
+    :param ticketing_system: overrides the connection's ``ticketing_system`` extra; None or "" keeps it.
+    :param ticket_id: overrides the connection's ``ticket_id`` extra; None or "" keeps it.
     """
 
     conn_name_attr = "cyberark_conn_id"
@@ -42,12 +46,18 @@ class CyberArkHook(BaseHook):
         *,
         reason: str | None = None,
         allow_short_secret: bool = True,
+        check_in: bool | None = None,
+        ticketing_system: str | None = None,
+        ticket_id: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.cyberark_conn_id = cyberark_conn_id
         self.reason = reason
         self.allow_short_secret = allow_short_secret
+        self.retrieve_overrides = retrieve_overrides(
+            check_in=check_in, ticketing_system=ticketing_system, ticket_id=ticket_id
+        )
         self._fetcher: Fetcher | None = None
         self._fetcher_lock = threading.Lock()
 
@@ -65,6 +75,7 @@ class CyberArkHook(BaseHook):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("allow_short_secret", True)  # pickled before the parameter existed
+        self.__dict__.setdefault("retrieve_overrides", {})
         self._fetcher_lock = threading.Lock()
 
     # -- connection and client ---------------------------------------------------------------------
@@ -107,7 +118,7 @@ class CyberArkHook(BaseHook):
 
         settings = ConnectionSettings.from_connection(conn, self.cyberark_conn_id)
         announce_short_secrets(conn.password, secret_extras(settings.extras))
-        return settings
+        return with_retrieve_overrides(settings, self.retrieve_overrides, self.cyberark_conn_id)
 
     @property
     def settings(self) -> ConnectionSettings:
@@ -204,6 +215,19 @@ class CyberArkHook(BaseHook):
         with scrubbed_exceptions():
             return await (await self.afetcher()).aget_credential(ref)
 
+    # -- exclusive accounts and tickets (PVWA / Privilege Cloud) -----------------------------------
+
+    @property
+    def checked_out(self) -> tuple[str, ...]:
+        """Ids of the exclusive accounts this hook fetched and has not checked in yet."""
+        return self._fetcher.checked_out if self._fetcher is not None else ()
+
+    def check_in_all(self) -> list[str]:
+        """Checks in every exclusive account this hook fetched (``check_in``); never raises, logs
+        each failure; returns the ids that failed. Works after ``close`` (a check-in opens its own
+        session)."""
+        return self._fetcher.check_in_all() if self._fetcher is not None else []
+
     # -- the UI's Test button ----------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
@@ -262,4 +286,42 @@ def _async_lookup_is_safe() -> bool:
     return hasattr(Connection, "aextra_dejson")
 
 
-__all__ = ["CyberArkHook"]
+RETRIEVE_OVERRIDES = ("check_in", "ticketing_system", "ticket_id")
+
+
+def retrieve_overrides(
+    *, check_in: bool | None = None, ticketing_system: str | None = None, ticket_id: str | None = None
+) -> dict[str, Any]:
+    """The task's overrides of the PVWA retrieve extras; None and "" (a template rendered from a
+    ``dag_run.conf`` without the key) mean "the connection's"."""
+    given = {"check_in": check_in, "ticketing_system": ticketing_system, "ticket_id": ticket_id}
+    return {name: value for name, value in given.items() if value is not None and value != ""}
+
+
+def with_retrieve_overrides(
+    settings: ConnectionSettings, overrides: dict[str, Any], conn_id: str
+) -> ConnectionSettings:
+    """``settings`` with the task's overrides laid over the connection's extras."""
+    if not overrides:
+        return settings
+    from ..client.errors import ConfigurationError
+    from ..settings import ConnectionSettings
+
+    foreign = sorted(set(overrides) - set(settings.spec.extra_fields))
+    if foreign:
+        raise ConfigurationError(
+            f"{foreign[0]}: connection {conn_id!r} reaches {settings.spec.label}, which has no "
+            f"{', '.join(foreign)} (PVWA and Privilege Cloud only)",
+            field=foreign[0],
+        )
+    return ConnectionSettings(
+        api=settings.api,
+        base_url=settings.base_url,
+        login=settings.login,
+        secret=settings.secret,
+        extras={**settings.extras, **overrides},
+        for_backend=settings.for_backend,
+    )
+
+
+__all__ = ["CyberArkHook", "retrieve_overrides", "with_retrieve_overrides"]

@@ -16,7 +16,7 @@ from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 
 from ..client import ConfigurationError
 from ..hooks.cyberark import CyberArkHook
-from .vaulted import VaultedMixin, bind_connection, vault_connection
+from .vaulted import VAULTED_TEMPLATE_FIELDS, VaultedMixin, bind_connection, vault_connection
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -38,9 +38,14 @@ class VaultedSqlOperator(VaultedMixin, SQLExecuteQueryOperator):
     :param conn_extra: extras for the in-memory connection (e.g. ``{"client": "mysql-connector-python"}``).
     :param allow_short_secret: accept a secret shorter than ``[logging] min_length_masked_secret``
         (it is then neither masked in logs nor scrubbed from the result: too short to search for).
+    :param check_in: PVWA / Privilege Cloud: check the exclusive account in when the task ends (None:
+        the connection's ``check_in`` extra).
+    :param ticketing_system: with ``ticket_id``, the ticket the retrieve carries; templated (None or
+        "": the connection's).
+    :param ticket_id: the ticket number; templated, e.g. ``{{ dag_run.conf.get('ticket_id', '') }}``.
     """
 
-    template_fields = (*SQLExecuteQueryOperator.template_fields, "credential_ref")
+    template_fields = (*SQLExecuteQueryOperator.template_fields, *VAULTED_TEMPLATE_FIELDS)
 
     def __init__(
         self,
@@ -52,6 +57,9 @@ class VaultedSqlOperator(VaultedMixin, SQLExecuteQueryOperator):
         conn_extra: Mapping[str, Any] | None = None,
         allow_short_secret: bool = False,
         vault_reason: str | None = None,
+        check_in: bool | None = None,
+        ticketing_system: str | None = None,
+        ticket_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         if conn_id is None and not conn_type:
@@ -63,6 +71,9 @@ class VaultedSqlOperator(VaultedMixin, SQLExecuteQueryOperator):
             conn_extra=conn_extra,
             allow_short_secret=allow_short_secret,
             vault_reason=vault_reason,
+            check_in=check_in,
+            ticketing_system=ticketing_system,
+            ticket_id=ticket_id,
             conn_id=conn_id,
             **kwargs,
         )

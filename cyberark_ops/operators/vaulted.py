@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseHook, BaseOperator
 
-from .. import scrub
+from .. import checkin, scrub
 from .._compat import not_found_error
 from ..client import ConfigurationError, CyberArkError
 from ..hooks.cyberark import CyberArkHook
@@ -41,6 +41,9 @@ PG_AUTH_SQLSTATES = frozenset({"28P01", "28000"})
 MYSQL_AUTH_ERRNOS = frozenset({1045})
 #: Connection types without authentication: the hook would build the login into a file URI.
 NO_AUTH_CONN_TYPES = frozenset({"sqlite"})
+
+
+VAULTED_TEMPLATE_FIELDS = ("credential_ref", "ticketing_system", "ticket_id")
 
 
 class VaultedAuthError(CyberArkError):
@@ -178,6 +181,11 @@ class VaultedMixin:
     names an environment variable given only to the child process of an operator with a
     ``get_env(context)`` method (``BashOperator``). On a database login rejection the credential is
     fetched again once and the task body retried once.
+
+    Exclusive PVWA accounts (``check_in``, from the connection or here) are checked in when the task
+    ends: success, failure, ``on_kill`` and SIGTERM (``cyberark_ops.checkin``); a failed check-in
+    is logged and leaves the task's outcome alone. ``ticketing_system`` / ``ticket_id`` (templated:
+    ``{{ dag_run.conf.get('ticket_id', '') }}``; empty keeps the connection's) go with the retrieve.
     """
 
     vault_conn_id: str
@@ -188,6 +196,9 @@ class VaultedMixin:
     secret_env: str | None
     allow_short_secret: bool
     vault_reason: str | None
+    check_in: bool | None
+    ticketing_system: str | None
+    ticket_id: str | None
 
     def __init__(
         self,
@@ -200,6 +211,9 @@ class VaultedMixin:
         secret_env: str | None = None,
         allow_short_secret: bool = False,
         vault_reason: str | None = None,
+        check_in: bool | None = None,
+        ticketing_system: str | None = None,
+        ticket_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -211,7 +225,11 @@ class VaultedMixin:
         self.secret_env = secret_env
         self.allow_short_secret = allow_short_secret
         self.vault_reason = vault_reason
+        self.check_in = check_in
+        self.ticketing_system = ticketing_system
+        self.ticket_id = ticket_id
         self._vaulted: Credential | None = None
+        self._checkouts: list[CyberArkHook] = []
 
     # -- fetch ---------------------------------------------------------------------------------------
 
@@ -228,11 +246,47 @@ class VaultedMixin:
         # Closed at once: its keep-alive connection would otherwise stay open until garbage collection.
         # The fetch registers the value (once) and refuses it when too short to mask.
         with CyberArkHook(
-            self.vault_conn_id, reason=self.vault_reason, allow_short_secret=self.allow_short_secret
+            self.vault_conn_id,
+            reason=self.vault_reason,
+            allow_short_secret=self.allow_short_secret,
+            **self._retrieve_options(),
         ) as hook:
-            cred = hook.get_credential(self.credential_ref)
+            try:
+                cred = hook.get_credential(self.credential_ref)
+            finally:
+                self._hold_checkouts(hook)
         self._vaulted = cred
         return cred
+
+    # -- exclusive accounts: check-in however the task ends ------------------------------------------
+
+    def _retrieve_options(self) -> dict[str, Any]:
+        for name in ("ticketing_system", "ticket_id"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise ConfigurationError(
+                    f"{name}: must render to a string, got {type(value).__name__} "
+                    f"(task {getattr(self, 'task_id', '?')!r})",
+                    field=name,
+                )
+        return {"check_in": self.check_in, "ticketing_system": self.ticketing_system, "ticket_id": self.ticket_id}
+
+    def _hold_checkouts(self, hook: CyberArkHook) -> None:
+        if hook.checked_out:
+            checkin.hold(hook)
+            self._checkouts.append(hook)
+
+    def check_in_accounts(self) -> list[str]:
+        """Checks in the exclusive accounts this task fetched; returns the ids that failed (logged)."""
+        hooks, self._checkouts = self._checkouts, []
+        failed: list[str] = []
+        for hook in hooks:
+            failed.extend(checkin.release(hook))
+        return failed
+
+    def on_kill(self) -> None:
+        self.check_in_accounts()
+        super().on_kill()  # type: ignore[misc]
 
     def _base_connection(self, conn_id: str | None) -> Connection | None:
         return None if conn_id is None else _ORIGINAL_GET_CONNECTION.__get__(None, BaseHook)(conn_id)
@@ -301,6 +355,7 @@ class VaultedMixin:
                 raise AssertionError("unreachable")  # pragma: no cover
             finally:
                 self._reset_vaulted()
+                self.check_in_accounts()
 
 
 def vaulted(operator_class: type[OperatorT], *, name: str | None = None) -> type[OperatorT]:
@@ -314,7 +369,7 @@ def vaulted(operator_class: type[OperatorT], *, name: str | None = None) -> type
     def __init__(self: Any, **kwargs: Any) -> None:
         VaultedMixin.__init__(self, **kwargs)
 
-    fields = tuple(dict.fromkeys((*operator_class.template_fields, "credential_ref")))
+    fields = tuple(dict.fromkeys((*operator_class.template_fields, *VAULTED_TEMPLATE_FIELDS)))
     namespace = {
         "template_fields": fields,
         "__module__": operator_class.__module__,
@@ -328,6 +383,7 @@ def vaulted(operator_class: type[OperatorT], *, name: str | None = None) -> type
 
 
 __all__ = [
+    "VAULTED_TEMPLATE_FIELDS",
     "VaultedAuthError",
     "VaultedMixin",
     "bind_connection",

@@ -177,13 +177,18 @@ def remove_from_db(kind: str, item: str, expected_value: str, *, mode: str) -> s
         if mode == "delete":
             session.delete(conn)
             return "connection deleted"
-        conn.password = None
+        # Airflow's password setter ignores None (it would keep the secret): clear the column itself.
+        conn._password = None
+        conn.is_encrypted = False
         extra = extra_dict(conn)
         if extra:
             kept = {k: v for k, v in extra.items() if not is_sensitive(str(k), names)}
             conn.extra = json.dumps(kept) if kept else None
         elif conn.extra:
             conn.extra = None  # a non-JSON extra cannot be told apart: it went to the vault whole
+        session.flush()
+        if conn.password or any(is_sensitive(str(k), names) for k in extra_dict(conn)):
+            raise RuntimeError(f"connection {item!r}: the metadata DB still holds a secret after removal")
         return "password and sensitive extras removed"
 
 

@@ -113,7 +113,10 @@ def apply_plan(
             row.verified, row.removed, row.note = True, "earlier run", "done in an earlier run"
             continue
         item = current.get(entry.key)
-        if item is None or item.source != entry.source:
+        stripped = item is not None and entry.on_remove == "strip" and not item.secret_fields
+        stripped = stripped and entry.secret_fields != ("whole connection",)
+        if item is None or item.source != entry.source or stripped:
+            # Removed after it was recorded as verified, then interrupted before "removed" was.
             if state.get(entry.key) == VERIFIED:
                 row.verified, row.removed, row.note = True, "earlier run", "verified, then removed, in an earlier run"
                 state.record(entry.key, REMOVED)

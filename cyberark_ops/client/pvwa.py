@@ -273,9 +273,9 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
         if not isinstance(secret, str) or not secret:
             raise ConfigurationError("secret: must be a non-empty string", field="secret")
         body: dict[str, Any] = {"safeName": safe, "platformId": platform_id, "secretType": "password", "secret": secret}
-        for key, value in (("name", name), ("address", address), ("userName", user_name)):
-            if value is not None:
-                body[key] = value
+        for key, optional in (("name", name), ("address", address), ("userName", user_name)):
+            if optional is not None:
+                body[key] = optional
         if properties:
             body["platformAccountProperties"] = dict(properties)
         target = f"account {name!r} in safe {safe!r}" if name else f"an account in safe {safe!r}"

@@ -18,7 +18,7 @@ from ..client.conjur import ConjurClient
 from ..secrets import CyberArkSecretsBackend
 from .plan import Entry, Plan
 from .report import Report, Row
-from .sources import Held, env_name, read_airflow, remove_from_db
+from .sources import Held, connection_view, env_name, read_airflow, remove_from_db
 from .state import REMOVED, VERIFIED, State
 
 Progress = Callable[[str], None]
@@ -145,6 +145,16 @@ def apply_plan(
             row.note, row.failed = "not verified: the backend read back a different value; left in Airflow", True
             progress(f"{entry.key}: read back differs")
             continue
+        if item.view is not None:
+            try:
+                served_view = connection_view(backend.get_connection(entry.id))
+            except Exception as exc:  # noqa: BLE001 - as above
+                served_view = (type(exc).__name__,)
+            if served_view != item.view:
+                row.note = "not verified: Airflow reads the served connection differently; left in Airflow"
+                row.failed = True
+                progress(f"{entry.key}: read back differs as a connection")
+                continue
         row.verified = True
         state.record(entry.key, VERIFIED)
         progress(f"{entry.key}: verified at {entry.path}")

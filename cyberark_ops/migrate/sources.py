@@ -33,6 +33,8 @@ class Held:
     secret_fields: tuple[str, ...] = ()
     """Where a secret sits: ``password``, ``extra.<key>``, or ``value`` for a variable."""
     conn_type: str | None = None
+    view: tuple[Any, ...] | None = field(default=None, repr=False)
+    """A connection as Airflow's tasks see it (:func:`connection_view`), to compare after the move."""
 
     @property
     def key(self) -> str:
@@ -80,7 +82,7 @@ def connection_value(conn: Any) -> str:
     data: dict[str, Any] = {"conn_type": conn.conn_type}
     for name in ("description", "host", "login", "password", "schema", "port"):
         value = getattr(conn, name, None)
-        if value not in (None, ""):
+        if value is not None:  # "" too: Airflow tells an empty login from none
             data[name] = value
     extra = conn.extra
     if extra:
@@ -92,6 +94,12 @@ def connection_value(conn: Any) -> str:
     return json.dumps(data, sort_keys=True, ensure_ascii=False)
 
 
+def connection_view(conn: Any) -> tuple[Any, ...]:
+    """What a task reads of a connection; the migrated one must give the same."""
+    fields = (getattr(conn, name, None) for name in ("conn_type", "host", "login", "password", "schema", "port"))
+    return (*fields, conn.extra_dejson)
+
+
 def extra_dict(conn: Any) -> dict[str, Any]:
     try:
         parsed = json.loads(conn.extra) if conn.extra else {}
@@ -100,10 +108,12 @@ def extra_dict(conn: Any) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def _connection(conn_id: str, conn: Any, source: str, names: frozenset[str]) -> Held:
+def held_connection(conn_id: str, conn: Any, source: str, names: frozenset[str]) -> Held:
     fields: list[str] = ["password"] if conn.password else []
     fields += [f"extra.{key}" for key in sorted(extra_dict(conn)) if is_sensitive(str(key), names)]
-    return Held("connection", conn_id, source, connection_value(conn), tuple(fields), conn.conn_type)
+    return Held(
+        "connection", conn_id, source, connection_value(conn), tuple(fields), conn.conn_type, connection_view(conn)
+    )
 
 
 def _from_env_value(conn_id: str, value: str) -> Any:
@@ -126,7 +136,7 @@ def read_airflow(environ: Mapping[str, str] | None = None) -> list[Held]:
     held: dict[str, Held] = {}
     with create_session() as session:
         for conn in session.scalars(select(Connection)):
-            held[f"connection:{conn.conn_id}"] = _connection(conn.conn_id, conn, "db", names)
+            held[f"connection:{conn.conn_id}"] = held_connection(conn.conn_id, conn, "db", names)
         for var in session.scalars(select(Variable)):
             fields = ("value",) if is_sensitive(var.key, names) else ()
             held[f"variable:{var.key}"] = Held("variable", var.key, "db", var.val or "", fields)
@@ -138,7 +148,7 @@ def read_airflow(environ: Mapping[str, str] | None = None) -> list[Held]:
             except Exception:  # noqa: BLE001 - Airflow would fail on it too; reported, never shown
                 held[f"connection:{conn_id}"] = Held("connection", conn_id, "env-invalid", "", ())
                 continue
-            held[f"connection:{conn_id}"] = _connection(conn_id, conn, "env", names)
+            held[f"connection:{conn_id}"] = held_connection(conn_id, conn, "env", names)
         elif name.startswith(VAR_PREFIX) and len(name) > len(VAR_PREFIX):
             key = name[len(VAR_PREFIX) :].lower()
             fields = ("value",) if is_sensitive(key, names) else ()
@@ -192,4 +202,14 @@ def remove_from_db(kind: str, item: str, expected_value: str, *, mode: str) -> s
         return "password and sensitive extras removed"
 
 
-__all__ = ["Held", "connection_value", "env_name", "is_sensitive", "matches", "read_airflow", "remove_from_db"]
+__all__ = [
+    "Held",
+    "connection_value",
+    "connection_view",
+    "env_name",
+    "held_connection",
+    "is_sensitive",
+    "matches",
+    "read_airflow",
+    "remove_from_db",
+]

@@ -7,6 +7,7 @@ test_migrate_cli.py): every secret that is not read back equal is reported and s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from cyberark_ops.client.conjur import ConjurClient
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.knobs import Fault
 from cyberark_ops.migrate import Held, Plan, Report, State, apply_plan, make_plan
-from cyberark_ops.migrate.sources import connection_value
+from cyberark_ops.migrate.sources import connection_value, held_connection
 from tests.migrate.conftest import SEED, Target
 
 CANARY = "CANARY-7d1e-"
@@ -239,3 +240,30 @@ def test_any_id_the_plan_accepts_is_served_by_the_backend_at_that_path(
         plan.write(path)
         report = run(target, plan, path, held)
         assert not report.failed, json.dumps(report.to_dict()["rows"])
+
+
+def airflow_connection(conn_id: str, **fields: Any) -> Any:
+    from airflow.models.connection import Connection
+
+    return Connection(conn_id=conn_id, **fields)
+
+
+def test_a_connection_is_verified_as_airflow_reads_it_not_only_as_bytes(target: Target, tmp_path: Path) -> None:
+    """An empty login is not "no login": the stored JSON must give tasks the very same connection,
+    and a served connection Airflow reads differently is never recorded as verified."""
+    names = frozenset({"password"})
+    same = held_connection(
+        "redis_cache", airflow_connection("redis_cache", uri=f"redis://:{CANARY}pw%23@r:6379/0"), "db", names
+    )
+    assert same.view is not None and same.view[2] == ""
+    other = airflow_connection("redis_cache", uri=f"redis://someone:{CANARY}pw%23@r:6379/0")
+    drifted = dataclasses.replace(same, id="drifted", view=held_connection("drifted", other, "db", names).view)
+    held = [same, drifted]
+    plan, path = planned(target, tmp_path, held)
+    report = run(target, plan, path, held)
+    rows = {r.id: r for r in report.rows}
+    assert rows["redis_cache"].verified and not rows["redis_cache"].failed
+    assert not rows["drifted"].verified
+    assert rows["drifted"].note == "not verified: Airflow reads the served connection differently; left in Airflow"
+    assert State.next_to(path).entries == {"connection:redis_cache": "verified"}
+    no_canary(report.to_json(), report.table())

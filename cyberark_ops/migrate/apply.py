@@ -170,6 +170,10 @@ def apply_plan(
                 continue
             state.record(entry.key, REMOVED)
             progress(f"{entry.key}: removed from Airflow ({row.removed})")
+    for left in plan.left:
+        report.rows.append(
+            Row(left.kind, left.id, left.source, None, "-", False, "no", f"left by the plan: {left.reason}")
+        )
     if execute:
         report.next_steps = backend_settings_lines(plan)
     return report

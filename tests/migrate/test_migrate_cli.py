@@ -91,6 +91,11 @@ def test_plan_apply_remove_leaves_no_secret_in_the_metadata_db(target: Target, t
     assert "remove AIRFLOW_CONN_ENV_DB from the deployment" in done.stdout
     report = json.loads((work / "plan.json.report.json").read_text())
     assert report["counts"]["verified"] == 7 and report["counts"]["failed"] == 0
+    left = {r["id"]: r["note"] for r in report["rows"] if not r["verified"]}
+    assert left == {
+        "plain_http": "left by the plan: holds no secret (no password, no sensitive extra or name)",
+        "region": "left by the plan: holds no secret (no password, no sensitive extra or name)",
+    }
 
     after = dump(stack)
     assert CANARY not in json.dumps(after)

@@ -46,7 +46,7 @@ def dump(stack: AirflowStack) -> dict[str, Any]:
     return data
 
 
-def migrate_command(stack: AirflowStack, *args: str, env: Mapping[str, str] | None = None) -> list[str]:
+def migrate_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "cyberark_ops.cli", "migrate", *args]
 
 
@@ -54,7 +54,7 @@ def migrate(
     stack: AirflowStack, *args: str, env: Mapping[str, str] | None = None, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        migrate_command(stack, *args),
+        migrate_command(*args),
         env={**stack.env, **(env or {})},
         text=True,
         capture_output=True,

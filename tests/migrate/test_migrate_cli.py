@@ -137,7 +137,6 @@ def test_ctrl_c_between_the_writes_and_the_removal_leaves_each_secret_somewhere(
     target.server.app.knobs.set_latency("conjur.retrieve", 0.4)
     process = subprocess.Popen(
         migrate_command(
-            stack,
             "apply",
             "--plan",
             str(plan_path),

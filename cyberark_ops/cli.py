@@ -111,6 +111,83 @@ def _doctor(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _migrate_plan(args: argparse.Namespace) -> int:
+    from .migrate import PlanError, make_plan, read_airflow
+
+    try:
+        kwargs = _backend_kwargs_for_migrate(args.backend_kwargs)
+        plan = make_plan(
+            read_airflow(),
+            kwargs,
+            airflow_group=args.airflow_group,
+            grant_to=args.grant_to,
+            include=args.include,
+            exclude=args.exclude,
+            on_remove=args.on_remove,
+        )
+        plan.write(args.out)
+    except (PlanError, OSError) as exc:
+        print(f"cyberark-ops migrate plan: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(plan.entries)} to migrate, {len(plan.left)} left in place; plan written to {args.out}")
+    for left in plan.left:
+        print(f"  left: {left.kind} {left.id!r} ({left.source}): {left.reason}")
+    return 0
+
+
+def _backend_kwargs_for_migrate(text: str | None) -> dict[str, Any]:
+    """--backend-kwargs, else what this Airflow is configured with ([secrets] backend_kwargs)."""
+    from .migrate import PlanError
+
+    if text is None:
+        from airflow.configuration import conf
+
+        text = conf.get("secrets", "backend_kwargs", fallback="") or ""
+        if not text.strip():
+            raise PlanError("--backend-kwargs: not given, and [secrets] backend_kwargs is not set")
+    try:
+        kwargs = json.loads(text)
+    except ValueError:
+        raise PlanError("--backend-kwargs: not valid JSON") from None
+    if not isinstance(kwargs, dict):
+        raise PlanError("--backend-kwargs: must be a JSON object")
+    return kwargs
+
+
+def _migrate_apply(args: argparse.Namespace) -> int:
+    from .migrate import MigrationError, PlanError, Report, run_apply
+
+    report = Report(dry_run=not args.execute)
+
+    def progress(line: str) -> None:
+        print(f"migrate: {line}", file=sys.stderr, flush=True)
+
+    code = 0
+    try:
+        run_apply(
+            args.plan,
+            args.vault_conn_id,
+            execute=args.execute,
+            overwrite=args.overwrite,
+            remove=args.remove_from_airflow,
+            progress=progress,
+            report=report,
+        )
+    except (PlanError, MigrationError, ValueError) as exc:
+        print(f"cyberark-ops migrate apply: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        report.interrupted = True
+        code = 130
+    report_path = args.report or args.plan.with_name(args.plan.name + ".report.json")
+    from .migrate.plan import atomic_write
+
+    atomic_write(report_path, report.to_json() + "\n")
+    sys.stdout.write(report.table())
+    print(f"report: {report_path}")
+    return code or (1 if report.failed else 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cyberark-ops", description="CyberArk credentials for Airflow 3.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +239,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(handler=_doctor)
+
+    migrate = commands.add_parser(
+        "migrate",
+        help="move the secrets Airflow holds (metadata DB, AIRFLOW_CONN_/AIRFLOW_VAR_) into CyberArk, verified",
+        description="Run inside the Airflow environment (AIRFLOW_HOME set). Prints no secret value, ever.",
+    )
+    steps = migrate.add_subparsers(dest="step", required=True)
+    plan = steps.add_parser("plan", help="decide what holds a secret and where the backend will read it")
+    plan.add_argument("--out", type=Path, required=True, help="the plan file to write (JSON, holds no value)")
+    plan.add_argument("--backend-kwargs", help="the secrets backend's backend_kwargs as JSON (default: [secrets])")
+    plan.add_argument("--airflow-group", default="airflow/secrets-readers", help="Conjur group given read + execute")
+    plan.add_argument(
+        "--grant-to", action="append", default=[], help="host/<id> (or layer/, user/, group/) to add to the group"
+    )
+    plan.add_argument(
+        "--include", action="append", default=[], help="also migrate ids matching this glob (connection:/variable:)"
+    )
+    plan.add_argument("--exclude", action="append", default=[], help="never migrate ids matching this glob")
+    plan.add_argument(
+        "--on-remove",
+        choices=("strip", "delete"),
+        default="strip",
+        help="with --remove-from-airflow: keep a connection's non-secret parts (strip) or delete it",
+    )
+    plan.set_defaults(handler=_migrate_plan)
+    apply = steps.add_parser("apply", help="write, read back through the backend, and (optionally) remove")
+    apply.add_argument("--plan", type=Path, required=True)
+    apply.add_argument("--vault-conn-id", required=True, help="a cyberark connection for the migration identity")
+    apply.add_argument("--execute", action="store_true", help="write for real (default: a dry run)")
+    apply.add_argument("--overwrite", action="store_true", help="replace a different value already in the vault")
+    apply.add_argument(
+        "--remove-from-airflow", action="store_true", help="remove what was read back equal from the metadata DB"
+    )
+    apply.add_argument("--report", type=Path, help="report file (default: <plan>.report.json)")
+    apply.set_defaults(handler=_migrate_apply)
     return parser
 
 

@@ -251,6 +251,54 @@ class ConjurClient(AuthenticatedClient[ConjurRef, ConjurConfig]):
                 return resources
             offset += LIST_PAGE_SIZE
 
+    # -- writes (a migration's identity, never the runtime one) ------------------------------------
+
+    def load_policy(self, policy_id: str, text: str, *, method: str = "POST", dry_run: bool = False) -> dict[str, Any]:
+        """Loads a policy document into ``policy_id`` (``root`` or a branch); ``POST`` only adds.
+
+        The answer's ``created_roles`` hold new hosts' API keys: callers must not print it whole.
+        """
+        if method not in ("POST", "PATCH", "PUT"):
+            raise ConfigurationError("method: a policy load is POST, PATCH or PUT", field="method")
+        validate_conjur_id(policy_id, "policy_id")
+        call = Call(
+            method,
+            f"{self._prefix}/policies/{quote(self.account, safe='')}/policy/{quote(policy_id, safe='')}",
+            action="load_policy",
+            target=f"policy {shown(policy_id)}",
+            query="dryRun=true" if dry_run else "",
+            headers={"Content-Type": "application/x-yaml"},
+            body=text.encode("utf-8"),
+            hints={
+                403: f"{self.login!r} can see policy {shown(policy_id)} but lacks create/update on it.",
+                404: f"policy {shown(policy_id)} does not exist or is not visible to {self.login!r}.",
+            },
+        )
+        response = self._transport.request(call, self._auth)
+        data = self._transport.json(response, call)
+        if not isinstance(data, dict):
+            raise self._transport.invalid_response(call, "a policy answer that is not an object", response.status_code)
+        return data
+
+    def set_secret(self, variable_id: str, value: str | bytes) -> None:
+        """Adds a version to a declared variable (Conjur refuses an empty or blank value with 422)."""
+        validate_conjur_id(variable_id)
+        body = value.encode("utf-8") if isinstance(value, str) else value
+        call = Call(
+            "POST",
+            f"{self._prefix}/secrets/{quote(self.account, safe='')}/variable/{quote(variable_id, safe='')}",
+            action="store",
+            target=f"variable {shown(variable_id)}",
+            headers={"Content-Type": "application/octet-stream"},
+            body=body,
+            hints={
+                403: f"{self.login!r} lacks update on variable {shown(variable_id)}.",
+                404: f"variable {shown(variable_id)} is not declared (load the policy first) or not visible to "
+                f"{self.login!r}.",
+            },
+        )
+        self._transport.request(call, self._auth)
+
     # -- helpers ----------------------------------------------------------------------------------
 
     def _reason_headers(self, reason: str | None) -> dict[str, str]:

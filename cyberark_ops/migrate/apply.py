@@ -1,0 +1,215 @@
+"""Apply a plan: load the policy and the values as the migration identity, read each back through
+the secrets backend's own code path, and only then (with ``remove``) take it out of Airflow.
+
+The order per secret is write -> read back equal -> record in the state file -> remove from
+Airflow, so at every moment (a vault outage, a 403, Ctrl-C) each secret is in at least one place.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..client import CyberArkError, Forbidden, NotFound
+from ..client.conjur import ConjurClient
+from ..secrets import CyberArkSecretsBackend
+from .plan import Entry, Plan
+from .report import Report, Row
+from .sources import Held, connection_view, env_name, read_airflow, remove_from_db
+from .state import REMOVED, VERIFIED, State
+
+Progress = Callable[[str], None]
+BACKEND_CLASS = "cyberark_ops.secrets.CyberArkSecretsBackend"
+
+
+class MigrationError(Exception):
+    """The run could not start or had to stop as a whole (names what, never a value)."""
+
+
+def migration_client(conn_id: str) -> ConjurClient:
+    """The migration's own identity, from an Airflow ``cyberark`` connection (not the runtime one)."""
+    from airflow.models.connection import Connection
+
+    from ..settings import ConnectionSettings
+
+    try:
+        conn = Connection.get_connection_from_secrets(conn_id)
+    except Exception as exc:  # noqa: BLE001 - Airflow's not-found error moved between versions
+        raise MigrationError(f"--vault-conn-id {conn_id!r}: {type(exc).__name__}") from None
+    try:
+        client = ConnectionSettings.from_connection(conn, conn_id).build_client()
+    except CyberArkError as exc:
+        raise MigrationError(f"--vault-conn-id {conn_id!r}: {exc}") from None
+    if not isinstance(client, ConjurClient):
+        client.close()
+        raise MigrationError(f"--vault-conn-id {conn_id!r} does not reach Conjur; the plan writes to Conjur")
+    return client
+
+
+def verifying_backend(plan: Plan) -> CyberArkSecretsBackend:
+    """The backend as Airflow will run it, with no cache (each read is a real one) and no fall-through."""
+    kwargs = {**plan.backend_kwargs, "cache_ttl_seconds": 0, "negative_cache_ttl_seconds": 0}
+    kwargs["fall_through_on_error"] = False
+    return CyberArkSecretsBackend(**kwargs)
+
+
+def read_back(backend: CyberArkSecretsBackend, entry: Entry) -> str | None:
+    if entry.kind == "connection":
+        value: str | None = backend.get_conn_value(entry.id)
+    else:
+        value = backend.get_variable(entry.id)
+    return value
+
+
+def backend_settings_lines(plan: Plan) -> list[str]:
+    quoted = shlex.quote(json.dumps(plan.backend_kwargs))
+    return [
+        "Switch the secrets backend on (scheduler, API server, dag-processor and workers):",
+        f"  export AIRFLOW__SECRETS__BACKEND={BACKEND_CLASS}",
+        f"  export AIRFLOW__SECRETS__BACKEND_KWARGS={quoted}",
+        f"  export AIRFLOW__WORKERS__SECRETS_BACKEND={BACKEND_CLASS}",
+        f"  export AIRFLOW__WORKERS__SECRETS_BACKEND_KWARGS={quoted}",
+    ]
+
+
+def apply_plan(
+    plan: Plan,
+    plan_path: Path,
+    client: ConjurClient,
+    *,
+    execute: bool,
+    overwrite: bool = False,
+    remove: bool = False,
+    vault_conn_id: str | None = None,
+    progress: Progress = lambda _line: None,
+    held: list[Held] | None = None,
+    report: Report | None = None,
+) -> Report:
+    """Runs the plan; without ``execute`` writes and removes nothing (reads only, and a dry-run
+    policy load). ``report`` is filled as it goes, so an interrupted run still has its rows."""
+    report = report if report is not None else Report(dry_run=not execute)
+    report.policy = "not loaded"
+    state = State.next_to(plan_path)
+    current = {h.key: h for h in (held if held is not None else read_airflow())}
+    if plan.entries:
+        try:
+            client.load_policy(plan.policy_branch, plan.policy, dry_run=not execute)
+        except CyberArkError as exc:
+            raise MigrationError(f"the policy load into {plan.policy_branch!r} failed: {exc}") from None
+    report.policy = "checked (dry run)" if not execute else "loaded"
+    progress(f"policy {report.policy}: {len(plan.entries)} variables, group {plan.airflow_group!r}")
+    backend = verifying_backend(plan)
+    verified: list[tuple[Entry, Row, str]] = []
+    for entry in plan.entries:
+        row = Row(entry.kind, entry.id, entry.source, entry.path, "-", False, "no")
+        report.rows.append(row)
+        if entry.key == f"connection:{vault_conn_id}":
+            row.note = "the migration's own connection; left in Airflow"
+            continue
+        if state.get(entry.key) == REMOVED:
+            row.verified, row.removed, row.note = True, "earlier run", "done in an earlier run"
+            continue
+        item = current.get(entry.key)
+        stripped = item is not None and entry.on_remove == "strip" and not item.secret_fields
+        stripped = stripped and entry.secret_fields != ("whole connection",)
+        if item is None or item.source != entry.source or stripped:
+            # Removed after it was recorded as verified, then interrupted before "removed" was.
+            if state.get(entry.key) == VERIFIED:
+                row.verified, row.removed, row.note = True, "earlier run", "verified, then removed, in an earlier run"
+                state.record(entry.key, REMOVED)
+            else:
+                row.note, row.failed = "no longer in Airflow as planned (plan again)", True
+            continue
+        value = item.value
+        if not value.strip():
+            row.note, row.failed = "empty or blank value: Conjur stores none; left in Airflow", True
+            continue
+        outcome = _write(client, entry, value, execute=execute, overwrite=overwrite)
+        row.written = outcome[0]
+        if outcome[1]:
+            row.note, row.failed = outcome[1], True
+            progress(f"{entry.key}: {row.note}")
+            continue
+        if not execute:
+            continue
+        try:
+            served = read_back(backend, entry)
+        except Exception as exc:  # noqa: BLE001 - the backend's messages name the path, never a value
+            row.note, row.failed = f"not verified: {exc}", True
+            progress(f"{entry.key}: not verified")
+            continue
+        if served is None or served.encode("utf-8") != value.encode("utf-8"):
+            row.note, row.failed = "not verified: the backend read back a different value; left in Airflow", True
+            progress(f"{entry.key}: read back differs")
+            continue
+        if item.view is not None:
+            try:
+                served_view = connection_view(backend.get_connection(entry.id))
+            except Exception as exc:  # noqa: BLE001 - as above
+                served_view = (type(exc).__name__,)
+            if served_view != item.view:
+                row.note = "not verified: Airflow reads the served connection differently; left in Airflow"
+                row.failed = True
+                progress(f"{entry.key}: read back differs as a connection")
+                continue
+        row.verified = True
+        state.record(entry.key, VERIFIED)
+        progress(f"{entry.key}: verified at {entry.path}")
+        verified.append((entry, row, value))
+    if remove and execute:
+        for entry, row, value in verified:
+            if entry.on_remove == "env":
+                row.note = f"set in the environment: remove {env_name(entry.kind, entry.id)} from the deployment"
+                continue
+            row.removed = remove_from_db(entry.kind, entry.id, value, mode=entry.on_remove)
+            if "kept" in row.removed:
+                row.failed = True
+                continue
+            state.record(entry.key, REMOVED)
+            progress(f"{entry.key}: removed from Airflow ({row.removed})")
+    for left in plan.left:
+        report.rows.append(
+            Row(left.kind, left.id, left.source, None, "-", False, "no", f"left by the plan: {left.reason}")
+        )
+    if execute:
+        report.next_steps = backend_settings_lines(plan)
+    return report
+
+
+def _write(client: ConjurClient, entry: Entry, value: str, *, execute: bool, overwrite: bool) -> tuple[str, str]:
+    """(what was written, why it failed or ""). A value already there and equal is not written again."""
+    wanted = value.encode("utf-8")
+    try:
+        existing: bytes | None = client.get_secret_bytes(entry.variable_id)
+    except NotFound:
+        existing = None
+    except Forbidden as exc:
+        return "no", f"left in Airflow: {exc}"
+    except CyberArkError as exc:
+        return "no", f"left in Airflow: the vault could not be read ({exc})"
+    if existing == wanted:
+        return "already equal", ""
+    if existing is not None and not overwrite:
+        return "no", "the vault holds a different value at this path; left in Airflow (rerun with --overwrite)"
+    if not execute:
+        return "would write", ""
+    try:
+        client.set_secret(entry.variable_id, wanted)
+    except CyberArkError as exc:
+        return "no", f"left in Airflow: {exc}"
+    return "written", ""
+
+
+def run_apply(plan_path: Path, vault_conn_id: str, **options: Any) -> Report:
+    plan = Plan.read(plan_path)
+    client = migration_client(vault_conn_id)
+    try:
+        return apply_plan(plan, plan_path, client, vault_conn_id=vault_conn_id, **options)
+    finally:
+        client.close()
+
+
+__all__ = ["MigrationError", "apply_plan", "backend_settings_lines", "migration_client", "run_apply"]

@@ -1,0 +1,240 @@
+"""The plan: for each secret Airflow holds, the vault path the backend will read, and the Conjur
+policy that declares those variables and lets the Airflow group read them. It holds no value."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..client import ConfigurationError
+from ..client.refs import ConjurRef
+from ..secrets import CyberArkSecretsBackend, _lookupable
+from .sources import Held, matches
+
+PLAN_VERSION = 1
+KINDS = {"connection": "connections", "variable": "variables"}
+PLACEHOLDER = {"connection": "conn_id", "variable": "variable"}
+
+
+class PlanError(Exception):
+    """A plan that cannot be made or read; names the field or file, never a value."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    kind: str
+    id: str
+    source: str
+    path: str
+    """What the backend's template gives for this id (as it looks it up)."""
+    variable_id: str
+    secret_fields: tuple[str, ...]
+    on_remove: str
+    """``strip`` / ``delete`` (metadata DB) or ``env`` (the deployment must drop it)."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True)
+class Left:
+    kind: str
+    id: str
+    source: str
+    reason: str
+
+
+@dataclass
+class Plan:
+    api: str
+    backend_kwargs: dict[str, Any]
+    policy_branch: str
+    policy: str
+    airflow_group: str
+    entries: list[Entry] = field(default_factory=list)
+    left: list[Left] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": PLAN_VERSION,
+                "api": self.api,
+                "backend_kwargs": self.backend_kwargs,
+                "policy_branch": self.policy_branch,
+                "airflow_group": self.airflow_group,
+                "policy": self.policy,
+                "entries": [asdict(e) for e in self.entries],
+                "left": [asdict(x) for x in self.left],
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+
+    def write(self, path: Path) -> None:
+        atomic_write(path, self.to_json() + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> Plan:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise PlanError(f"plan {str(path)!r}: cannot read it ({exc.strerror})") from None
+        except ValueError:
+            raise PlanError(f"plan {str(path)!r}: not JSON") from None
+        if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
+            raise PlanError(f"plan {str(path)!r}: not a version {PLAN_VERSION} migration plan")
+        try:
+            return cls(
+                api=str(data["api"]),
+                backend_kwargs=dict(data["backend_kwargs"]),
+                policy_branch=str(data["policy_branch"]),
+                policy=str(data["policy"]),
+                airflow_group=str(data["airflow_group"]),
+                entries=[Entry(**{**e, "secret_fields": tuple(e["secret_fields"])}) for e in data["entries"]],
+                left=[Left(**x) for x in data["left"]],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PlanError(f"plan {str(path)!r}: malformed ({type(exc).__name__}: {exc})") from None
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Written whole or not at all (a crash leaves the old file), owner-readable only."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
+def planned_path(backend: CyberArkSecretsBackend, kind: str, item: str) -> tuple[str, str] | str:
+    """``(path, variable id)`` exactly as the backend looks ``item`` up, or why it never would."""
+    template = backend.templates[KINDS[kind]]
+    if template is None:
+        return f"backend_kwargs set no {KINDS[kind]}_path"
+    if not _lookupable(item):
+        return "the backend looks up no such id (a character or segment no vault path may hold)"
+    pattern = backend.patterns[KINDS[kind]]
+    if pattern is not None and not pattern.match(item):
+        return f"outside the backend's {KINDS[kind]}_lookup_pattern"
+    path = template.format(env=backend.env or "", **{PLACEHOLDER[kind]: item})
+    try:
+        ref = backend.settings.resolve(path, source="the secrets backend")
+    except ConfigurationError as exc:
+        return f"no valid reference: {exc}"
+    if not isinstance(ref, ConjurRef) or ref.version is not None:
+        return "not a Conjur variable id"
+    return path, ref.variable_id
+
+
+def yaml_quoted(text: str) -> str:
+    """A YAML double-quoted scalar that reads back as ``text`` whatever it holds: only printable
+    ASCII is written as is (YAML folds line breaks such as U+2028 and refuses some characters)."""
+    out = ['"']
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= code < 0x7F:
+            out.append(char)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def conjur_policy(variable_ids: Sequence[str], group: str, members: Iterable[str] = ()) -> str:
+    """Declares the variables and one group with read + execute on them (no update: the runtime
+    identity reads only), loaded into ``root`` with POST (adds, never deletes)."""
+    lines = [
+        "# cyberark-ops migrate: the variables the secrets backend reads, readable by the Airflow group",
+        f"- !group {yaml_quoted(group)}",
+    ]
+    lines += [f"- !variable {yaml_quoted(v)}" for v in variable_ids]
+    if variable_ids:
+        lines += [
+            "- !permit",
+            f"  role: !group {yaml_quoted(group)}",
+            "  privileges: [read, execute]",
+            "  resources:",
+        ]
+        lines += [f"  - !variable {yaml_quoted(v)}" for v in variable_ids]
+    for member in members:
+        kind, slash, member_id = member.partition("/")
+        if not slash or kind not in ("host", "layer", "user", "group"):
+            raise PlanError(f"--grant-to {member!r}: expected host/<id>, layer/<id>, user/<id> or group/<id>")
+        lines += [
+            "- !grant",
+            f"  role: !group {yaml_quoted(group)}",
+            f"  member: !{kind} {yaml_quoted(member_id)}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def make_plan(
+    held: Iterable[Held],
+    backend_kwargs: Mapping[str, Any],
+    *,
+    airflow_group: str,
+    grant_to: Sequence[str] = (),
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    on_remove: str = "strip",
+) -> Plan:
+    if on_remove not in ("strip", "delete"):
+        raise PlanError("--on-remove: strip (keep the connection's non-secret parts) or delete")
+    kwargs = dict(backend_kwargs)
+    try:
+        backend = CyberArkSecretsBackend(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - the backend's own message names the setting
+        raise PlanError(f"--backend-kwargs: {exc}") from None
+    api = backend.settings.api
+    if api != "conjur":
+        raise PlanError(f"--backend-kwargs: api {api!r}; this version migrates into Conjur only")
+    plan = Plan(api=api, backend_kwargs=kwargs, policy_branch="root", policy="", airflow_group=airflow_group)
+    for item in held:
+
+        def leave(reason: str, item: Held = item) -> None:
+            plan.left.append(Left(item.kind, item.id, item.source, reason))
+
+        if item.source == "env-invalid":
+            leave("its AIRFLOW_CONN_ value does not parse as a connection")
+            continue
+        if matches(exclude, item.kind, item.id):
+            leave("excluded by --exclude")
+            continue
+        if item.kind == "connection" and item.conn_type == "cyberark":
+            leave("a cyberark connection: the way to CyberArk itself stays where it is")
+            continue
+        chosen = matches(include, item.kind, item.id)
+        if not item.secret_fields and not chosen:
+            leave("holds no secret (no password, no sensitive extra or name)")
+            continue
+        found = planned_path(backend, item.kind, item.id)
+        if isinstance(found, str):
+            leave(found)
+            continue
+        path, variable_id = found
+        fields = item.secret_fields or ("value" if item.kind == "variable" else "whole connection",)
+        removal = "env" if item.source == "env" else ("delete" if item.kind == "variable" else on_remove)
+        plan.entries.append(Entry(item.kind, item.id, item.source, path, variable_id, tuple(fields), removal))
+    taken: dict[str, str] = {}
+    for entry in plan.entries:
+        if entry.variable_id in taken:
+            raise PlanError(f"{entry.key} and {taken[entry.variable_id]} map to the same path {entry.path!r}")
+        taken[entry.variable_id] = entry.key
+    plan.policy = conjur_policy([e.variable_id for e in plan.entries], airflow_group, grant_to)
+    return plan
+
+
+__all__ = ["Entry", "Left", "Plan", "PlanError", "atomic_write", "conjur_policy", "make_plan", "planned_path"]

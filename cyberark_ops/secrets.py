@@ -278,16 +278,43 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
                 return None
             raise self._failure(kind, item, template, f"the lookup failed ({type(exc).__name__})") from None
 
-    def _lookup_unguarded(self, kind: str, item: str, **values: str) -> str | None:
+    def path_for(self, kind: str, item: str, **values: str) -> tuple[str | None, str]:
+        """The vault path this backend reads for ``item`` (``kind``: connections, variables or
+        config; ``values`` fill the template), or None and why it never looks ``item`` up: what
+        ``cyberark-ops migrate`` plans with, so a migrated value lands where lookups read it."""
+        why = self._out_of_scope(kind, item)
+        return (None, why) if why else self._resolved_path(kind, values)
+
+    def _out_of_scope(self, kind: str, item: str) -> str:
+        """Why ``item`` is never looked up ("" when it is)."""
         template = self.templates[kind]
-        if template is None or not _lookupable(item):
-            # Not a name any vault path holds (whitespace at an end, a lone surrogate, '..', longer
-            # than Airflow's ids): "not found", so Airflow asks its other backends, as documented.
-            log.debug("CyberArk secrets backend: %s id no vault path can hold; not looked up", kind)
-            return None
+        if template is None:
+            return f"backend_kwargs set no {kind}_path"
+        if not _lookupable(item):
+            return "no vault path can hold this id (a character or segment no reference may hold)"
         pattern = self.patterns[kind]
         if pattern is not None and not pattern.match(item):
+            return f"outside the backend's {kind}_lookup_pattern"
+        return ""
+
+    def _resolved_path(self, kind: str, values: Mapping[str, str]) -> tuple[str | None, str]:
+        template = self.templates[kind] or ""
+        path = template.format(env=self.env or "", **values)
+        try:
+            self.settings.resolve(path, source="the secrets backend")
+        except ConfigurationError as exc:
+            # The template was checked at start-up, so it is the id that no reference can hold.
+            return None, f"no valid reference: {exc}"
+        return path, ""
+
+    def _lookup_unguarded(self, kind: str, item: str, **values: str) -> str | None:
+        if self._out_of_scope(kind, item):
+            # Not a name any vault path holds (whitespace at an end, a lone surrogate, '..', longer
+            # than Airflow's ids), or outside the pattern: "not found", so Airflow asks its other
+            # backends, as documented.
+            log.debug("CyberArk secrets backend: %s id outside what it looks up; not looked up", kind)
             return None
+        template = self.templates[kind] or ""
         cache_key = (self._key, kind, item)
         found, cached = CACHE.get(cache_key)
         if found:
@@ -299,11 +326,8 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
                 template,
                 f"config_path uses {{section}} but {shown(item)} names no section (use section.key)",
             )
-        path = template.format(env=self.env or "", **values)
-        try:
-            self.settings.resolve(path, source="the secrets backend")
-        except ConfigurationError:
-            # The template was checked at start-up, so it is the id that no reference can hold.
+        path, _ = self._resolved_path(kind, values)
+        if path is None:
             log.debug("CyberArk secrets backend: %s id makes no valid reference; not looked up", kind)
             return None
         try:

@@ -10,9 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..client import ConfigurationError
 from ..client.refs import ConjurRef
-from ..secrets import CyberArkSecretsBackend, _lookupable
+from ..secrets import CyberArkSecretsBackend
 from .sources import Held, matches
 
 PLAN_VERSION = 1
@@ -115,19 +114,10 @@ def atomic_write(path: Path, text: str) -> None:
 
 def planned_path(backend: CyberArkSecretsBackend, kind: str, item: str) -> tuple[str, str] | str:
     """``(path, variable id)`` exactly as the backend looks ``item`` up, or why it never would."""
-    template = backend.templates[KINDS[kind]]
-    if template is None:
-        return f"backend_kwargs set no {KINDS[kind]}_path"
-    if not _lookupable(item):
-        return "the backend looks up no such id (a character or segment no vault path may hold)"
-    pattern = backend.patterns[KINDS[kind]]
-    if pattern is not None and not pattern.match(item):
-        return f"outside the backend's {KINDS[kind]}_lookup_pattern"
-    path = template.format(env=backend.env or "", **{PLACEHOLDER[kind]: item})
-    try:
-        ref = backend.settings.resolve(path, source="the secrets backend")
-    except ConfigurationError as exc:
-        return f"no valid reference: {exc}"
+    path, why = backend.path_for(KINDS[kind], item, **{PLACEHOLDER[kind]: item})
+    if path is None:
+        return why
+    ref = backend.settings.resolve(path, source="the secrets backend")
     if not isinstance(ref, ConjurRef) or ref.version is not None:
         return "not a Conjur variable id"
     return path, ref.variable_id

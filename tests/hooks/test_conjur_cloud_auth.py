@@ -258,3 +258,30 @@ def test_the_decorator_injects_with_the_workers_cloud_identity(cloud: Connection
         return {"length": len(password), "echo": f"pw={password}"}
 
     assert export() == {"length": len(VALUE), "echo": "pw=***"}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_vaulted_operator_runs_with_the_workers_cloud_identity(cloud: Connections, method: str) -> None:
+    """``vaulted(AnyOperator)`` reaches CyberArk through the hook: the cloud identity serves it too."""
+    import hashlib
+    import os
+
+    from airflow.providers.standard.operators.bash import BashOperator
+
+    from cyberark_ops import vaulted
+
+    conn_id = cloud.conjur(
+        "cyberark_cloud_operator", password=None, auth_method=method, **method_extras(cloud.server, method)
+    )
+    sha = hashlib.sha256(VALUE.encode()).hexdigest()
+    op = vaulted(BashOperator)(
+        task_id="cloud",
+        vault_conn_id=conn_id,
+        credential_ref=VARIABLE,
+        secret_env="CLOUD_SECRET",
+        bash_command=f'[ "$(printf %s "$CLOUD_SECRET" | sha256sum | cut -d" " -f1)" = "{sha}" ] && echo match',
+        env={"PATH": os.environ["PATH"]},
+    )
+    assert op.execute({}) == "match"
+    kind = method.removeprefix("authn-")
+    assert any(e["action"] == f"conjur.authenticate_{kind}" and e["status"] == 200 for e in cloud.calls("conjur"))

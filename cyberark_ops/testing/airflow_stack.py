@@ -33,6 +33,11 @@ import sqlalchemy
 import sqlalchemy.exc
 import sqlalchemy.pool
 
+SQLITE_CONNECT_ARGS: dict[str, Any] = {"timeout": 60}
+"""``[database] sql_alchemy_connect_args`` of a stack on SQLite (named by import path): four Airflow
+processes and the task processes write to one file, and on two busy cores a writer can hold its lock
+past sqlite3's default 5 s busy timeout; the scheduler then dies of "database is locked"."""
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -112,9 +117,21 @@ class AirflowStack:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            # The supervisor's calls to the execution API time out after 5 s by default: on two
+            # cores shared by two stacks, a task's first call can wait longer than that.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            **(self._sqlite_settings() if self.database_url.startswith("sqlite") else {}),
             **(extra_env or {}),
+        }
+
+    @staticmethod
+    def _sqlite_settings() -> dict[str, str]:
+        where = f"{__name__}.SQLITE_CONNECT_ARGS"
+        return {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": where,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": where,
         }
 
     @property

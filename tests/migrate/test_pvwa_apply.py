@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cyberark_ops.client import Unavailable
 from cyberark_ops.client.pvwa import PVWAClient
@@ -297,3 +299,31 @@ def test_report_rows_say_why_without_a_value(target: PvwaTarget, tmp_path: Path)
     blank = next(r for r in report.rows if r.id == "blank")
     assert blank.failed and "empty or blank" in blank.note
     no_canary(json.dumps(report.to_dict()))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=4, unique_by=str.casefold),
+    st.text(min_size=1, max_size=40).filter(str.strip),
+)
+def test_any_id_the_plan_accepts_is_an_account_the_backend_finds(
+    tmp_path_factory: pytest.TempPathFactory, ids: list[str], value: str
+) -> None:
+    base = tmp_path_factory.mktemp("any-id")
+    with DevServer(seed()) as server:
+        target = PvwaTarget(server, base / "deployment")
+        held = [Held("variable", i, "db", value + i, ("value",)) for i in ids]
+        try:
+            plan = make_plan(held, target.backend_kwargs(), airflow_group="g", platform_id=PLATFORM)
+        except PlanError as exc:
+            assert "map to the same path" in str(exc)  # ids the Vault's case-insensitive names merge
+            return
+        for left in plan.left:
+            assert left.reason  # every id left out says why
+        if not plan.entries:
+            return
+        path = base / "plan.json"
+        plan.write(path)
+        report = run(target, plan, path, held)
+        assert not report.failed, json.dumps(report.to_dict()["rows"])
+        assert all(r.verified for r in report.rows if r.path is not None)

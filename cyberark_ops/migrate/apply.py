@@ -105,7 +105,7 @@ def apply_plan(
     current = {h.key: h for h in (held if held is not None else read_airflow())}
     if verify_only:
         report.policy = "not used (verify only)"
-    elif isinstance(client, PVWAClient):
+    elif isinstance(client, PVWAClient) and plan.api in PVWA_APIS:
         report.policy = "not used (PVWA accounts)"
     elif isinstance(client, ConjurClient) and plan.api == "conjur":
         if plan.entries:

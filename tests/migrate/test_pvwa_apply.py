@@ -327,3 +327,26 @@ def test_any_id_the_plan_accepts_is_an_account_the_backend_finds(
         report = run(target, plan, path, held)
         assert not report.failed, json.dumps(report.to_dict()["rows"])
         assert all(r.verified for r in report.rows if r.path is not None)
+
+
+def test_a_plan_and_an_identity_for_different_apis_stop_before_any_write(
+    make_server: Callable[..., DevServer], tmp_path: Path
+) -> None:
+    from cyberark_ops.client import ConjurApiKeyAuth, ConjurConfig
+    from cyberark_ops.client.conjur import ConjurClient
+    from cyberark_ops.migrate import MigrationError
+
+    target = PvwaTarget(make_server(seed()), tmp_path / "deployment")
+    held = airflow_side()
+    plan, path = planned(target, tmp_path, held)
+    conjur = ConjurClient(
+        ConjurConfig(
+            base_url=target.info["url"], ca_bundle=str(target.ca), account="myorg", auth=ConjurApiKeyAuth("u", "k")
+        )
+    )
+    with pytest.raises(MigrationError, match="does not reach pvwa"), conjur:
+        apply_plan(plan, path, conjur, held=held, execute=True)
+    as_conjur = Plan("conjur", plan.backend_kwargs, "root", "", "g", plan.entries)
+    with pytest.raises(MigrationError, match="does not reach conjur"), target.migrator() as migrator:
+        apply_plan(as_conjur, path, migrator, held=held, execute=True)
+    assert target.adds() == [] and not (tmp_path / "plan.json.state").exists()

@@ -124,6 +124,7 @@ def _migrate_plan(args: argparse.Namespace) -> int:
             include=args.include,
             exclude=args.exclude,
             on_remove=args.on_remove,
+            platform_id=args.platform_id,
         )
         plan.write(args.out)
     except (PlanError, OSError) as exc:
@@ -155,7 +156,7 @@ def _backend_kwargs_for_migrate(text: str | None) -> dict[str, Any]:
 
 
 def _migrate_apply(args: argparse.Namespace) -> int:
-    from .migrate import MigrationError, PlanError, Report, run_apply
+    from .migrate import BulkFileError, MigrationError, Plan, PlanError, Report, run_apply, write_bulk_file
 
     report = Report(dry_run=not args.execute)
 
@@ -164,16 +165,31 @@ def _migrate_apply(args: argparse.Namespace) -> int:
 
     code = 0
     try:
-        run_apply(
-            args.plan,
-            args.vault_conn_id,
-            execute=args.execute,
-            overwrite=args.overwrite,
-            remove=args.remove_from_airflow,
-            progress=progress,
-            report=report,
-        )
-    except (PlanError, MigrationError, ValueError) as exc:
+        if args.bulk_file is not None:
+            if args.execute or args.remove_from_airflow or args.verify_only or args.overwrite:
+                raise MigrationError(
+                    "--bulk-file writes the file only: no --execute, --overwrite, --verify-only "
+                    "or --remove-from-airflow (verify and remove in a later apply --verify-only)"
+                )
+            write_bulk_file(Plan.read(args.plan), args.bulk_file, report=report)
+            print(
+                f"WARNING: {args.bulk_file} holds the secret values in clear text; load it, then delete it",
+                file=sys.stderr,
+            )
+        else:
+            if args.remove_from_airflow and not args.execute:
+                raise MigrationError("--remove-from-airflow needs --execute")
+            run_apply(
+                args.plan,
+                args.vault_conn_id,
+                execute=args.execute,
+                overwrite=args.overwrite,
+                remove=args.remove_from_airflow,
+                verify_only=args.verify_only,
+                progress=progress,
+                report=report,
+            )
+    except (PlanError, MigrationError, BulkFileError, ValueError) as exc:
         print(f"cyberark-ops migrate apply: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -263,14 +279,27 @@ def build_parser() -> argparse.ArgumentParser:
         default="strip",
         help="with --remove-from-airflow: keep a connection's non-secret parts (strip) or delete it",
     )
+    plan.add_argument(
+        "--platform-id", help="PVWA / Privilege Cloud: the platform of the accounts to add (e.g. a generic one)"
+    )
     plan.set_defaults(handler=_migrate_plan)
     apply = steps.add_parser("apply", help="write, read back through the backend, and (optionally) remove")
     apply.add_argument("--plan", type=Path, required=True)
-    apply.add_argument("--vault-conn-id", required=True, help="a cyberark connection for the migration identity")
+    apply.add_argument("--vault-conn-id", help="a cyberark connection for the migration identity (to write)")
     apply.add_argument("--execute", action="store_true", help="write for real (default: a dry run)")
     apply.add_argument("--overwrite", action="store_true", help="replace a different value already in the vault")
     apply.add_argument(
         "--remove-from-airflow", action="store_true", help="remove what was read back equal from the metadata DB"
+    )
+    apply.add_argument(
+        "--bulk-file",
+        type=Path,
+        help="PVWA: write CyberArk's bulk-onboarding CSV (it HOLDS THE VALUES, 0600) instead of calling the API",
+    )
+    apply.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="write nothing to the vault: read each value back (after a bulk file)",
     )
     apply.add_argument("--report", type=Path, help="report file (default: <plan>.report.json)")
     apply.set_defaults(handler=_migrate_apply)

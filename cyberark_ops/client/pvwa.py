@@ -273,10 +273,14 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
         address: str | None = None,
         user_name: str | None = None,
         properties: dict[str, str] | None = None,
+        automatic_management: bool | None = None,
+        manual_management_reason: str | None = None,
     ) -> dict[str, Any]:
         """Adds an account (``POST /API/Accounts``, 10.4+) as a migration's identity, which needs
         "Add accounts" on the safe. Returns the account object (it holds no secret). Not retried:
-        a request that reached the Vault may have added it (a rerun then gets 409, not a twin)."""
+        a request that reached the Vault may have added it (a rerun then gets 409, not a twin).
+        ``automatic_management=False`` keeps the CPM from changing a secret that is not a password
+        (``secretManagement``, docs/cyberark-apis.md §9.5)."""
         for field, value in (("safe", safe), ("platform_id", platform_id)):
             if not isinstance(value, str) or not value.strip():
                 raise ConfigurationError(f"{field}: required", field=field)
@@ -288,6 +292,11 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
                 body[key] = optional
         if properties:
             body["platformAccountProperties"] = dict(properties)
+        if automatic_management is not None:
+            management: dict[str, Any] = {"automaticManagementEnabled": automatic_management}
+            if manual_management_reason:
+                management["manualManagementReason"] = manual_management_reason
+            body["secretManagement"] = management
         target = f"account {name!r} in safe {safe!r}" if name else f"an account in safe {safe!r}"
         call = Call(
             "POST",

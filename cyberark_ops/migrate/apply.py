@@ -1,5 +1,7 @@
-"""Apply a plan: load the policy and the values as the migration identity, read each back through
-the secrets backend's own code path, and only then (with ``remove``) take it out of Airflow.
+"""Apply a plan: load the policy and the values (Conjur), or add the accounts (PVWA / Privilege
+Cloud), as the migration identity; read each back through the secrets backend's own code path, and
+only then (with ``remove``) take it out of Airflow. ``verify_only`` writes nothing to the vault: it
+reads back what a bulk-onboarding file (bulk.py) loaded.
 
 The order per secret is write -> read back equal -> record in the state file -> remove from
 Airflow, so at every moment (a vault outage, a 403, Ctrl-C) each secret is in at least one place.
@@ -13,10 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..client import CyberArkError, Forbidden, NotFound
+from ..client import AmbiguousQuery, CyberArkError, Forbidden, NotFound
+from ..client.base import BaseClient
 from ..client.conjur import ConjurClient
+from ..client.pvwa import PVWAClient
 from ..secrets import CyberArkSecretsBackend
-from .plan import Entry, Plan
+from .plan import PVWA_APIS, Entry, Plan
 from .report import Report, Row
 from .sources import Held, connection_view, env_name, read_airflow, remove_from_db
 from .state import REMOVED, VERIFIED, State
@@ -29,8 +33,9 @@ class MigrationError(Exception):
     """The run could not start or had to stop as a whole (names what, never a value)."""
 
 
-def migration_client(conn_id: str) -> ConjurClient:
-    """The migration's own identity, from an Airflow ``cyberark`` connection (not the runtime one)."""
+def migration_client(conn_id: str, api: str = "conjur") -> BaseClient[Any, Any]:
+    """The migration's own identity, from an Airflow ``cyberark`` connection (not the runtime one),
+    reaching the API the plan writes to (Conjur, or PVWA / Privilege Cloud)."""
     from airflow.models.connection import Connection
 
     from ..settings import ConnectionSettings
@@ -43,9 +48,11 @@ def migration_client(conn_id: str) -> ConjurClient:
         client = ConnectionSettings.from_connection(conn, conn_id).build_client()
     except CyberArkError as exc:
         raise MigrationError(f"--vault-conn-id {conn_id!r}: {exc}") from None
-    if not isinstance(client, ConjurClient):
+    wanted = PVWAClient if api in PVWA_APIS else ConjurClient
+    if not isinstance(client, wanted):
         client.close()
-        raise MigrationError(f"--vault-conn-id {conn_id!r} does not reach Conjur; the plan writes to Conjur")
+        target = "PVWA / Privilege Cloud" if api in PVWA_APIS else "Conjur"
+        raise MigrationError(f"--vault-conn-id {conn_id!r} does not reach {target}; the plan writes to {target}")
     return client
 
 
@@ -78,29 +85,38 @@ def backend_settings_lines(plan: Plan) -> list[str]:
 def apply_plan(
     plan: Plan,
     plan_path: Path,
-    client: ConjurClient,
+    client: BaseClient[Any, Any] | None,
     *,
     execute: bool,
     overwrite: bool = False,
     remove: bool = False,
+    verify_only: bool = False,
     vault_conn_id: str | None = None,
     progress: Progress = lambda _line: None,
     held: list[Held] | None = None,
     report: Report | None = None,
 ) -> Report:
     """Runs the plan; without ``execute`` writes and removes nothing (reads only, and a dry-run
-    policy load). ``report`` is filled as it goes, so an interrupted run still has its rows."""
+    policy load). ``verify_only`` writes nothing to the vault (``client`` may be None) and reads
+    each value back. ``report`` is filled as it goes, so an interrupted run still has its rows."""
     report = report if report is not None else Report(dry_run=not execute)
     report.policy = "not loaded"
     state = State.next_to(plan_path)
     current = {h.key: h for h in (held if held is not None else read_airflow())}
-    if plan.entries:
-        try:
-            client.load_policy(plan.policy_branch, plan.policy, dry_run=not execute)
-        except CyberArkError as exc:
-            raise MigrationError(f"the policy load into {plan.policy_branch!r} failed: {exc}") from None
-    report.policy = "checked (dry run)" if not execute else "loaded"
-    progress(f"policy {report.policy}: {len(plan.entries)} variables, group {plan.airflow_group!r}")
+    if verify_only:
+        report.policy = "not used (verify only)"
+    elif isinstance(client, PVWAClient) and plan.api in PVWA_APIS:
+        report.policy = "not used (PVWA accounts)"
+    elif isinstance(client, ConjurClient) and plan.api == "conjur":
+        if plan.entries:
+            try:
+                client.load_policy(plan.policy_branch, plan.policy, dry_run=not execute)
+            except CyberArkError as exc:
+                raise MigrationError(f"the policy load into {plan.policy_branch!r} failed: {exc}") from None
+        report.policy = "checked (dry run)" if not execute else "loaded"
+        progress(f"policy {report.policy}: {len(plan.entries)} variables, group {plan.airflow_group!r}")
+    else:
+        raise MigrationError(f"the migration identity does not reach {plan.api}, which the plan writes to")
     backend = verifying_backend(plan)
     verified: list[tuple[Entry, Row, str]] = []
     for entry in plan.entries:
@@ -125,15 +141,21 @@ def apply_plan(
             continue
         value = item.value
         if not value.strip():
-            row.note, row.failed = "empty or blank value: Conjur stores none; left in Airflow", True
+            row.note, row.failed = "empty or blank value: the vault stores none; left in Airflow", True
             continue
-        outcome = _write(client, entry, value, execute=execute, overwrite=overwrite)
+        if verify_only:
+            outcome = ("-", "")
+        elif isinstance(client, PVWAClient):
+            outcome = _add_account(client, backend, entry, value, execute=execute, overwrite=overwrite)
+        else:
+            assert isinstance(client, ConjurClient)
+            outcome = _write(client, entry, value, execute=execute, overwrite=overwrite)
         row.written = outcome[0]
         if outcome[1]:
             row.note, row.failed = outcome[1], True
             progress(f"{entry.key}: {row.note}")
             continue
-        if not execute:
+        if not execute and not verify_only:
             continue
         try:
             served = read_back(backend, entry)
@@ -141,7 +163,11 @@ def apply_plan(
             row.note, row.failed = f"not verified: {exc}", True
             progress(f"{entry.key}: not verified")
             continue
-        if served is None or served.encode("utf-8") != value.encode("utf-8"):
+        if served is None:
+            row.note, row.failed = "not verified: the backend finds nothing at this path; left in Airflow", True
+            progress(f"{entry.key}: not found by the backend")
+            continue
+        if served.encode("utf-8") != value.encode("utf-8"):
             row.note, row.failed = "not verified: the backend read back a different value; left in Airflow", True
             progress(f"{entry.key}: read back differs")
             continue
@@ -203,9 +229,102 @@ def _write(client: ConjurClient, entry: Entry, value: str, *, execute: bool, ove
     return "written", ""
 
 
-def run_apply(plan_path: Path, vault_conn_id: str, **options: Any) -> Report:
+def _add_account(
+    client: PVWAClient,
+    backend: CyberArkSecretsBackend,
+    entry: Entry,
+    value: str,
+    *,
+    execute: bool,
+    overwrite: bool,
+) -> tuple[str, str]:
+    """(what was written, why it failed or ""). An account already there is compared through the
+    backend (as Airflow will read it) and never changed: the dev server has no password-change
+    endpoint to verify ``--overwrite`` against, so a different value is reported and left."""
+    account = entry.account or {}
+    safe, name = account.get("safe", ""), account.get("name", "")
+    exists = _exists(client, safe, name)
+    if isinstance(exists, str):
+        return "no", exists
+    if exists is not None:
+        held = _held_value(client, backend, entry, str(exists.get("id", "")))
+        if isinstance(held, tuple):
+            return "no", held[0]
+        if held == value:
+            return "already equal", ""
+        advice = "--overwrite does not change PVWA accounts; " if overwrite else ""
+        return "no", (
+            f"the vault holds a different value in account {name!r} of safe {safe!r}; left in Airflow "
+            f"({advice}change or remove that account in PVWA, then rerun)"
+        )
+    if not execute:
+        return "would write", ""
+    try:
+        client.add_account(
+            safe=safe,
+            platform_id=account.get("platformId", ""),
+            secret=value,
+            name=name,
+            address=account.get("address") or None,
+            user_name=account.get("userName") or None,
+            automatic_management=False,
+            manual_management_reason=MANUAL_REASON,
+        )
+    except CyberArkError as exc:
+        if exc.status is not None and 400 <= exc.status < 500:
+            return "no", f"left in Airflow: {exc}"
+        # No answer, or a server error: the add may have reached the Vault. Search, never add twice.
+        after = _exists(client, safe, name)
+        if isinstance(after, dict):
+            return "written", ""
+        why = after if isinstance(after, str) else "a search after it finds no account"
+        return "no", f"left in Airflow: the add did not answer ({type(exc).__name__}) and {why}; rerun"
+    return "written", ""
+
+
+MANUAL_REASON = "holds an Airflow connection or variable migrated by cyberark-ops; not a password to change"
+
+
+def _exists(client: PVWAClient, safe: str, name: str) -> dict[str, Any] | str | None:
+    """The account as the backend's lookup finds it, None when there is none, or why that is unknown."""
+    try:
+        return client.find_account(safe, name)
+    except NotFound:
+        return None
+    except AmbiguousQuery as exc:
+        return f"left in Airflow: {exc}"
+    except Forbidden as exc:
+        return f"left in Airflow: {exc}"
+    except CyberArkError as exc:
+        return f"left in Airflow: the vault could not be searched ({exc})"
+
+
+def _held_value(client: PVWAClient, backend: CyberArkSecretsBackend, entry: Entry, account_id: str) -> str | tuple[str]:
+    """What an existing account holds, as the migration identity retrieves it, else as the backend
+    serves it (an identity without Retrieve); a 1-tuple says why it cannot be read."""
+    try:
+        return client.retrieve_password(account_id, reason=COMPARE_REASON)
+    except Forbidden:
+        pass
+    except CyberArkError as exc:
+        return (f"left in Airflow: the existing account could not be read ({exc})",)
+    try:
+        served = read_back(backend, entry)
+    except Exception as exc:  # noqa: BLE001 - the backend's messages name the path, never a value
+        return (f"left in Airflow: the account exists but the backend cannot read it ({exc})",)
+    return "" if served is None else served
+
+
+COMPARE_REASON = "cyberark-ops migrate: compare before adding"
+
+
+def run_apply(plan_path: Path, vault_conn_id: str | None, **options: Any) -> Report:
     plan = Plan.read(plan_path)
-    client = migration_client(vault_conn_id)
+    if options.get("verify_only"):
+        return apply_plan(plan, plan_path, None, vault_conn_id=vault_conn_id, **options)
+    if not vault_conn_id:
+        raise MigrationError("--vault-conn-id: required to write (or use --verify-only / --bulk-file)")
+    client = migration_client(vault_conn_id, plan.api)
     try:
         return apply_plan(plan, plan_path, client, vault_conn_id=vault_conn_id, **options)
     finally:

@@ -1,5 +1,6 @@
-"""The plan: for each secret Airflow holds, the vault path the backend will read, and the Conjur
-policy that declares those variables and lets the Airflow group read them. It holds no value."""
+"""The plan: for each secret Airflow holds, the vault path the backend will read, and either the
+Conjur policy that declares those variables and lets the Airflow group read them, or (PVWA /
+Privilege Cloud) the account to add where the backend's search finds it. It holds no value."""
 
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..client.refs import ConjurRef
+from ..client.refs import ConjurRef, PVWARef
 from ..secrets import CyberArkSecretsBackend
 from .sources import Held, matches
 
 PLAN_VERSION = 1
 KINDS = {"connection": "connections", "variable": "variables"}
 PLACEHOLDER = {"connection": "conn_id", "variable": "variable"}
+PVWA_APIS = ("pvwa", "privilege-cloud")
+MAX_SAFE_NAME = 28
+MAX_ACCOUNT_NAME = 128
+MAX_ACCOUNT_FIELD = 128
+# Characters Vault object names are documented to refuse (file-system style); refused here before any call.
+ACCOUNT_NAME_REFUSED = frozenset('\\/:*?"<>|\t')
+DEFAULT_ADDRESS = "airflow"
 
 
 class PlanError(Exception):
@@ -34,6 +42,9 @@ class Entry:
     secret_fields: tuple[str, ...]
     on_remove: str
     """``strip`` / ``delete`` (metadata DB) or ``env`` (the deployment must drop it)."""
+    account: dict[str, str] | None = None
+    """PVWA / Privilege Cloud: ``safe``, ``name``, ``address``, ``userName``, ``platformId`` of the
+    account to add (no secret); None for Conjur."""
 
     @property
     def key(self) -> str:
@@ -94,11 +105,20 @@ class Plan:
                 policy_branch=str(data["policy_branch"]),
                 policy=str(data["policy"]),
                 airflow_group=str(data["airflow_group"]),
-                entries=[Entry(**{**e, "secret_fields": tuple(e["secret_fields"])}) for e in data["entries"]],
+                entries=[_entry(e) for e in data["entries"]],
                 left=[Left(**x) for x in data["left"]],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanError(f"plan {str(path)!r}: malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _entry(data: dict[str, Any]) -> Entry:
+    account = data.get("account")
+    if account is not None and not (
+        isinstance(account, dict) and all(isinstance(v, str) for v in account.values()) and "safe" in account
+    ):
+        raise ValueError("an entry's account is not an object of strings")
+    return Entry(**{**data, "secret_fields": tuple(data["secret_fields"])})
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -121,6 +141,48 @@ def planned_path(backend: CyberArkSecretsBackend, kind: str, item: str) -> tuple
     if not isinstance(ref, ConjurRef) or ref.version is not None:
         return "not a Conjur variable id"
     return path, ref.variable_id
+
+
+def planned_account(backend: CyberArkSecretsBackend, kind: str, item: str) -> tuple[str, str, str] | str:
+    """``(path, safe, account name)`` where the backend's lookup (a search for the name in the
+    safe, exact name first) finds ``item``, or why no account added by a migration could be found."""
+    path, why = backend.path_for(KINDS[kind], item, **{PLACEHOLDER[kind]: item})
+    if path is None:
+        return why
+    ref = backend.settings.resolve(path, source="the secrets backend")
+    if not isinstance(ref, PVWARef):
+        return "not a PVWA account reference"
+    if ref.account_id is not None or ref.safe is None or ref.name is None:
+        return "the template names an account id, which the Vault assigns; use <safe>/<account name>"
+    if len(ref.safe) > MAX_SAFE_NAME:
+        return f"safe name {len(ref.safe)} characters long; the Vault allows {MAX_SAFE_NAME}"
+    if len(ref.name) > MAX_ACCOUNT_NAME:
+        return f"account name {len(ref.name)} characters long; the Vault allows {MAX_ACCOUNT_NAME}"
+    refused = sorted({c for c in ref.name + ref.safe if c in ACCOUNT_NAME_REFUSED})
+    if refused:
+        return f"the safe or account name holds {' '.join(refused)!r}, which Vault object names may not"
+    return path, ref.safe, ref.name
+
+
+def _account_field(value: object, fallback: str) -> str:
+    """Address and user name only label a migrated account (its secret holds the whole value):
+    what the Vault could refuse or trim is replaced by ``fallback``."""
+    if isinstance(value, str) and value and value == value.strip() and value.isprintable():
+        return value if len(value) <= MAX_ACCOUNT_FIELD else fallback[:MAX_ACCOUNT_FIELD]
+    return fallback[:MAX_ACCOUNT_FIELD]
+
+
+def _account(item: Held, safe: str, name: str, platform_id: str) -> dict[str, str]:
+    host = login = None
+    if item.view is not None:
+        host, login = item.view[1], item.view[2]
+    return {
+        "safe": safe,
+        "name": name,
+        "address": _account_field(host, DEFAULT_ADDRESS),
+        "userName": _account_field(login, name),
+        "platformId": platform_id,
+    }
 
 
 def yaml_quoted(text: str) -> str:
@@ -180,6 +242,7 @@ def make_plan(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     on_remove: str = "strip",
+    platform_id: str | None = None,
 ) -> Plan:
     if on_remove not in ("strip", "delete"):
         raise PlanError("--on-remove: strip (keep the connection's non-secret parts) or delete")
@@ -189,9 +252,23 @@ def make_plan(
     except Exception as exc:  # noqa: BLE001 - the backend's own message names the setting
         raise PlanError(f"--backend-kwargs: {exc}") from None
     api = backend.settings.api
-    if api != "conjur":
-        raise PlanError(f"--backend-kwargs: api {api!r}; this version migrates into Conjur only")
-    plan = Plan(api=api, backend_kwargs=kwargs, policy_branch="root", policy="", airflow_group=airflow_group)
+    if api not in ("conjur", *PVWA_APIS):
+        raise PlanError(f"--backend-kwargs: api {api!r}; migrate writes into Conjur, PVWA or Privilege Cloud")
+    pvwa = api in PVWA_APIS
+    if pvwa:
+        if not isinstance(platform_id, str) or not platform_id.strip() or platform_id != platform_id.strip():
+            raise PlanError(f"--platform-id: required for api {api!r} (the platform of the accounts to add)")
+        if len(platform_id) > MAX_ACCOUNT_FIELD or not platform_id.isprintable():
+            raise PlanError("--platform-id: not a platform id (printable, at most 128 characters)")
+        if grant_to:
+            raise PlanError("--grant-to: Conjur only; in PVWA give the Airflow user List + Retrieve on the safe")
+    plan = Plan(
+        api=api,
+        backend_kwargs=kwargs,
+        policy_branch="" if pvwa else "root",
+        policy="",
+        airflow_group="" if pvwa else airflow_group,
+    )
     for item in held:
 
         def leave(reason: str, item: Held = item) -> None:
@@ -210,21 +287,53 @@ def make_plan(
         if not item.secret_fields and not chosen:
             leave("holds no secret (no password, no sensitive extra or name)")
             continue
+        fields = item.secret_fields or ("value" if item.kind == "variable" else "whole connection",)
+        removal = "env" if item.source == "env" else ("delete" if item.kind == "variable" else on_remove)
+        if pvwa:
+            assert platform_id is not None
+            if item.kind == "connection" and backend.connection_format not in ("auto", "json"):
+                leave(
+                    f"connection_format {backend.connection_format!r}: a migrated account holds the connection "
+                    "as JSON, which the backend reads with connection_format auto or json"
+                )
+                continue
+            found_account = planned_account(backend, item.kind, item.id)
+            if isinstance(found_account, str):
+                leave(found_account)
+                continue
+            path, safe, name = found_account
+            account = _account(item, safe, name, platform_id)
+            plan.entries.append(
+                Entry(item.kind, item.id, item.source, path, f"{safe}/{name}", tuple(fields), removal, account)
+            )
+            continue
         found = planned_path(backend, item.kind, item.id)
         if isinstance(found, str):
             leave(found)
             continue
         path, variable_id = found
-        fields = item.secret_fields or ("value" if item.kind == "variable" else "whole connection",)
-        removal = "env" if item.source == "env" else ("delete" if item.kind == "variable" else on_remove)
         plan.entries.append(Entry(item.kind, item.id, item.source, path, variable_id, tuple(fields), removal))
     taken: dict[str, str] = {}
     for entry in plan.entries:
-        if entry.variable_id in taken:
-            raise PlanError(f"{entry.key} and {taken[entry.variable_id]} map to the same path {entry.path!r}")
-        taken[entry.variable_id] = entry.key
-    plan.policy = conjur_policy([e.variable_id for e in plan.entries], airflow_group, grant_to)
+        # The Vault compares safe and account names case-insensitively.
+        slot = entry.variable_id.casefold() if pvwa else entry.variable_id
+        if slot in taken:
+            raise PlanError(f"{entry.key} and {taken[slot]} map to the same path {entry.path!r}")
+        taken[slot] = entry.key
+    if not pvwa:
+        plan.policy = conjur_policy([e.variable_id for e in plan.entries], airflow_group, grant_to)
     return plan
 
 
-__all__ = ["Entry", "Left", "Plan", "PlanError", "atomic_write", "conjur_policy", "make_plan", "planned_path"]
+__all__ = [
+    "PVWA_APIS",
+    "Entry",
+    "Left",
+    "Plan",
+    "PlanError",
+    "atomic_write",
+    "conjur_policy",
+    "make_plan",
+    "planned_account",
+    "planned_path",
+]

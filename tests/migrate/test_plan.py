@@ -105,18 +105,18 @@ def test_two_ids_on_one_path_are_refused() -> None:
 def test_other_apis_and_bad_kwargs_are_refused_by_name() -> None:
     with pytest.raises(PlanError, match="--backend-kwargs"):
         make_plan([], {**KWARGS, "connections_path": "x/{nope}"}, airflow_group="g")
-    with pytest.raises(PlanError, match="Conjur only"):
-        make_plan(
-            [],
-            {
-                "url": "https://pvwa",
-                "api": "pvwa",
-                "login": "u",
-                "password_file": "/p",
-                "connections_path": "S/{conn_id}",
-            },
-            airflow_group="g",
-        )
+    pvwa = {
+        "url": "https://pvwa",
+        "api": "pvwa",
+        "login": "u",
+        "password_file": "/p",
+        "connections_path": "S/{conn_id}",
+    }
+    with pytest.raises(PlanError, match="--platform-id: required for api 'pvwa'"):
+        make_plan([], pvwa, airflow_group="g")
+    ccp = {"url": "https://ccp", "api": "ccp", "app_id": "A", "connections_path": "Safe=S;Object={conn_id}"}
+    with pytest.raises(PlanError, match="migrate writes into Conjur, PVWA or Privilege Cloud"):
+        make_plan([], ccp, airflow_group="g")
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,0 +1,129 @@
+"""``cyberark-ops migrate`` into PVWA in a real Airflow home, as subprocesses against the dev server:
+the API path and the bulk-file path end with no secret in the metadata DB only after each value
+was read back, no output holds a value, and Ctrl-C between the adds and the removal loses nothing."""
+
+from __future__ import annotations
+
+import json
+import signal
+import stat
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cyberark_ops.devserver import DevServer
+from tests.migrate.airflow_home import airflow_home, dump, migrate, migrate_command, populate
+from tests.migrate.pvwa_target import PvwaTarget, seed
+from tests.migrate.test_migrate_cli import _wait_for, files_under, outputs
+
+CANARY = "CANARY-8e3d-"
+CONNECTIONS: dict[str, Any] = {
+    "warehouse": {"conn_type": "postgres", "host": "pg.internal", "login": "etl", "password": f"{CANARY}pg p@ss/:?#%"},
+    "from_uri": {"uri": f"mysql://app:{CANARY}my%40sql%2Fpw@mysql.internal:3306/app?charset=utf8mb4"},
+    "plain_http": {"conn_type": "http", "host": "public.example.com"},
+}
+VARIABLES = {"api_token": f"{CANARY}token", "db_password": f'{CANARY}db, "quoted"\nsecond line', "region": "eu"}
+
+
+def setup(make_server: Callable[..., DevServer], tmp_path: Path) -> tuple[PvwaTarget, Any, Path, dict[str, str]]:
+    target = PvwaTarget(make_server(seed()), tmp_path / "deployment")
+    stack = airflow_home(tmp_path / "airflow")
+    populate(stack, CONNECTIONS, VARIABLES)
+    work = tmp_path / "work"
+    work.mkdir()
+    plan_path = work / "plan.json"
+    planned = migrate(
+        stack,
+        "plan",
+        "--out",
+        str(plan_path),
+        "--backend-kwargs",
+        json.dumps(target.backend_kwargs()),
+        "--platform-id",
+        "AirflowGeneric",
+    )
+    assert planned.returncode == 0, planned.stderr
+    assert CANARY not in planned.stdout + planned.stderr + plan_path.read_text()
+    migrator = {"AIRFLOW_CONN_CYBERARK_MIGRATOR": json.dumps(target.migrator_connection())}
+    return target, stack, plan_path, migrator
+
+
+def test_bulk_file_then_verify_only_then_removal(make_server: Callable[..., DevServer], tmp_path: Path) -> None:
+    target, stack, plan_path, _ = setup(make_server, tmp_path)
+    bulk = tmp_path / "accounts.csv"
+    refused = migrate(stack, "apply", "--plan", str(plan_path), "--bulk-file", str(bulk), "--remove-from-airflow")
+    assert refused.returncode == 2 and "--bulk-file writes the file only" in refused.stderr and not bulk.exists()
+    written = migrate(stack, "apply", "--plan", str(plan_path), "--bulk-file", str(bulk))
+    assert written.returncode == 0, written.stderr
+    assert "holds the secret values in clear text" in written.stderr
+    assert stat.S_IMODE(bulk.stat().st_mode) == 0o600
+    assert CANARY in bulk.read_text(encoding="utf-8-sig")
+    assert CANARY in json.dumps(dump(stack))  # nothing removed on the file's account
+
+    import csv
+
+    with bulk.open(encoding="utf-8-sig", newline="") as file, target.migrator() as client:
+        for row in csv.DictReader(file):
+            client.add_account(
+                safe=row["safe"],
+                platform_id=row["platformID"],
+                secret=row["password"],
+                name=row["name"],
+                address=row["address"],
+                user_name=row["userName"],
+            )
+    bulk.unlink()
+    verified = migrate(stack, "apply", "--plan", str(plan_path), "--verify-only", "--execute", "--remove-from-airflow")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    report = json.loads((plan_path.parent / "plan.json.report.json").read_text())
+    assert report["counts"]["verified"] == 4 and report["counts"]["failed"] == 0
+    after = dump(stack)
+    assert CANARY not in json.dumps(after)
+    assert after["connections"]["warehouse"]["host"] == "pg.internal"
+    assert set(after["variables"]) == {"region"}
+    assert CANARY not in outputs(refused, written, verified) + files_under(plan_path.parent)
+    assert target.adds() and all(e["identity"] == "migrator" for e in target.adds())
+
+
+def test_ctrl_c_between_the_adds_and_the_removal_leaves_each_secret_somewhere(
+    make_server: Callable[..., DevServer], tmp_path: Path
+) -> None:
+    target, stack, plan_path, migrator = setup(make_server, tmp_path)
+    plan = json.loads(plan_path.read_text())
+    target.server.app.knobs.set_latency("pvwa.retrieve_password", 0.4)
+    apply = ["apply", "--plan", str(plan_path), "--vault-conn-id", "cyberark_migrator", "--execute"]
+    process = subprocess.Popen(
+        migrate_command(*apply, "--remove-from-airflow"),
+        env={**stack.env, **migrator},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(process, "verified at")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stdout and CANARY not in stdout + stderr
+
+    state = json.loads((plan_path.parent / "plan.json.state").read_text())["entries"]
+    after = dump(stack)
+    held = {
+        **{f"connection:{k}": v for k, v in after["connections"].items()},
+        **{f"variable:{k}": v for k, v in after["variables"].items()},
+    }
+    for entry in plan["entries"]:
+        key = f"{entry['kind']}:{entry['id']}"
+        in_vault = target.stored(entry["account"]["safe"], entry["account"]["name"])
+        in_airflow = CANARY in json.dumps(held.get(key))
+        assert in_airflow or (in_vault is not None and state.get(key)), entry
+    assert len(state) < len(plan["entries"])
+
+    target.server.app.knobs.set_latency("pvwa.retrieve_password", 0)
+    rerun = migrate(stack, *apply, "--remove-from-airflow", env=migrator)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert CANARY not in json.dumps(dump(stack)) + outputs(rerun)
+    assert len(target.adds()) == 4  # nothing added twice

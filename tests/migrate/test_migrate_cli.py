@@ -11,9 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cyberark_ops.testing.airflow_stack import AirflowStack
 from tests.migrate.airflow_home import airflow_home, dump, migrate, migrate_command, populate
 from tests.migrate.conftest import Target
+
+pytestmark = pytest.mark.slow  # a real Airflow home driven through the CLI in subprocesses
 
 CANARY = "CANARY-5b9c-"
 CONNECTIONS: dict[str, Any] = {

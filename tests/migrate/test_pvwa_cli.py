@@ -12,10 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cyberark_ops.devserver import DevServer
 from tests.migrate.airflow_home import airflow_home, dump, migrate, migrate_command, populate
 from tests.migrate.pvwa_target import PvwaTarget, seed
 from tests.migrate.test_migrate_cli import _wait_for, files_under, outputs
+
+pytestmark = pytest.mark.slow  # a real Airflow home driven through the CLI in subprocesses
 
 CANARY = "CANARY-8e3d-"
 CONNECTIONS: dict[str, Any] = {

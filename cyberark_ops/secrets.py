@@ -229,7 +229,8 @@ def _template(kwargs: Mapping[str, Any], kind: str, env: str | None, *, name: st
         after = [literal for literal, field, _, _ in parsed]
         position = names.index("team")
         follows = after[position + 1][:1] if position + 1 < len(after) else ""
-        if names.count("team") > 1 or names.index(_KINDS[kind][0]) < position or not follows or follows not in TEAM_DELIMITERS:
+        delimited = bool(follows) and follows in TEAM_DELIMITERS
+        if names.count("team") > 1 or names.index(_KINDS[kind][0]) < position or not delimited:
             raise backend_error(
                 name,
                 f"{value!r}: {{team}} must appear once, before {{{_KINDS[kind][0]}}}, followed by one of "

@@ -457,7 +457,12 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
 
     def _in_a_team_namespace(self, kind: str, path: str) -> bool:
         pattern = self._namespaces.get(kind)
-        return pattern is not None and pattern.match(self.canonical(path)) is not None
+        if pattern is None:
+            return False
+        try:
+            return pattern.match(self.canonical(path)) is not None
+        except ConfigurationError:  # names no reference, so nothing of a team's
+            return False
 
     def _out_of_scope(self, kind: str, item: str) -> str:
         """Why ``item`` is never looked up ("" when it is)."""

@@ -134,3 +134,94 @@ def test_the_audit_shows_each_team_reading_only_its_own_paths_as_itself(team_run
             assert (identity, path.rsplit("/", 1)[0]) == ("host/airflow/global", "airflow/shared/connections")
     assert not [r for r in team_run.reads if r[0] == "host/airflow/team_a" and "teams/team_b" in r[1]]
     assert not [r for r in team_run.reads if r[0] == "host/airflow/team_b" and "teams/team_a" in r[1]]
+
+
+# -- end to end: two teams, two DAG bundles, a real scheduler, LocalExecutor ----------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "example_dags" / "cyberark_multi_team"
+STACK_SEED: dict[str, Any] = {
+    "conjur": {
+        **SEED["conjur"],
+        "variables": [
+            {"id": "airflow/teams/team_a/connections/team_a_db", "value": "postgresql://a_user:A-Db-Passw0rd@db-a/a"},
+            {"id": "airflow/teams/team_b/connections/team_b_db", "value": "postgresql://b_user:B-Db-Passw0rd@db-b/b"},
+            {"id": "airflow/shared/connections/smtp", "value": "smtp://mail:Shared-Passw0rd@mail/x"},
+        ],
+    }
+}
+
+
+def test_two_teams_dags_each_get_their_own_connection_and_not_the_others(tmp_path: Path) -> None:
+    import shutil
+    import sqlite3
+
+    dags = tmp_path / "dags"
+    shutil.copytree(EXAMPLE, dags)
+    with DevServer(STACK_SEED, state_dir=tmp_path / "devserver") as server:
+        info = server.info()
+        keys = {}
+        for name, key in (("team_a", TEAM_A_KEY), ("team_b", TEAM_B_KEY), ("global", GLOBAL_KEY)):
+            keys[name] = tmp_path / f"{name}.key"
+            keys[name].write_text(key)
+        kwargs = {
+            "url": info["url"],
+            "ca_bundle": info["ca_cert"],
+            "api": "conjur",
+            "account": "demo",
+            "login": "host/airflow/global",
+            "api_key_file": str(keys["global"]),
+            "connections_path": "airflow/teams/{team}/connections/{conn_id}",
+            "teams": {
+                "team_a": {"login": "host/airflow/team_a", "api_key_file": str(keys["team_a"])},
+                "team_b": {"login": "host/airflow/team_b", "api_key_file": str(keys["team_b"])},
+            },
+        }
+        bundles = [
+            {
+                "name": f"{team}_dags",
+                "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                "kwargs": {"path": str(dags / team)},
+                "team_name": team,
+            }
+            for team in ("team_a", "team_b")
+        ]
+        env = {
+            "AIRFLOW__CORE__MULTI_TEAM": "True",
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles),
+            "AIRFLOW__SECRETS__BACKEND": "cyberark_ops.secrets.CyberArkSecretsBackend",
+            "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(kwargs),
+        }
+        stack = AirflowStack(tmp_path / "home", dags, env)
+        stack.migrate()
+        for team in ("team_a", "team_b"):
+            stack.cli("teams", "create", team)
+        stack.start()
+        try:
+            runs = {}
+            for team in ("a", "b"):
+                stack.wait_for_dag(f"cyberark_multi_team_{team}", timeout=240)
+            since = server.app.audit.last_seq
+            for team in ("a", "b"):
+                runs[team] = stack.trigger(f"cyberark_multi_team_{team}")
+            states = {
+                team: stack.wait_for_run(f"cyberark_multi_team_{team}", run, timeout=300) for team, run in runs.items()
+            }
+            reads = [
+                (str(e["identity"]), str(e["object"]), int(e["status"]))
+                for e in server.app.audit.events(since)
+                if e["action"] == "conjur.retrieve"
+            ]
+        finally:
+            stack.stop()
+    with sqlite3.connect(tmp_path / "home" / "airflow.db") as db:
+        rows = db.execute("select dag_id, task_id, value from xcom where key='return_value'").fetchall()
+    results = {(dag_id[-1], task_id): json.loads(value) for dag_id, task_id, value in rows}
+    assert states == {"a": "success", "b": "success"}, stack.process_log("scheduler")
+    assert results[("a", "own_connection")] == {"conn_id": "team_a_db", "host": "db-a", "login": "a_user"}
+    assert results[("b", "own_connection")] == {"conn_id": "team_b_db", "host": "db-b", "login": "b_user"}
+    assert results[("a", "other_teams_connection")] == {"conn_id": "team_b_db", "found": False}
+    assert results[("b", "other_teams_connection")] == {"conn_id": "team_a_db", "found": False}
+    assert ("host/airflow/team_a", "airflow/teams/team_a/connections/team_a_db", 200) in reads
+    assert ("host/airflow/team_b", "airflow/teams/team_b/connections/team_b_db", 200) in reads
+    for identity, path, _ in reads:
+        assert identity == f"host/airflow/{path.split('/')[2]}", (identity, path)

@@ -1,18 +1,17 @@
-"""Airflow 3.2+ multi-team, through Airflow's own server-side lookup: the Execution API's route
-functions in a process configured as an API server with ``[core] multi_team`` on and the backend
-set as users set it (``AIRFLOW__SECRETS__BACKEND`` / ``_KWARGS``, with ``teams``), against the dev
-server, whose audit shows which identity read which path.
-
-What this does not run: a DAG run whose task the route resolves to its team (TaskInstance -> Dag
--> bundle -> team, ``get_team_name_dep``); the route functions are called with the team that
-dependency returns. A task process's own lookups pass no team (Airflow's worker chain), which
-``tests/secrets/test_backend_teams.py`` covers.
+"""Airflow 3.2+ multi-team with the backend set as users set it (``AIRFLOW__SECRETS__BACKEND`` /
+``_KWARGS``, with ``teams``), against the dev server, whose audit shows which identity read which
+path. Two ways: the Execution API's route functions called with a team in a process configured as
+an API server with ``[core] multi_team`` on (quick, many asks), and the example DAGs of two team
+bundles on a real stack (api-server, scheduler, dag-processor, LocalExecutor), where Airflow
+itself resolves each task's team from its bundle and the task process asks with no team first.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import sqlite3
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,10 +150,17 @@ STACK_SEED: dict[str, Any] = {
 }
 
 
-def test_two_teams_dags_each_get_their_own_connection_and_not_the_others(tmp_path: Path) -> None:
-    import shutil
-    import sqlite3
+@dataclass
+class TeamDagRun:
+    states: dict[str, str]
+    results: dict[tuple[str, str], Any]
+    """XCom of each task, by (team letter, task id)."""
+    reads: list[tuple[str, str, int]]
+    scheduler_log: Path
 
+
+def run_team_dags(tmp_path: Path) -> TeamDagRun:
+    """Both example DAGs on a real multi-team stack, each in its team's bundle."""
     dags = tmp_path / "dags"
     shutil.copytree(EXAMPLE, dags)
     with DevServer(STACK_SEED, state_dir=tmp_path / "devserver") as server:
@@ -216,7 +222,13 @@ def test_two_teams_dags_each_get_their_own_connection_and_not_the_others(tmp_pat
     with sqlite3.connect(tmp_path / "home" / "airflow.db") as db:
         rows = db.execute("select dag_id, task_id, value from xcom where key='return_value'").fetchall()
     results = {(dag_id[-1], task_id): json.loads(value) for dag_id, task_id, value in rows}
-    assert states == {"a": "success", "b": "success"}, stack.process_log("scheduler")
+    return TeamDagRun(states, results, reads, stack.process_log("scheduler"))
+
+
+def test_two_teams_dags_each_get_their_own_connection_and_not_the_others(tmp_path: Path) -> None:
+    run = run_team_dags(tmp_path)
+    results, reads = run.results, run.reads
+    assert run.states == {"a": "success", "b": "success"}, run.scheduler_log
     assert results[("a", "own_connection")] == {"conn_id": "team_a_db", "host": "db-a", "login": "a_user"}
     assert results[("b", "own_connection")] == {"conn_id": "team_b_db", "host": "db-b", "login": "b_user"}
     assert results[("a", "other_teams_connection")] == {"conn_id": "team_b_db", "found": False}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow.test_multi_team import ASKS, run_team_lookups, sha
+from tests.airflow.test_multi_team import ASKS, run_team_dags, run_team_lookups, sha
 from tests.guarantees import report
 from tests.versions import needs_airflow
 
@@ -40,9 +40,35 @@ def test_no_team_reads_another_teams_path_and_each_reads_as_itself(tmp_path: Pat
             "one host per team (teams in backend_kwargs)",
             "lookups": f"{len(ASKS)} through the Execution API's connection and variable routes, [core] multi_team on",
             "own id": "found (2 of 2)",
-            "other team's id (db_b, ../team_b/connections/db_b, db_a)": f"not found ({len(crossing_answers)} of "
-            f"{len(crossing_answers)})",
+            "other team's id": f"not found ({len(crossing_answers)} of {len(crossing_answers)})",
             "reads of a team's path by another identity (dev server audit)": str(len(foreign_reads)),
-            "not run": "a DAG run resolving its team from its bundle (the routes get the team that step returns)",
+        },
+    )
+
+
+def test_two_team_bundles_on_a_real_stack_each_read_only_their_own(tmp_path: Path) -> None:
+    run = run_team_dags(tmp_path)
+    foreign_reads = [
+        (identity, path)
+        for identity, path, _ in run.reads
+        if path.startswith("airflow/teams/") and identity != f"host/airflow/{path.split('/')[2]}"
+    ]
+    own = [run.results[(team, "own_connection")]["conn_id"] for team in ("a", "b")]
+    crossing = [run.results[(team, "other_teams_connection")]["found"] for team in ("a", "b")]
+    assert run.states == {"a": "success", "b": "success"}
+    assert own == ["team_a_db", "team_b_db"]
+    assert crossing == [False, False]
+    assert foreign_reads == []
+    report.record(
+        "teams",
+        "dag-run-conjur",
+        {
+            "what": "two DAG bundles (team_a, team_b) running example_dags/cyberark_multi_team on api-server + "
+            "scheduler + dag-processor, LocalExecutor; Conjur, one host per team",
+            "lookups": "BaseHook.get_connection in 4 tasks: the task process asks with no team (not found), "
+            "the Execution API with the task's team",
+            "own id": "found (2 of 2)",
+            "other team's id": "not found (2 of 2)",
+            "reads of a team's path by another identity (dev server audit)": str(len(foreign_reads)),
         },
     )

@@ -334,10 +334,20 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
                     raise backend_error(f"teams.{team}.{exc.field}", exc.problem) from None
         self._namespaces = {kind: self._namespace_pattern(kind) for kind in _TEAM_KINDS}
         for kind in _TEAM_KINDS:
+            template = self.templates[kind]
+            if self._namespaces[kind] is not None and template is not None:
+                sample = template.format(env=env or "", team=_TEAM_SENTINEL, **dict.fromkeys(_KINDS[kind], "sample"))
+                if self._namespace_owners(sample) - {_TEAM_SENTINEL}:
+                    raise backend_error(
+                        f"{kind}_path",
+                        f"{template!r}: every team's path lies inside another team's namespace of the other "
+                        "template (a team named like its prefix); give connections_path and variables_path "
+                        "distinct prefixes before {team}",
+                    )
             global_template = self.global_templates[kind]
             if self._namespaces[kind] is not None and global_template is not None:
                 sample = global_template.format(env=env or "", **dict.fromkeys(_KINDS[kind], "sample"))
-                if self._in_a_team_namespace(kind, sample):
+                if self._namespace_owners(sample):
                     raise backend_error(
                         f"global_{kind}_path",
                         f"{global_template!r} lies inside the namespace {kind}_path gives a team (its paths could "
@@ -422,9 +432,12 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
             path, why = self._resolved_path(candidate, {**values, "team": team or ""})
             if path is None:
                 continue
-            # A global path is never one inside a team's namespace (an id spelling another team's path).
-            if is_global and self._in_a_team_namespace(kind, path):
-                why = f"the global path of this id lies inside a team's namespace ({kind}_path)"
+            # Never inside another team's namespace, whichever template made it: an id spelling
+            # another team's path through a global template, or a variables path that reads as a
+            # team's connections path (a team named like the other template's prefix).
+            owners = self._namespace_owners(path)
+            if owners - ({team} if not is_global else set()):
+                why = "the path of this id lies inside a team's namespace (connections_path / variables_path)"
                 continue
             paths.append(path)
         return paths, why
@@ -453,16 +466,16 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
             before, _, after = self._canonical_prefix(kind).partition(_TEAM_SENTINEL)
         except ConfigurationError as exc:
             raise backend_error(f"{kind}_path", f"{template!r} makes no valid reference ({exc})") from None
-        return re.compile(re.escape(before) + TEAM_NAME.pattern + re.escape(after[:1]))
+        return re.compile(re.escape(before) + f"(?P<team>{TEAM_NAME.pattern})" + re.escape(after[:1]))
 
-    def _in_a_team_namespace(self, kind: str, path: str) -> bool:
-        pattern = self._namespaces.get(kind)
-        if pattern is None:
-            return False
+    def _namespace_owners(self, path: str) -> set[str | None]:
+        """The teams in whose namespace (of any kind) ``path`` lies."""
         try:
-            return pattern.match(self.canonical(path)) is not None
+            canonical = self.canonical(path)
         except ConfigurationError:  # names no reference, so nothing of a team's
-            return False
+            return set()
+        matches = (pattern.match(canonical) for pattern in self._namespaces.values() if pattern is not None)
+        return {match.group("team") for match in matches if match is not None}
 
     def _out_of_scope(self, kind: str, item: str) -> str:
         """Why ``item`` is never looked up ("" when it is)."""

@@ -257,6 +257,11 @@ BASE: dict[str, Any] = {
         ({"connections_path": "{team}:{conn_id}"}, "connections_path", "followed by one of"),
         ({"config_path": "airflow/{team}/{key}"}, "config_path", "uses {team}"),
         (
+            {"connections_path": "{team}/{conn_id}", "variables_path": "vars/{team}/{variable}"},
+            "variables_path",
+            "distinct prefixes",
+        ),
+        (
             {"connections_path": "a/{conn_id}", "global_connections_path": "b/{conn_id}"},
             "global_connections_path",
             "only with a connections_path that uses {team}",
@@ -323,7 +328,11 @@ def test_bad_team_settings_are_refused_at_start_up_naming_the_key(
 
 # -- the isolation property -------------------------------------------------------------------------
 
-TEAMS = st.from_regex(TEAM_NAME, fullmatch=True)
+TEAMS = st.one_of(
+    st.sampled_from(["vars", "airflow", "teams", "prod", "connections", "team_a", "team_b"]),
+    st.from_regex(TEAM_NAME, fullmatch=True),
+)
+"""Any team name, and names equal to the literal parts of the templates below."""
 SETUPS = {
     "conjur": {
         **BASE,
@@ -332,7 +341,7 @@ SETUPS = {
     },
     "conjur, hostile bare global path": {
         **BASE,
-        "connections_path": "{team}/{conn_id}",
+        "connections_path": "conns/{team}/{conn_id}",
         "global_connections_path": "{conn_id}",
         "variables_path": "vars/{team}.{variable}",
         "global_variables_path": "{variable}",
@@ -372,6 +381,7 @@ def hostile_ids(draw: st.DrawFn, other: str) -> str:
     spelled = st.sampled_from(
         [
             f"{other}/x",
+            f"conns/{other}/x",
             f"../{other}/x",
             f"airflow/{other}/connections/x",
             f"conjur:airflow/{other}/connections/x",
@@ -409,15 +419,19 @@ def test_no_lookup_of_one_team_reads_inside_another_teams_namespace(
     backend = BACKENDS[setup]
     team_a, team_b = pair
     item = data.draw(hostile_ids(team_b), label="id")
-    for kind, placeholder in (("connections", "conn_id"), ("variables", "variable")):
+    kinds = (("connections", "conn_id"), ("variables", "variable"))
+    # team_b's namespaces of every kind: a connection id must not read team_b's variables either.
+    namespaces = [
+        backend.team_namespace(kind, team_b) for kind, _ in kinds if "{team}" in (backend.templates[kind] or "")
+    ]
+    for kind, placeholder in kinds:
         if backend.templates[kind] is None:
             continue
-        namespace = backend.team_namespace(kind, team_b)
         for team in (team_a, None):
             paths, _ = backend.lookup_paths(kind, item, team, **{placeholder: item})
             for path in paths:
                 canonical = backend.canonical(path)
-                assert not canonical.startswith(namespace), (setup, team, item, canonical)
+                assert not any(canonical.startswith(namespace) for namespace in namespaces), (setup, team, canonical)
         # And team_a's own path is in team_a's namespace, so the property is about real paths.
         own, _ = backend.lookup_paths(kind, "x", team_a, **{placeholder: "x"})
         if "{team}" in (backend.templates[kind] or ""):

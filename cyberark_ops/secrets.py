@@ -9,6 +9,11 @@ Airflow treats any exception from a backend as "try the next one" and logs it at
 vault outage would silently fall through to the metadata DB. This backend raises
 ``AirflowSecretsBackendAccessDenied`` (the one signal Airflow does not swallow) for every vault
 failure unless ``fall_through_on_error`` is set, so the task fails naming the id and the path.
+
+Multi-team (Airflow 3.2+): a ``{team}`` in ``connections_path`` / ``variables_path`` gives each team
+its own namespace, and ``teams`` its own CyberArk identity. Airflow passes ``team_name`` only on the
+API server (the Execution API); a task process or the triggerer asks with no team, and this backend
+never guesses one (docs/secrets-backend.md, "Multi-team").
 """
 
 from __future__ import annotations
@@ -34,7 +39,13 @@ from .client import ConfigurationError, CyberArkError, Forbidden, NotFound  # no
 from .client.untrusted import parse_json, shown  # noqa: E402
 from .lookup_patterns import lookup_pattern  # noqa: E402
 from .scrub_exceptions import scrubs_exceptions  # noqa: E402
-from .settings import ConnectionSettings, as_backend_error, as_bool, backend_error  # noqa: E402
+from .settings import (  # noqa: E402
+    ConnectionSettings,
+    SettingsError,
+    as_backend_error,
+    as_bool,
+    backend_error,
+)
 
 if TYPE_CHECKING:
     from .client import Credential
@@ -65,6 +76,17 @@ _KINDS = {
     "config": ("key", "section"),
 }
 _CONNECTION_FORMATS = ("auto", "uri", "json", "account")
+_TEAM_KINDS = ("connections", "variables")
+"""Config has no team: Airflow reads it with none, in every process."""
+TEAM_NAME = re.compile(r"[A-Za-z0-9_-]{3,50}")
+"""Airflow's rule for a team name (``airflow teams create``), matched whole."""
+TEAM_DELIMITERS = "/;."
+"""What may follow ``{team}`` in a template: no team name holds it and no reference reads it as a
+scheme, so the team's part of a path ends there and one team's paths never begin another's."""
+_TEAM_SENTINEL = "Zq9teamZq9"
+_ID_SENTINEL = "Zq9idZq9"
+_TEAM_SETTINGS_REFUSED = ("url", "api")
+"""One vault for every team (so every team's paths resolve alike); a team's entry changes who asks."""
 # Characters that would change a reference's meaning once substituted into a template.
 _UNSAFE_ID = re.compile(r"[;=?{}\\\x00-\x1f\x7f]")
 MAX_ID_LENGTH = 250
@@ -85,6 +107,10 @@ BACKEND_OPTIONS = (
     "connection_format",
     "conn_type",
     "reason",
+    "global_connections_path",
+    "global_variables_path",
+    "team_fallback_to_global",
+    "teams",
 )
 """Keys of ``backend_kwargs`` that configure the backend itself; the rest say how to reach CyberArk."""
 
@@ -97,10 +123,10 @@ class _Cache:
     """Process-wide: Airflow 3.1 builds a new backend object for every lookup, 3.3 one per process."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str, str], tuple[float, str | None]] = {}
+        self._entries: dict[tuple[str, ...], tuple[float, str | None]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str, str]) -> tuple[bool, str | None]:
+    def get(self, key: tuple[str, ...]) -> tuple[bool, str | None]:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -110,7 +136,7 @@ class _Cache:
                 return False, None
             return True, entry[1]
 
-    def put(self, key: tuple[str, str, str], value: str | None, ttl: float) -> None:
+    def put(self, key: tuple[str, ...], value: str | None, ttl: float) -> None:
         if ttl <= 0:
             return
         with self._lock:
@@ -122,7 +148,7 @@ class _Cache:
 
 
 CACHE = _Cache()
-_FETCHERS: dict[str, Fetcher] = {}
+_FETCHERS: dict[tuple[str, str], Fetcher] = {}
 _FETCHERS_LOCK = threading.Lock()
 
 
@@ -169,31 +195,76 @@ def _lookupable(item: object) -> bool:
     return True
 
 
-def _template(kwargs: Mapping[str, Any], kind: str, env: str | None) -> str | None:
-    name = f"{kind}_path"
+def _template(kwargs: Mapping[str, Any], kind: str, env: str | None, *, name: str = "") -> str | None:
+    """``{kind}_path`` (or the key ``name``) checked: only its placeholders, no ``.`` segment, and
+    ``{team}`` (connections and variables only) once, before the id and followed by one of
+    ``TEAM_DELIMITERS``."""
+    name = name or f"{kind}_path"
     value = kwargs.get(name)
     if value in (None, ""):
         return None
     if not isinstance(value, str):
         raise backend_error(name, "must be a string such as airflow/{env}/" + kind + "/{" + _KINDS[kind][0] + "}")
-    allowed = {*_KINDS[kind], "env"}
+    team_allowed = kind in _TEAM_KINDS and not name.startswith("global_")
+    allowed = {*_KINDS[kind], "env", *(("team",) if team_allowed else ())}
     try:
-        fields = [(field, spec, conv) for _, field, spec, conv in string.Formatter().parse(value) if field is not None]
+        parsed = list(string.Formatter().parse(value))
     except ValueError as exc:
         raise backend_error(name, f"{value!r} is not a valid template ({exc})") from None
+    fields = [(field, spec, conv) for _, field, spec, conv in parsed if field is not None]
     for field, spec, conv in fields:
         if field not in allowed:
-            raise backend_error(name, f"{value!r} uses {{{field}}}; use {', '.join('{' + f + '}' for f in allowed)}")
+            hint = " ({team} belongs in connections_path or variables_path)" if field == "team" else ""
+            raise backend_error(
+                name, f"{value!r} uses {{{field}}}; use {', '.join('{' + f + '}' for f in sorted(allowed))}{hint}"
+            )
         if spec or conv:
             raise backend_error(name, f"{value!r}: placeholders take no format spec or conversion")
         if field == "env" and not env:
             raise backend_error(name, f"{value!r} uses {{env}} but backend_kwargs set no env")
-    if _KINDS[kind][0] not in {field for field, _, _ in fields}:
+    names = [field for field, _, _ in fields]
+    if _KINDS[kind][0] not in names:
         raise backend_error(name, f"{value!r} must contain {{{_KINDS[kind][0]}}}")
-    sample = value.format(env=env or "", **dict.fromkeys(_KINDS[kind], "sample"))
+    if "team" in names:
+        after = [literal for literal, field, _, _ in parsed]
+        position = names.index("team")
+        follows = after[position + 1][:1] if position + 1 < len(after) else ""
+        delimited = bool(follows) and follows in TEAM_DELIMITERS
+        if names.count("team") > 1 or names.index(_KINDS[kind][0]) < position or not delimited:
+            raise backend_error(
+                name,
+                f"{value!r}: {{team}} must appear once, before {{{_KINDS[kind][0]}}}, followed by one of "
+                f"{' '.join(TEAM_DELIMITERS)} (e.g. airflow/{{team}}/{kind}/{{{_KINDS[kind][0]}}}), so that no "
+                "id of one team spells a path of another",
+            )
+    sample = value.format(env=env or "", team="sample", **dict.fromkeys(_KINDS[kind], "sample"))
     if any(segment in (".", "..") for segment in re.split(r"[/;=]", sample)):
         raise backend_error(name, f"{value!r} has a '.' or '..' segment, which could address another path")
     return value
+
+
+def _teams(kwargs: Mapping[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """``teams``: each team's own identity (a mapping of connection settings per team name)."""
+    teams = kwargs.get("teams")
+    if teams is None:
+        return None
+    if not isinstance(teams, Mapping) or not teams:
+        raise backend_error("teams", 'must be an object of team name -> settings, e.g. {"team_a": {"login": ...}}')
+    checked: dict[str, dict[str, Any]] = {}
+    for team, overrides in teams.items():
+        if not isinstance(team, str) or not TEAM_NAME.fullmatch(team):
+            problem = "is not an Airflow team name (3-50 letters, digits, - or _)"
+            raise backend_error("teams", f"{shown(str(team))} {problem}")
+        if not isinstance(overrides, Mapping) or not overrides:
+            raise backend_error(f"teams.{team}", "must be an object of settings such as login and api_key_file")
+        for key in overrides:
+            if key in BACKEND_OPTIONS or key in _TEAM_SETTINGS_REFUSED:
+                raise backend_error(
+                    f"teams.{team}.{key}",
+                    "set once for all teams; a team's entry holds who it is (login, api_key_file, app_id, ...)",
+                )
+        checked[team] = dict(overrides)
+    return checked
 
 
 class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
@@ -215,6 +286,21 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
         self.templates = {kind: _template(kwargs, kind, env) for kind in _KINDS}
         if not any(self.templates.values()):
             raise backend_error("connections_path", "set at least one of connections_path, variables_path, config_path")
+        self.global_templates: dict[str, str | None] = {}
+        for kind in _KINDS:
+            template = self.templates[kind]
+            scoped = template is not None and "{team}" in template
+            name = f"global_{kind}_path"
+            if kind in _TEAM_KINDS and kwargs.get(name) not in (None, "") and not scoped:
+                problem = f"only with a {kind}_path that uses {{team}} (without it, {kind}_path is global)"
+                raise backend_error(name, problem)
+            self.global_templates[kind] = _template(kwargs, kind, env, name=name) if scoped else template
+        try:
+            fallback = kwargs.get("team_fallback_to_global", False)
+            self.team_fallback_to_global = as_bool(fallback, "team_fallback_to_global")
+        except ConfigurationError as exc:
+            raise as_backend_error(exc) from None
+        team_overrides = _teams(kwargs)
         self.patterns = {kind: lookup_pattern(kwargs, f"{kind}_lookup_pattern") for kind in _KINDS}
         self.cache_ttl = _ttl(kwargs, "cache_ttl_seconds", DEFAULT_CACHE_TTL)
         self.negative_cache_ttl = _ttl(kwargs, "negative_cache_ttl_seconds", DEFAULT_NEGATIVE_CACHE_TTL)
@@ -235,6 +321,39 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
         self.reason = f"secrets-backend {reason}" if reason else "secrets-backend"
         # Validated now (a bad setting fails loudly at start-up); the client is built on first lookup.
         self.settings = ConnectionSettings.from_backend_kwargs(kwargs, reserved=BACKEND_OPTIONS)
+        self.team_settings: dict[str, ConnectionSettings] | None = None
+        if team_overrides is not None:
+            shared = {key: value for key, value in kwargs.items() if key != "teams"}
+            self.team_settings = {}
+            for team, overrides in team_overrides.items():
+                try:
+                    self.team_settings[team] = ConnectionSettings.from_backend_kwargs(
+                        {**shared, **overrides}, reserved=BACKEND_OPTIONS
+                    )
+                except SettingsError as exc:
+                    raise backend_error(f"teams.{team}.{exc.field}", exc.problem) from None
+        self._namespaces = {kind: self._namespace_pattern(kind) for kind in _TEAM_KINDS}
+        for kind in _TEAM_KINDS:
+            template = self.templates[kind]
+            if self._namespaces[kind] is not None and template is not None:
+                sample = template.format(env=env or "", team=_TEAM_SENTINEL, **dict.fromkeys(_KINDS[kind], "sample"))
+                if self._namespace_owners(sample) - {_TEAM_SENTINEL}:
+                    raise backend_error(
+                        f"{kind}_path",
+                        f"{template!r}: every team's path lies inside another team's namespace of the other "
+                        "template (a team named like its prefix); give connections_path and variables_path "
+                        "distinct prefixes before {team}",
+                    )
+            global_template = self.global_templates[kind]
+            if self._namespaces[kind] is not None and global_template is not None:
+                sample = global_template.format(env=env or "", **dict.fromkeys(_KINDS[kind], "sample"))
+                if self._namespace_owners(sample):
+                    raise backend_error(
+                        f"global_{kind}_path",
+                        f"{global_template!r} lies inside the namespace {kind}_path gives a team (its paths could "
+                        "be a team's); give global paths a prefix no team path has",
+                    )
+        self._warned: set[tuple[str, str]] = set()
         self._key = _fingerprint(kwargs)
 
     def __repr__(self) -> str:
@@ -244,26 +363,27 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
 
     @scrubs_exceptions
     def get_conn_value(self, conn_id: str, team_name: str | None = None) -> str | None:
-        """Connection JSON (or a URI, when that is what is stored)."""
-        return self._lookup("connections", conn_id, conn_id=conn_id)
+        """Connection JSON (or a URI, when that is what is stored); ``team_name`` from Airflow 3.2+'s
+        Execution API (None in task processes and the triggerer)."""
+        return self._lookup("connections", conn_id, team_name, conn_id=conn_id)
 
     @scrubs_exceptions
     def get_variable(self, key: str, team_name: str | None = None) -> str | None:
-        return self._lookup("variables", key, variable=key)
+        return self._lookup("variables", key, team_name, variable=key)
 
     @scrubs_exceptions
     def get_config(self, key: str) -> str | None:
         section, dot, option = key.partition(".")
-        return self._lookup("config", key, key=option if dot else key, section=section if dot else "")
+        return self._lookup("config", key, None, key=option if dot else key, section=section if dot else "")
 
     # -- lookups --------------------------------------------------------------------------------------
 
-    def _lookup(self, kind: str, item: str, **values: str) -> str | None:
+    def _lookup(self, kind: str, item: str, team: str | None, **values: str) -> str | None:
         """Every failure is ``VaultLookupFailed`` (or None with ``fall_through_on_error``): any other
         exception, even a ``RecursionError`` or ``MemoryError``, Airflow logs at DEBUG and answers
         from the next backend, serving a stale connection without a word."""
         try:
-            return self._lookup_unguarded(kind, item, **values)
+            return self._lookup_unguarded(kind, item, team, **values)
         except VaultLookupFailed:
             raise
         except Exception as exc:  # noqa: BLE001 - the point: nothing may fall through silently
@@ -278,12 +398,84 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
                 return None
             raise self._failure(kind, item, template, f"the lookup failed ({type(exc).__name__})") from None
 
-    def path_for(self, kind: str, item: str, **values: str) -> tuple[str | None, str]:
-        """The vault path this backend reads for ``item`` (``kind``: connections, variables or
-        config; ``values`` fill the template), or None and why it never looks ``item`` up: what
-        ``cyberark-ops migrate`` plans with, so a migrated value lands where lookups read it."""
-        why = self._out_of_scope(kind, item)
-        return (None, why) if why else self._resolved_path(kind, values)
+    def path_for(self, kind: str, item: str, *, team: str | None = None, **values: str) -> tuple[str | None, str]:
+        """The vault path this backend reads first for ``item`` (``kind``: connections, variables or
+        config; ``team``: the Airflow team asking, None for a global lookup; ``values`` fill the
+        template), or None and why it never looks ``item`` up: what ``cyberark-ops migrate`` plans
+        with, so a migrated value lands where lookups read it."""
+        why = self._out_of_scope(kind, item) or self._team_problem(kind, item, team)
+        if why:
+            return None, why
+        paths, why = self.lookup_paths(kind, item, team, **values)
+        return (paths[0], "") if paths else (None, why)
+
+    def lookup_paths(self, kind: str, item: str, team: str | None, **values: str) -> tuple[list[str], str]:
+        """Every path a lookup of ``item`` by ``team`` reads, in order (the team's, then the global one
+        when it may fall back), or none and why. The one place a team meets a path: the lookup and
+        the isolation property test both use it."""
+        template = self.templates[kind]
+        scoped = template is not None and "{team}" in template
+        candidates: list[tuple[str, bool]] = []  # (template, global)
+        if team is not None and scoped and template is not None:
+            candidates.append((template, False))
+        if team is None or self.team_fallback_to_global:
+            global_template = self.global_templates.get(kind)
+            if global_template is not None:
+                candidates.append((global_template, True))
+        if not candidates:
+            if team is None:
+                return [], f"{kind}_path uses {{team}}, Airflow passed no team, and no global_{kind}_path is set"
+            return [], f"{kind}_path is global and team_fallback_to_global is off"
+        paths: list[str] = []
+        why = ""
+        for candidate, is_global in candidates:
+            path, why = self._resolved_path(candidate, {**values, "team": team or ""})
+            if path is None:
+                continue
+            # Never inside another team's namespace, whichever template made it: an id spelling
+            # another team's path through a global template, or a variables path that reads as a
+            # team's connections path (a team named like the other template's prefix).
+            owners = self._namespace_owners(path)
+            if owners - ({team} if not is_global else set()):
+                why = "the path of this id lies inside a team's namespace (connections_path / variables_path)"
+                continue
+            paths.append(path)
+        return paths, why
+
+    def team_namespace(self, kind: str, team: str) -> str:
+        """How every reference in ``team``'s namespace begins, in the references' canonical form
+        (``conjur:airflow/team_a/``): what the isolation proof compares paths with."""
+        return self._canonical_prefix(kind).replace(_TEAM_SENTINEL, team)
+
+    def canonical(self, path: str) -> str:
+        """``path`` as the reference it names (scheme, normalised keys), as the vault is asked."""
+        return str(self.settings.resolve(path, source="the secrets backend"))
+
+    def _canonical_prefix(self, kind: str) -> str:
+        template = self.templates[kind] or ""
+        sample = template.format(env=self.env or "", team=_TEAM_SENTINEL, **dict.fromkeys(_KINDS[kind], _ID_SENTINEL))
+        canonical = self.canonical(sample)
+        return canonical[: canonical.index(_ID_SENTINEL)]
+
+    def _namespace_pattern(self, kind: str) -> re.Pattern[str] | None:
+        """Matches a canonical reference inside any team's namespace; None without ``{team}``."""
+        template = self.templates[kind]
+        if template is None or "{team}" not in template:
+            return None
+        try:
+            before, _, after = self._canonical_prefix(kind).partition(_TEAM_SENTINEL)
+        except ConfigurationError as exc:
+            raise backend_error(f"{kind}_path", f"{template!r} makes no valid reference ({exc})") from None
+        return re.compile(re.escape(before) + f"(?P<team>{TEAM_NAME.pattern})" + re.escape(after[:1]))
+
+    def _namespace_owners(self, path: str) -> set[str | None]:
+        """The teams in whose namespace (of any kind) ``path`` lies."""
+        try:
+            canonical = self.canonical(path)
+        except ConfigurationError:  # names no reference, so nothing of a team's
+            return set()
+        matches = (pattern.match(canonical) for pattern in self._namespaces.values() if pattern is not None)
+        return {match.group("team") for match in matches if match is not None}
 
     def _out_of_scope(self, kind: str, item: str) -> str:
         """Why ``item`` is never looked up ("" when it is)."""
@@ -297,8 +489,19 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
             return f"outside the backend's {kind}_lookup_pattern"
         return ""
 
-    def _resolved_path(self, kind: str, values: Mapping[str, str]) -> tuple[str | None, str]:
-        template = self.templates[kind] or ""
+    def _team_problem(self, kind: str, item: str, team: str | None) -> str:
+        """Why a lookup by ``team`` reads nothing here ("" when it may); raises on a malformed team."""
+        if team is None or kind not in _TEAM_KINDS:
+            return ""
+        if not isinstance(team, str) or not TEAM_NAME.fullmatch(team):
+            raise self._failure(
+                kind, item, self.templates[kind] or "", f"team_name {shown(str(team))} is not an Airflow team name"
+            )
+        if self.team_settings is not None and team not in self.team_settings:
+            return f"team {team!r} has no entry in backend_kwargs teams"
+        return ""
+
+    def _resolved_path(self, template: str, values: Mapping[str, str]) -> tuple[str | None, str]:
         path = template.format(env=self.env or "", **values)
         try:
             self.settings.resolve(path, source="the secrets backend")
@@ -307,15 +510,27 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
             return None, f"no valid reference: {exc}"
         return path, ""
 
-    def _lookup_unguarded(self, kind: str, item: str, **values: str) -> str | None:
+    def _once(self, kind: str, reason: str) -> None:
+        """A skip that would repeat for every id Airflow asks about: logged once per backend object."""
+        if (kind, reason) not in self._warned:
+            self._warned.add((kind, reason))
+            log.warning("CyberArk secrets backend: %s: %s; not looked up here", kind, reason)
+
+    def _lookup_unguarded(self, kind: str, item: str, team: str | None, **values: str) -> str | None:
         if self._out_of_scope(kind, item):
             # Not a name any vault path holds (whitespace at an end, a lone surrogate, '..', longer
             # than Airflow's ids), or outside the pattern: "not found", so Airflow asks its other
             # backends, as documented.
             log.debug("CyberArk secrets backend: %s id outside what it looks up; not looked up", kind)
             return None
+        if kind not in _TEAM_KINDS:
+            team = None
+        team_problem = self._team_problem(kind, item, team)
+        if team_problem:
+            self._once(kind, team_problem)
+            return None
         template = self.templates[kind] or ""
-        cache_key = (self._key, kind, item)
+        cache_key = (self._key, kind, team or "", item)
         found, cached = CACHE.get(cache_key)
         if found:
             return cached
@@ -326,14 +541,26 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
                 template,
                 f"config_path uses {{section}} but {shown(item)} names no section (use section.key)",
             )
-        path, _ = self._resolved_path(kind, values)
-        if path is None:
-            log.debug("CyberArk secrets backend: %s id makes no valid reference; not looked up", kind)
+        paths, why = self.lookup_paths(kind, item, team, **values)
+        if not paths:
+            if "{team}" in why or "team_fallback" in why:
+                self._once(kind, why)
+            else:
+                log.warning("CyberArk secrets backend: %s %s: %s; not looked up", kind.rstrip("s"), shown(item), why)
             return None
+        for path in paths:
+            value = self._read(kind, item, path, team)
+            if value is not None:
+                CACHE.put(cache_key, value, self.cache_ttl)
+                return value
+        CACHE.put(cache_key, None, self.negative_cache_ttl)
+        return None
+
+    def _read(self, kind: str, item: str, path: str, team: str | None) -> str | None:
+        """The value at ``path``, read as ``team``'s identity; None when the vault has none."""
         try:
-            credential = self._fetcher().get_credential(path)
+            credential = self._fetcher(team).get_credential(path)
         except NotFound:
-            CACHE.put(cache_key, None, self.negative_cache_ttl)
             return None
         except Forbidden as exc:
             raise self._failure(kind, item, path, f"the vault denied access: {exc}") from None
@@ -348,22 +575,26 @@ class CyberArkSecretsBackend(BaseSecretsBackend):  # type: ignore[misc]
                 )
                 return None
             raise self._failure(kind, item, path, str(exc)) from None
-        value = credential.secret if kind != "connections" else self._connection_value(item, path, credential)
-        CACHE.put(cache_key, value, self.cache_ttl)
-        return value
+        return credential.secret if kind != "connections" else self._connection_value(item, path, credential)
 
-    def _fetcher(self) -> Fetcher:
-        """One per configuration and process, so the token is reused across lookups and backend objects."""
+    def _fetcher(self, team: str | None = None) -> Fetcher:
+        """One per configuration, team and process, so the token is reused across lookups and
+        backend objects, and a team's lookups authenticate as the team's own identity."""
         # Airflow builds the backend in every process it starts; the fetch core and the client
         # layer load on the first lookup, so a process that looks nothing up never pays for them.
         from .fetch import Fetcher
 
+        settings = self.settings
+        if team is not None and self.team_settings is not None:
+            settings = self.team_settings[team]
+        else:
+            team = None
+        key = (self._key, team or "")
         with _FETCHERS_LOCK:
-            fetcher = _FETCHERS.get(self._key)
+            fetcher = _FETCHERS.get(key)
             if fetcher is None:
-                fetcher = _FETCHERS[self._key] = Fetcher(
-                    self.settings, name="the secrets backend", reason=self.reason, keep_sessions=True
-                )
+                name = f"the secrets backend (team {team})" if team else "the secrets backend"
+                fetcher = _FETCHERS[key] = Fetcher(settings, name=name, reason=self.reason, keep_sessions=True)
             return fetcher
 
     def _message(self, kind: str, item: str, path: str, problem: str) -> str:

@@ -59,6 +59,12 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "asserted: success after a retry, or a task failure whose message names the API, the path and the remedy "
         "and never the value.",
     ),
+    "teams": (
+        "Team isolation",
+        "Airflow 3.2+ multi-team (`[core] multi_team`): each team's lookups through the Execution API read only its "
+        "own namespace, as its own CyberArk identity. Measured through Airflow's own route functions in a multi-team "
+        "process against the dev server, whose audit log names the identity of every read.",
+    ),
     "load": (
         "Load and scale-out",
         "Many mapped tasks against a rate-limited dev server, on the executors users scale out with.",

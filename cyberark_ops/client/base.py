@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from .auth import AuthContext, Authenticator, AuthStrategy
-from .transport import Transport
+from .transport import Call, Transport
 
 if TYPE_CHECKING:
+    import requests
+
     from .auth import TokenCache
     from .config import TransportConfig
     from .credential import Credential
@@ -137,6 +139,19 @@ class AuthenticatedClient(BaseClient[RefT, ConfigT]):
 
     def _auth_context(self) -> AuthContext:
         return AuthContext(self._transport)
+
+    def _json_answer(self, call: Call, what: str) -> tuple[dict[str, Any], requests.Response]:
+        """``call`` with this client's token, its answer a JSON object (else ``InvalidResponse``
+        saying the answer was ``what`` that is not an object), and the response for its headers."""
+        response = self._transport.request(call, self._auth)
+        data = self._transport.json(response, call)
+        if not isinstance(data, dict):
+            raise self._transport.invalid_response(call, f"{what} that is not an object", response.status_code)
+        return data, response
+
+    def _json_object(self, call: Call, what: str) -> dict[str, Any]:
+        """:meth:`_json_answer` without the response."""
+        return self._json_answer(call, what)[0]
 
 
 __all__ = ["AuthenticatedClient", "BaseClient", "CredentialSource", "TokenFacts"]

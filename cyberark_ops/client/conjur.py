@@ -107,11 +107,7 @@ class ConjurClient(AuthenticatedClient[ConjurRef, ConjurConfig]):
 
     def whoami(self) -> dict[str, Any]:
         call = Call("GET", f"{self._prefix}/whoami", action="whoami", target=f"as {self.login!r}")
-        response = self._transport.request(call, self._auth)
-        data = self._transport.json(response, call)
-        if not isinstance(data, dict):
-            raise self._transport.invalid_response(call, "a whoami answer that is not an object", response.status_code)
-        return data
+        return self._json_object(call, "a whoami answer")
 
     # -- single variables -------------------------------------------------------------------------
 
@@ -202,10 +198,7 @@ class ConjurClient(AuthenticatedClient[ConjurRef, ConjurConfig]):
                 "fetch them singly to find which, then check its id and permit read + execute.",
             },
         )
-        response = self._transport.request(call, self._auth)
-        data = self._transport.json(response, call)
-        if not isinstance(data, dict):
-            raise self._transport.invalid_response(call, "a batch answer that is not an object", response.status_code)
+        data, response = self._json_answer(call, "a batch answer")
         encoded = "base64" in response.headers.get("Content-Encoding", "").lower()
         values: dict[str, bytes] = {}
         for variable_id in ids:
@@ -274,11 +267,7 @@ class ConjurClient(AuthenticatedClient[ConjurRef, ConjurConfig]):
                 404: f"policy {shown(policy_id)} does not exist or is not visible to {self.login!r}.",
             },
         )
-        response = self._transport.request(call, self._auth)
-        data = self._transport.json(response, call)
-        if not isinstance(data, dict):
-            raise self._transport.invalid_response(call, "a policy answer that is not an object", response.status_code)
-        return data
+        return self._json_object(call, "a policy answer")
 
     def set_secret(self, variable_id: str, value: str | bytes) -> None:
         """Adds a version to a declared variable (Conjur refuses an empty or blank value with 422)."""

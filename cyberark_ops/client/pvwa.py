@@ -191,11 +191,7 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
             target=f"account {account_id!r}",
             hints={404: f"No account with id {account_id!r}, or {self.login!r} cannot list it."},
         )
-        response = self._transport.request(call, self._auth)
-        data = self._transport.json(response, call)
-        if not isinstance(data, dict):
-            raise self._transport.invalid_response(call, "an account that is not an object", response.status_code)
-        return data
+        return self._json_object(call, "an account")
 
     def retrieve_password(self, account_id: str, reason: str | None = None) -> str:
         PVWARef(account_id=account_id)  # validates
@@ -311,10 +307,7 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
                 409: f"safe {safe!r} already holds an account with this name; compare it instead of adding.",
             },
         )
-        response = self._transport.request(call, self._auth)
-        data = self._transport.json(response, call)
-        if not isinstance(data, dict):
-            raise self._transport.invalid_response(call, "an account that is not an object", response.status_code)
+        data = self._json_object(call, "an account")
         data.pop("secret", None)
         return data
 

@@ -83,16 +83,6 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "A file holding the PVWA password or the Privilege Cloud client secret; instead of the Password field",
     ),
     "identity_url": _field("Privilege Cloud: Identity URL", "Privilege Cloud only: https://<tenant>.id.cyberark.cloud"),
-    "check_in": _field(
-        "PVWA: check exclusive accounts in",
-        "PVWA / Privilege Cloud: check each fetched account back in when the task ends (exclusive / "
-        "one-time-password platforms); needs 'Initiate CPM password management operations'",
-        kind="boolean",
-    ),
-    "ticketing_system": _field(
-        "PVWA: ticketing system", "PVWA / Privilege Cloud: TicketingSystem sent with each retrieve (with a ticket id)"
-    ),
-    "ticket_id": _field("PVWA: ticket id", "PVWA / Privilege Cloud: TicketId sent with each retrieve"),
     "ca_bundle": _field("TLS: CA bundle", "All APIs: PEM file of the CAs to trust (default: the system store)"),
     "client_cert": _field(
         "TLS: client certificate", "Mutual TLS, e.g. a CCP AppID with certificate authentication: PEM certificate"

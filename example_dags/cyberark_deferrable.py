@@ -13,6 +13,7 @@ Needs a triggerer (``airflow triggerer``) beside the scheduler.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -64,7 +65,15 @@ class WaitForCyberArkSecrets(BaseOperator):
     tags=["cyberark-ops", "example"],
 )
 def cyberark_deferrable() -> None:
-    ready = WaitForCyberArkSecrets(task_id="wait_until_readable", refs=REFS, cyberark_conn_id="cyberark_conjur")
+    # retries: a trigger that fires within seconds of the deferral can race the executor's report of
+    # the deferring run on a busy machine; Airflow then fails the resumed task, and a retry defers anew.
+    ready = WaitForCyberArkSecrets(
+        task_id="wait_until_readable",
+        refs=REFS,
+        cyberark_conn_id="cyberark_conjur",
+        retries=2,
+        retry_delay=timedelta(seconds=2),
+    )
 
     @task
     def connect() -> dict[str, Any]:

@@ -71,6 +71,9 @@ CONTRACT_SEED = {
 @pytest.fixture(scope="module")
 def conjur_server() -> Iterator[DevServer]:
     with DevServer(CONTRACT_SEED) as server:
+        # The admin token is taken once (generated rotateApiKey calls change the key): it must outlive
+        # the module, which on two cores shared with Airflow stacks can take longer than Conjur's 8 min.
+        server.app.set_token_ttl(3600)
         yield server
 
 

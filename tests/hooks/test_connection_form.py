@@ -54,6 +54,7 @@ def test_the_form_offers_the_common_extras_and_the_rest_go_in_the_extra_json() -
         "azure_client_id",
         "backoff_base",
         "backoff_max",
+        "check_in",
         "cloud",
         "connect_timeout",
         "connection_timeout",
@@ -66,6 +67,8 @@ def test_the_form_offers_the_common_extras_and_the_rest_go_in_the_extra_json() -
         "rate_limit_per_second",
         "service_id",
         "read_timeout",
+        "ticket_id",
+        "ticketing_system",
         "verify",
     }
     assert CONN_FIELDS["api"]["schema"]["default"] == "conjur"

@@ -7,6 +7,7 @@ from typing import Any
 
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.vault.state import VaultModel
+from tests.hooks.conftest import Connections
 
 AIRFLOW_USER = "svc_exclusive"
 AIRFLOW_PASSWORD = "Excl-Svc-Pass-01"
@@ -104,3 +105,17 @@ def current_password(server: DevServer, account_id: str) -> str:
 def checked_out_by(server: DevServer, account_id: str) -> str | None:
     holder = _account(server, account_id).checked_out_by
     return None if holder is None else str(holder)
+
+
+class Exclusive(Connections):
+    """Hook connections to the exclusive-accounts dev server, and what the vault saw per account."""
+
+    def pvwa_as(self, conn_id: str, user: str = AIRFLOW_USER, password: str = AIRFLOW_PASSWORD, **extra: Any) -> str:
+        return self.add(conn_id, login=user, password=password, api="pvwa", **extra)
+
+    def actions(self, account_id: str) -> list[str]:
+        return [
+            str(e["action"])
+            for e in self.calls("pvwa")
+            if e["object"] == account_id and e["action"] in ("pvwa.retrieve_password", "pvwa.check_in")
+        ]

@@ -16,7 +16,6 @@ from cyberark_ops.client import CheckedOutByAnotherUser, ConfigurationError
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.hooks.cyberark import CyberArkHook, retrieve_overrides
 from tests.exclusive import (
-    AIRFLOW_PASSWORD,
     AIRFLOW_USER,
     EXCLUSIVE,
     EXCLUSIVE_OTP,
@@ -27,23 +26,11 @@ from tests.exclusive import (
     OTHER_USER,
     PLAIN,
     TICKETED,
+    Exclusive,
     checked_out_by,
     current_password,
     exclusive_seed,
 )
-from tests.hooks.conftest import Connections
-
-
-class Exclusive(Connections):
-    def pvwa_as(self, conn_id: str, user: str = AIRFLOW_USER, password: str = AIRFLOW_PASSWORD, **extra: Any) -> str:
-        return self.add(conn_id, login=user, password=password, api="pvwa", **extra)
-
-    def actions(self, account_id: str) -> list[str]:
-        return [
-            str(e["action"])
-            for e in self.calls("pvwa")
-            if e["object"] == account_id and e["action"] in ("pvwa.retrieve_password", "pvwa.check_in")
-        ]
 
 
 @pytest.fixture

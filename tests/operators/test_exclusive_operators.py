@@ -21,7 +21,6 @@ from cyberark_ops import VaultedSqlOperator, checkin, vaulted, with_cyberark_sec
 from cyberark_ops.client import CheckedOutByAnotherUser, ConfigurationError
 from cyberark_ops.devserver import DevServer
 from tests.exclusive import (
-    AIRFLOW_PASSWORD,
     AIRFLOW_USER,
     EXCLUSIVE,
     EXCLUSIVE_OTP,
@@ -31,25 +30,13 @@ from tests.exclusive import (
     OTHER_PASSWORD,
     OTHER_USER,
     TICKETED,
+    Exclusive,
     checked_out_by,
     current_password,
     exclusive_seed,
 )
-from tests.hooks.conftest import Connections
 
 VaultedPython = vaulted(PythonOperator)
-
-
-class Exclusive(Connections):
-    def pvwa_as(self, conn_id: str, user: str = AIRFLOW_USER, password: str = AIRFLOW_PASSWORD, **extra: Any) -> str:
-        return self.add(conn_id, login=user, password=password, api="pvwa", **extra)
-
-    def actions(self, account_id: str) -> list[str]:
-        return [
-            str(e["action"])
-            for e in self.calls("pvwa")
-            if e["object"] == account_id and e["action"] in ("pvwa.retrieve_password", "pvwa.check_in")
-        ]
 
 
 @pytest.fixture

@@ -56,8 +56,10 @@ class Triggered:
         return sum(1 for tick in self.ticks if arrived + EDGE < tick < answered - EDGE)
 
     def fetch(self, action: str, reason_part: str) -> dict[str, Any]:
-        (call,) = [c for c in self.calls if c["action"] == action and reason_part in str(c.get("reason"))]
-        return call
+        """The last such call: the try that succeeded, when Airflow's resume race failed an earlier one."""
+        calls = [c for c in self.calls if c["action"] == action and reason_part in str(c.get("reason"))]
+        assert calls, f"no {action} call with {reason_part!r} in its reason"
+        return calls[-1]
 
 
 @pytest.fixture(scope="module")

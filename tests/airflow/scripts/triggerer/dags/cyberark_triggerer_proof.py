@@ -7,6 +7,7 @@ and then ``blocking_control`` (the sync fetch on the loop) read from a slowed va
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -36,6 +37,8 @@ class Deferring(BaseOperator):
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
+    # Airflow's resume race (see example_dags/cyberark_deferrable.py): a retry defers anew.
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=2)},
 )
 def cyberark_triggerer_proof() -> None:
     Deferring(task_id="heartbeat", make_trigger=lambda: TickingTrigger(PROOF_DIR))

@@ -48,14 +48,16 @@ class TickingTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         done = Path(self.proof_dir) / "fetches"
-        ticks = 0
-        with (Path(self.proof_dir) / "ticks").open("a") as out:
+        ticks_file = Path(self.proof_dir) / "ticks"
+        # A retried try (Airflow's resume race) carries on the count; a retried fetch is still one name.
+        ticks = len(ticks_file.read_text().split()) if ticks_file.exists() else 0
+        with ticks_file.open("a") as out:
             while ticks < self.max_ticks:
                 await asyncio.sleep(self.interval)
                 ticks += 1
                 out.write(f"{time.time():.6f}\n")
                 out.flush()
-                if done.exists() and len(done.read_text().split()) >= FETCHES_DONE:
+                if done.exists() and len(set(done.read_text().split())) >= FETCHES_DONE:
                     break
         yield TriggerEvent({"ticks": ticks})
 

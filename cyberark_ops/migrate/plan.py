@@ -4,6 +4,7 @@ Privilege Cloud) the account to add where the backend's search finds it. It hold
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -11,11 +12,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..client.errors import ConfigurationError
 from ..client.refs import ConjurRef, PVWARef
+from ..client.untrusted import parse_json, read_text_file, shown
 from ..secrets import CyberArkSecretsBackend
 from .sources import Held, matches
 
 PLAN_VERSION = 1
+PLAN_FILE_CAP = 64 << 20
+"""Bytes of a plan or state file: ids, paths and a policy, never a value (100,000 entries fit)."""
+MIGRATION_JSON_DEPTH = 16
+"""Nesting a plan may have: its backend settings (``teams``) are the deepest, at six."""
 KINDS = {"connection": "connections", "variable": "variables"}
 PLACEHOLDER = {"connection": "conn_id", "variable": "variable"}
 PVWA_APIS = ("pvwa", "privilege-cloud")
@@ -90,12 +97,7 @@ class Plan:
 
     @classmethod
     def read(cls, path: Path) -> Plan:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise PlanError(f"plan {str(path)!r}: cannot read it ({exc.strerror})") from None
-        except ValueError:
-            raise PlanError(f"plan {str(path)!r}: not JSON") from None
+        data = read_json_file(path, "--plan", cap=PLAN_FILE_CAP, what="a migration plan", error=PlanError)
         if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
             raise PlanError(f"plan {str(path)!r}: not a version {PLAN_VERSION} migration plan")
         try:
@@ -122,14 +124,39 @@ def _entry(data: dict[str, Any]) -> Entry:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Written whole or not at all (a crash leaves the old file), owner-readable only."""
+    """Written whole or not at all: a crash or a full disk leaves the old file and no temporary.
+
+    The temporary is created anew (``O_EXCL``, never through a symlink planted at its name), owner-
+    readable only, and renamed over ``path`` once synced."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()  # a crashed run's leftover (or a planted link): never written through
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
+def read_json_file(path: Path, field: str, *, cap: int, what: str, error: type[Exception]) -> Any:
+    """The JSON in the regular file at ``path``, or ``error`` naming ``field``, the path and why.
+
+    A FIFO, a device, a directory, a file over ``cap`` or JSON nested past a few levels is refused at
+    once (``client.untrusted``), never read into a hang, a ``MemoryError`` or a ``RecursionError``."""
+    try:
+        text = read_text_file(path, field, cap=cap, what=what)
+    except ConfigurationError as exc:
+        raise error(str(exc)) from None
+    try:
+        return parse_json(text, max_chars=cap, max_depth=MIGRATION_JSON_DEPTH)
+    except ValueError as exc:
+        raise error(f"{field}: {shown(str(path))} is not {what} (not JSON: {getattr(exc, 'msg', exc)})") from None
 
 
 def planned_path(backend: CyberArkSecretsBackend, kind: str, item: str) -> tuple[str, str] | str:
@@ -276,6 +303,9 @@ def make_plan(
 
         if item.source == "env-invalid":
             leave("its AIRFLOW_CONN_ value does not parse as a connection")
+            continue
+        if item.source == "db-invalid":
+            leave("Airflow cannot read its Extra (JSON nested past Python's recursion limit)")
             continue
         if matches(exclude, item.kind, item.id):
             leave("excluded by --exclude")

@@ -136,7 +136,10 @@ def read_airflow(environ: Mapping[str, str] | None = None) -> list[Held]:
     held: dict[str, Held] = {}
     with create_session() as session:
         for conn in session.scalars(select(Connection)):
-            held[f"connection:{conn.conn_id}"] = held_connection(conn.conn_id, conn, "db", names)
+            try:
+                held[f"connection:{conn.conn_id}"] = held_connection(conn.conn_id, conn, "db", names)
+            except RecursionError:  # Airflow's own Extra check recurses: the row cannot be read
+                held[f"connection:{conn.conn_id}"] = Held("connection", conn.conn_id, "db-invalid", "", ())
         for var in session.scalars(select(Variable)):
             fields = ("value",) if is_sensitive(var.key, names) else ()
             held[f"variable:{var.key}"] = Held("variable", var.key, "db", var.val or "", fields)

@@ -5,9 +5,10 @@ moment leaves the last whole state, and a rerun continues from it."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from .plan import atomic_write
+from .plan import PLAN_FILE_CAP, atomic_write, read_json_file
 
 VERIFIED = "verified"
 REMOVED = "removed"
@@ -21,12 +22,12 @@ class State:
     @classmethod
     def next_to(cls, plan_path: Path) -> State:
         path = plan_path.with_name(plan_path.name + ".state")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        if not os.path.lexists(path):
             return cls(path, {})
-        except (OSError, ValueError):
-            raise ValueError(f"state file {str(path)!r} is unreadable; move it away to start over") from None
+        try:
+            data = read_json_file(path, "state file", cap=PLAN_FILE_CAP, what="a migration state", error=ValueError)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; move it away to start over") from None
         entries = data.get("entries") if isinstance(data, dict) else None
         if not isinstance(entries, dict) or not all(v in (VERIFIED, REMOVED) for v in entries.values()):
             raise ValueError(f"state file {str(path)!r} is not a migration state; move it away to start over")

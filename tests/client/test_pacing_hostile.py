@@ -5,7 +5,6 @@ Pacing is an optimisation: whatever the file or its filesystem, a fetch runs (pa
 
 from __future__ import annotations
 
-import errno
 import os
 import struct
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 
 from cyberark_ops.client import ConjurClient, pacing
 from cyberark_ops.client.pacing import DIRECTORY_VARIABLE, Pacing, SharedFileStore
+from tests.hostile import full_filesystem
 
 from .conftest import HOST_API_KEY, HOST_LOGIN, Vault
 
@@ -35,45 +35,11 @@ FETCH = textwrap.dedent(
 )
 
 
-def _fill(directory: Path) -> None:
-    """Writes until the filesystem holding ``directory`` has no block left."""
-    with (directory / "filler").open("wb", buffering=0) as filler:
-        while True:
-            try:
-                filler.write(b"\xff" * 4096)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-                break
-        for size in (1024, 256, 64, 1):  # the last partial block too
-            try:
-                while True:
-                    filler.write(b"\xff" * size)
-            except OSError:
-                continue
-
-
 @pytest.fixture
 def full_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs (as /dev/shm can be), filled up, with an empty pacing directory on it."""
-    mount_point = tmp_path / "shm"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must be able to mount a tmpfs for this test: {mounted.stderr.strip()}")
-        pytest.skip(f"mounting a tmpfs is not permitted here: {mounted.stderr.strip()}")
-    try:
-        directory = mount_point / "pacing"
-        directory.mkdir(mode=0o700)
-        _fill(mount_point)
-        yield directory
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
+    """A full 64 KiB tmpfs (as /dev/shm can be) with an empty pacing directory on it."""
+    with full_filesystem(tmp_path, ["pacing"]) as mount_point:
+        yield mount_point / "pacing"
 
 
 def test_a_fetch_with_the_pacer_on_a_full_tmpfs_runs_paced_locally(vault: Vault, full_tmpfs: Path) -> None:

@@ -4,8 +4,7 @@ naming the setting and the path, at once, and never in a hang or a ``MemoryError
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from cyberark_ops.client import ConfigurationError
 from cyberark_ops.client.untrusted import SECRET_FILE_CAP, read_regular_file
 from cyberark_ops.fetch import Fetcher
 from cyberark_ops.settings import ConnectionSettings
+from tests.hostile import HOSTILE_FILES, hostile_file
 
 from .conftest import HOST_API_KEY, HOST_LOGIN, PVWA_PASSWORD, PVWA_USER, Vault
 
@@ -25,29 +25,11 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def hostile(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
-    """A FIFO nobody writes to, /dev/zero, a 1 GB sparse file or a directory, by name."""
-
-    def make(kind: str) -> Path:
-        if kind == "fifo":
-            path = tmp_path / "fifo"
-            os.mkfifo(path)
-            return path
-        if kind == "zero":
-            return Path("/dev/zero")
-        if kind == "sparse-1g":
-            path = tmp_path / "sparse"
-            with path.open("wb") as file:
-                file.truncate(1 << 30)
-            return path
-        if kind == "directory":
-            return tmp_path
-        raise AssertionError(kind)
-
-    yield make
+def hostile(tmp_path: Path) -> Callable[[str], Path]:
+    return lambda kind: hostile_file(kind, tmp_path)
 
 
-KINDS = ["fifo", "zero", "sparse-1g", "directory"]
+KINDS = HOSTILE_FILES
 
 
 def _good_files(vault: Vault, tmp_path: Path) -> dict[str, str]:

@@ -4,7 +4,6 @@ regular files read up to a cap (a FIFO, /dev/zero or a huge file fail the check 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from cyberark_ops import cli
 from cyberark_ops.devserver import DevServer
+from tests.hostile import hostile_file
 
 from .conftest import by_name, demo_connections, run
 
@@ -56,18 +56,6 @@ def test_a_huge_path_gives_a_short_report(
     assert "(100000 characters)" in output
 
 
-def _hostile_file(kind: str, tmp_path: Path) -> Path:
-    if kind == "fifo":
-        os.mkfifo(tmp_path / "fifo")
-        return tmp_path / "fifo"
-    if kind == "zero":
-        return Path("/dev/zero")
-    sparse = tmp_path / "sparse.pem"
-    with sparse.open("wb") as file:
-        file.truncate(1 << 30)
-    return sparse
-
-
 @pytest.mark.parametrize("kind", ["fifo", "zero", "sparse-1g"])
 @pytest.mark.parametrize(
     ("conn_name", "field", "check"),
@@ -83,7 +71,7 @@ def test_a_file_that_is_not_a_bounded_regular_file_fails_its_check(
 ) -> None:
     server = make_server()
     conn = demo_connections(server)[conn_name]
-    path = _hostile_file(kind, tmp_path)
+    path = hostile_file(kind, tmp_path)
     conn["extra"] = {**conn["extra"], field: str(path)}
     if field == "api_key_file":
         conn.pop("password", None)

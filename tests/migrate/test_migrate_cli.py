@@ -5,7 +5,9 @@ values, and Ctrl-C between the writes and the removal loses nothing."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -198,4 +200,27 @@ def test_bad_input_is_named_and_exit_code_2(target: Target, tmp_path: Path) -> N
     none = migrate(stack, "plan", "--out", str(tmp_path / "p.json"))
     assert none.returncode == 2 and "[secrets] backend_kwargs is not set" in none.stderr
     missing = migrate(stack, "apply", "--plan", str(tmp_path / "nope.json"), "--vault-conn-id", "x")
-    assert missing.returncode == 2 and "cannot read it" in missing.stderr
+    assert missing.returncode == 2 and "--plan: cannot read a migration plan from" in missing.stderr
+    fifo = tmp_path / "plan.fifo"
+    os.mkfifo(fifo)
+    hostile = migrate(stack, "apply", "--plan", str(fifo), "--vault-conn-id", "x", timeout=60)
+    assert hostile.returncode == 2 and f"--plan: '{fifo}' is not a regular file (a FIFO)" in hostile.stderr
+
+
+def test_a_connection_airflow_cannot_read_is_left_with_a_reason(target: Target, tmp_path: Path) -> None:
+    """Before, an Extra nested 100,000 deep in one metadata DB row (Airflow's own check recurses on
+    it) ended the whole plan in a RecursionError."""
+    stack = home_with_secrets(tmp_path)
+    deep = '{"a": ' * 100_000 + "1" + "}" * 100_000
+    with sqlite3.connect(stack.database_url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE connection SET extra = ?, is_extra_encrypted = 0 WHERE conn_id = 'http_api'", (deep,))
+    plan_path = tmp_path / "plan.json"
+    planned = migrate(stack, *plan_args(target, plan_path))
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(plan_path.read_text())
+    left = {x["id"]: (x["source"], x["reason"]) for x in plan["left"]}
+    assert left["http_api"] == (
+        "db-invalid",
+        "Airflow cannot read its Extra (JSON nested past Python's recursion limit)",
+    )
+    assert {"warehouse", "from_uri", "api_token"} <= {e["id"] for e in plan["entries"]}

@@ -257,9 +257,8 @@ def _add_account(
     if isinstance(exists, str):
         return "no", exists, ""
     if exists is not None:
-        return _overwrite(
-            client, backend, entry, value, str(exists.get("id", "")), execute=execute, overwrite=overwrite
-        )
+        account_id = str(exists.get("id", ""))
+        return _existing(client, backend, entry, value, account_id, execute=execute, overwrite=overwrite)
     if not execute:
         return "would write", "", ""
     try:
@@ -285,7 +284,7 @@ def _add_account(
     return "written", "", ""
 
 
-def _overwrite(
+def _existing(
     client: PVWAClient,
     backend: CyberArkSecretsBackend,
     entry: Entry,
@@ -295,7 +294,8 @@ def _overwrite(
     execute: bool,
     overwrite: bool,
 ) -> tuple[str, str, str]:
-    """``_add_account`` for an account that exists (same answer shape)."""
+    """``_add_account``'s answer when the account is already there: only its value can differ, and
+    only ``overwrite`` may change it."""
     account = entry.account or {}
     where = f"account {account.get('name', '')!r} of safe {account.get('safe', '')!r}"
     held = _held_value(client, backend, entry, account_id)
@@ -306,23 +306,15 @@ def _overwrite(
     if not overwrite:
         return "no", f"the vault holds a different value in {where}; left in Airflow (rerun with --overwrite)", ""
     if value != value.strip():
-        return (
-            "no",
-            (
-                f"the vault holds a different value in {where}; left in Airflow: this value starts or ends with "
-                "white space, which the Vault trims when it changes an account's value (change it in PVWA)"
-            ),
-            "",
-        )
+        trims = "it starts or ends with white space, which the Vault trims from a changed value"
+        return "no", f"the vault holds a different value in {where}; left in Airflow ({trims}; change it in PVWA)", ""
     if not execute:
         return "would write", "", f"would overwrite the different value in {where}"
     done = f"overwrote the different value in {where}"
     try:
         client.update_password(account_id, value)
-    except Forbidden as exc:
-        return "no", f"left in Airflow: the vault refused to change {where} ({exc})", ""
     except CyberArkError as exc:
-        if exc.status is not None and 400 <= exc.status < 500:
+        if exc.status is not None and 400 <= exc.status < 500:  # 403: no "Update password value"
             return "no", f"left in Airflow: the vault refused to change {where} ({exc})", ""
         # No answer, or a server error: the change may have reached the Vault. Read, never resend.
         after = _held_value(client, backend, entry, account_id)

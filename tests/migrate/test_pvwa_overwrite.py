@@ -130,7 +130,7 @@ def test_a_value_the_vault_would_trim_is_never_overwritten(target: PvwaTarget, t
     assert entry is not None
     occupied(target, entry["name"], entry["safe"])
     report = run(target, plan, path, held, overwrite=True)
-    assert report.rows[0].failed and "white space, which the Vault trims" in report.rows[0].note
+    assert report.rows[0].failed and "white space, which the Vault trims from a changed value" in report.rows[0].note
     assert target.updates() == []
     nothing_leaked(target, report)
 

@@ -287,7 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--plan", type=Path, required=True)
     apply.add_argument("--vault-conn-id", help="a cyberark connection for the migration identity (to write)")
     apply.add_argument("--execute", action="store_true", help="write for real (default: a dry run)")
-    apply.add_argument("--overwrite", action="store_true", help="replace a different value already in the vault")
+    apply.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a different value already in the vault (PVWA / Privilege Cloud: in the Vault only, "
+        "which needs 'Update password value' on the safe)",
+    )
     apply.add_argument(
         "--remove-from-airflow", action="store_true", help="remove what was read back equal from the metadata DB"
     )

@@ -311,6 +311,34 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
         data.pop("secret", None)
         return data
 
+    def update_password(self, account_id: str, new_value: str, *, change_entire_group: bool = False) -> None:
+        """Sets an existing account's value in the Vault only ("Change credentials in the Vault",
+        ``POST /API/Accounts/{id}/Password/Update/``, 10.1+); the target machine is not touched, so
+        a migration can replace what an account holds without a CPM. Needs "Update password value"
+        on the safe (403 ``PASWS041E`` without it). The Vault trims leading and trailing white
+        space from the value, so a caller that needs it byte for byte reads it back. Not retried:
+        a request that reached the Vault may have changed it; read back instead of sending again.
+        ``change_entire_group`` only matters for an account in an account group."""
+        PVWARef(account_id=account_id)  # validates
+        if not isinstance(new_value, str) or not new_value:
+            raise ConfigurationError("new_value: must be a non-empty string", field="new_value")
+        body = {"ChangeEntireGroup": bool(change_entire_group), "NewCredentials": new_value}
+        call = Call(
+            "POST",
+            f"{self._base}/API/Accounts/{quote(account_id, safe='')}/Password/Update/",
+            action="update_password",
+            target=f"account {account_id!r}",
+            headers={"Content-Type": "application/json"},
+            body=json.dumps(body).encode(),
+            idempotent=False,
+            hints={
+                403: f"{self.login!r} lacks 'Update password value' on the account's safe.",
+                404: f"No account with id {account_id!r}, or {self.login!r} cannot see it.",
+                400: "PVWA rejected the new value (an empty value, or one the platform's policy refuses).",
+            },
+        )
+        self._retrieve_request(call, account_id)
+
     def _repr_fields(self) -> dict[str, object]:
         return {**super()._repr_fields(), "login": self.login}
 
@@ -324,20 +352,21 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
         return {"TicketingSystem": self.config.ticketing_system, "TicketId": self.config.ticket_id}
 
     def _retrieve_request(self, call: Call, account_id: str) -> Any:
-        """The retrieve; ITATS127E there means the account is locked by another user (on a logon
-        the same code means the Vault user is suspended, which the code table keeps saying)."""
+        """The retrieve (or a value update); ITATS127E there means the account is locked by another
+        user (on a logon the same code means the Vault user is suspended, which the code table keeps
+        saying)."""
         try:
             return self._transport.request(call, self._auth)
         except AuthenticationFailed as error:
             if error.code != "ITATS127E" or error.action != call.action:
                 raise  # the logon (made lazily inside this request) refused a suspended user
             raise CheckedOutByAnotherUser(
-                f"PVWA retrieve_password: account {shown(account_id)} is checked out (locked) by another user "
+                f"PVWA {call.action}: account {shown(account_id)} is checked out (locked) by another user "
                 f"(exclusive access, ITATS127E); it is free again once that user checks it in, or when the CPM "
                 f"releases it after the platform's MinValidityPeriod; retry later",
                 account_id=account_id,
                 api="pvwa",
-                action="retrieve_password",
+                action=call.action,
                 path=call.path,
                 status=error.status,
                 code=error.code,

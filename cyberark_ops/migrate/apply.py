@@ -1,7 +1,8 @@
 """Apply a plan: load the policy and the values (Conjur), or add the accounts (PVWA / Privilege
-Cloud), as the migration identity; read each back through the secrets backend's own code path, and
-only then (with ``remove``) take it out of Airflow. ``verify_only`` writes nothing to the vault: it
-reads back what a bulk-onboarding file (bulk.py) loaded.
+Cloud; with ``overwrite``, change the value of one that differs), as the migration identity; read
+each back through the secrets backend's own code path, and only then (with ``remove``) take it out
+of Airflow. ``verify_only`` writes nothing to the vault: it reads back what a bulk-onboarding file
+(bulk.py) loaded.
 
 The order per secret is write -> read back equal -> record in the state file -> remove from
 Airflow, so at every moment (a vault outage, a 403, Ctrl-C) each secret is in at least one place.
@@ -146,7 +147,8 @@ def apply_plan(
         if verify_only:
             outcome = ("-", "")
         elif isinstance(client, PVWAClient):
-            outcome = _add_account(client, backend, entry, value, execute=execute, overwrite=overwrite)
+            written, why, row.note = _add_account(client, backend, entry, value, execute=execute, overwrite=overwrite)
+            outcome = (written, why)
         else:
             assert isinstance(client, ConjurClient)
             outcome = _write(client, entry, value, execute=execute, overwrite=overwrite)
@@ -237,28 +239,28 @@ def _add_account(
     *,
     execute: bool,
     overwrite: bool,
-) -> tuple[str, str]:
-    """(what was written, why it failed or ""). An account already there is compared through the
-    backend (as Airflow will read it) and never changed: the dev server has no password-change
-    endpoint to verify ``--overwrite`` against, so a different value is reported and left."""
+) -> tuple[str, str, str]:
+    """(what was written, why it failed or "", a note for a row that did not fail).
+
+    An account already there is compared as the migration identity retrieves it (else as the
+    backend serves it). A different value is left, as for Conjur, unless ``overwrite``: then it is
+    replaced in the Vault only ("Change credentials in the Vault", ``Password/Update``, which needs
+    "Update password value" on the safe) and read back byte for byte like an added account. The
+    Vault trims leading and trailing white space from that call's value, so such a value is left
+    rather than stored altered. Neither the add nor the update is retried blindly: without an
+    answer (or with a 5xx) the Vault is asked what it now holds, so nothing is added twice and
+    nothing is counted written that is not there.
+    """
     account = entry.account or {}
     safe, name = account.get("safe", ""), account.get("name", "")
     exists = _exists(client, safe, name)
     if isinstance(exists, str):
-        return "no", exists
+        return "no", exists, ""
     if exists is not None:
-        held = _held_value(client, backend, entry, str(exists.get("id", "")))
-        if isinstance(held, tuple):
-            return "no", held[0]
-        if held == value:
-            return "already equal", ""
-        advice = "--overwrite does not change PVWA accounts; " if overwrite else ""
-        return "no", (
-            f"the vault holds a different value in account {name!r} of safe {safe!r}; left in Airflow "
-            f"({advice}change or remove that account in PVWA, then rerun)"
-        )
+        account_id = str(exists.get("id", ""))
+        return _existing(client, backend, entry, value, account_id, execute=execute, overwrite=overwrite)
     if not execute:
-        return "would write", ""
+        return "would write", "", ""
     try:
         client.add_account(
             safe=safe,
@@ -272,14 +274,55 @@ def _add_account(
         )
     except CyberArkError as exc:
         if exc.status is not None and 400 <= exc.status < 500:
-            return "no", f"left in Airflow: {exc}"
+            return "no", f"left in Airflow: {exc}", ""
         # No answer, or a server error: the add may have reached the Vault. Search, never add twice.
         after = _exists(client, safe, name)
         if isinstance(after, dict):
-            return "written", ""
+            return "written", "", ""
         why = after if isinstance(after, str) else "a search after it finds no account"
-        return "no", f"left in Airflow: the add did not answer ({type(exc).__name__}) and {why}; rerun"
-    return "written", ""
+        return "no", f"left in Airflow: the add did not answer ({type(exc).__name__}) and {why}; rerun", ""
+    return "written", "", ""
+
+
+def _existing(
+    client: PVWAClient,
+    backend: CyberArkSecretsBackend,
+    entry: Entry,
+    value: str,
+    account_id: str,
+    *,
+    execute: bool,
+    overwrite: bool,
+) -> tuple[str, str, str]:
+    """``_add_account``'s answer when the account is already there: only its value can differ, and
+    only ``overwrite`` may change it."""
+    account = entry.account or {}
+    where = f"account {account.get('name', '')!r} of safe {account.get('safe', '')!r}"
+    held = _held_value(client, backend, entry, account_id)
+    if isinstance(held, tuple):
+        return "no", held[0], ""
+    if held == value:
+        return "already equal", "", ""
+    if not overwrite:
+        return "no", f"the vault holds a different value in {where}; left in Airflow (rerun with --overwrite)", ""
+    if value != value.strip():
+        trims = "it starts or ends with white space, which the Vault trims from a changed value"
+        return "no", f"the vault holds a different value in {where}; left in Airflow ({trims}; change it in PVWA)", ""
+    if not execute:
+        return "would write", "", f"would overwrite the different value in {where}"
+    done = f"overwrote the different value in {where}"
+    try:
+        client.update_password(account_id, value)
+    except CyberArkError as exc:
+        if exc.status is not None and 400 <= exc.status < 500:  # 403: no "Update password value"
+            return "no", f"left in Airflow: the vault refused to change {where} ({exc})", ""
+        # No answer, or a server error: the change may have reached the Vault. Read, never resend.
+        after = _held_value(client, backend, entry, account_id)
+        if after == value:
+            return "written", "", done
+        why = after[0].removeprefix("left in Airflow: ") if isinstance(after, tuple) else "it still holds another value"
+        return "no", f"left in Airflow: changing {where} did not answer ({type(exc).__name__}) and {why}; rerun", ""
+    return "written", "", done
 
 
 MANUAL_REASON = "holds an Airflow connection or variable migrated by cyberark-ops; not a password to change"

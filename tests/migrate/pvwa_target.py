@@ -1,5 +1,6 @@
 """A dev server's Vault for migrations into PVWA / Privilege Cloud: a migration identity that may
-add accounts, and the Airflow runtime identity that may only list and retrieve (both APIs)."""
+add accounts and update their values, and the Airflow runtime identity that may only list and
+retrieve (both APIs)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ CLOUD_READER, CLOUD_READER_SECRET = "airflow-svc@cyberark.cloud.1234", "Cloud-Re
 CLOUD_MIGRATOR, CLOUD_MIGRATOR_SECRET = "migrate-svc@cyberark.cloud.1234", "Cloud-Migrator-Secret1"
 READ = ["list", "retrieve"]
 ADD = ["list", "retrieve", "add_accounts"]
+UPDATE = [*ADD, "update_password"]
 
 
-def seed(*, migrator_may_add_variables: bool = True) -> dict[str, Any]:
-    migrator = {SAFE: ADD, VARS_SAFE: ADD if migrator_may_add_variables else READ}
+def seed(*, migrator_may_add_variables: bool = True, migrator_may_update: bool = True) -> dict[str, Any]:
+    write = UPDATE if migrator_may_update else ADD
+    migrator = {SAFE: write, VARS_SAFE: write if migrator_may_add_variables else READ}
     readers = {SAFE: READ, VARS_SAFE: READ}
     return {
         "vault": {
@@ -105,6 +108,9 @@ class PvwaTarget:
                 return client.get_credential(safe, name).secret
             except NotFound:
                 return None
+
+    def updates(self) -> list[dict[str, Any]]:
+        return [e for e in self.server.app.audit.events(action="pvwa.update_password") if e["status"] == 200]
 
     def adds(self) -> list[dict[str, Any]]:
         return [e for e in self.server.app.audit.events(action="pvwa.add_account") if e["status"] == 201]

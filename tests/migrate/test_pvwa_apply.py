@@ -1,7 +1,7 @@
 """apply into PVWA and Privilege Cloud against the dev server over HTTPS: the migration identity
-adds accounts, the runtime identity reads each back through the secrets backend, reruns add
-nothing, and no fault (a 403 on one safe, an outage, a lost answer, a value that changes) loses a
-secret or adds an account twice."""
+adds accounts (or, with --overwrite, changes a different value), the runtime identity reads each
+back through the secrets backend, reruns add nothing, and no fault (a 403 on one safe, an outage, a
+lost answer, a value that changes) loses a secret or adds an account twice."""
 
 from __future__ import annotations
 
@@ -125,21 +125,26 @@ def test_dry_run_adds_nothing(target: PvwaTarget, tmp_path: Path) -> None:
     assert not (tmp_path / "plan.json.state").exists()
 
 
-def test_a_different_value_already_there_is_reported_and_never_changed(target: PvwaTarget, tmp_path: Path) -> None:
+def test_a_different_value_already_there_is_reported_and_changed_only_with_overwrite(
+    target: PvwaTarget, tmp_path: Path
+) -> None:
     held = airflow_side()
     plan, path = planned(target, tmp_path, held)
     with target.migrator() as client:
         client.add_account(safe=SAFE, platform_id=PLATFORM, secret="someone else's value", name="db_1")
-    for overwrite in (False, True):
-        report = run(target, plan, path, held, overwrite=overwrite)
+    for _ in range(2):
+        report = run(target, plan, path, held)
         row = next(r for r in report.rows if r.id == "db_1")
         assert row.failed and not row.verified and row.written == "no"
         assert "different value in account 'db_1' of safe 'Airflow-Prod'; left in Airflow" in row.note
-        assert ("--overwrite does not change PVWA accounts" in row.note) is overwrite
+        assert row.note.endswith("(rerun with --overwrite)")
         assert target.stored(SAFE, "db_1") == "someone else's value"
         assert sum(r.verified for r in report.rows) == 4
         no_canary(report.to_json())
     assert "connection:db_1" not in State.next_to(path).entries
+    report = run(target, plan, path, held, overwrite=True)
+    assert not report.failed and all(r.verified for r in report.rows), report.table()
+    assert target.stored(SAFE, "db_1") == held[1].value and len(target.updates()) == 1
 
 
 def test_a_403_on_one_safe_leaves_those_and_moves_the_rest(

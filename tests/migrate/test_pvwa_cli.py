@@ -1,6 +1,7 @@
 """``cyberark-ops migrate`` into PVWA in a real Airflow home, as subprocesses against the dev server:
 the API path and the bulk-file path end with no secret in the metadata DB only after each value
-was read back, no output holds a value, and Ctrl-C between the adds and the removal loses nothing."""
+was read back, no output holds a value, Ctrl-C between the adds and the removal loses nothing, and
+--overwrite changes an account that holds a different value."""
 
 from __future__ import annotations
 
@@ -131,3 +132,24 @@ def test_ctrl_c_between_the_adds_and_the_removal_leaves_each_secret_somewhere(
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert CANARY not in json.dumps(dump(stack)) + outputs(rerun)
     assert len(target.adds()) == 4  # nothing added twice
+
+
+def test_overwrite_through_the_cli_changes_the_account_and_no_output_holds_a_value(
+    make_server: Callable[..., DevServer], tmp_path: Path
+) -> None:
+    target, stack, plan_path, migrator = setup(make_server, tmp_path)
+    with target.migrator() as client:
+        client.add_account(safe="Airflow-Prod", platform_id="AirflowGeneric", secret="someone else's", name="warehouse")
+    apply = ["apply", "--plan", str(plan_path), "--vault-conn-id", "cyberark_migrator"]
+    left = migrate(stack, *apply, "--execute", env=migrator)
+    assert left.returncode == 1 and "(rerun with --overwrite)" in left.stdout, left.stdout + left.stderr
+    dry = migrate(stack, *apply, "--overwrite", env=migrator)
+    assert dry.returncode == 0 and "would overwrite the different value" in dry.stdout, dry.stdout + dry.stderr
+    assert target.stored("Airflow-Prod", "warehouse") == "someone else's"
+    done = migrate(stack, *apply, "--execute", "--overwrite", "--remove-from-airflow", env=migrator)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "overwrote the different value in account 'warehouse' of safe 'Airflow-Prod'" in done.stdout
+    assert CANARY in (target.stored("Airflow-Prod", "warehouse") or "")
+    assert CANARY not in json.dumps(dump(stack)) and len(target.updates()) == 1
+    assert CANARY not in outputs(left, dry, done) + files_under(plan_path.parent)
+    assert CANARY not in json.dumps(target.server.app.audit.events())

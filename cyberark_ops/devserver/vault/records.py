@@ -9,9 +9,10 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 AUTH_TYPES = ("CyberArk", "LDAP", "RADIUS", "Windows")
-PERMISSIONS = ("list", "retrieve", "add_accounts", "initiate_cpm")
+PERMISSIONS = ("list", "retrieve", "add_accounts", "initiate_cpm", "update_password")
 """Per-safe permissions a seed can grant: ``add_accounts`` is the Vault's "Add accounts",
-``initiate_cpm`` its "Initiate CPM password management operations" (needed to check an account in)."""
+``initiate_cpm`` its "Initiate CPM password management operations" (needed to check an account in),
+``update_password`` its "Update password value" (needed to change a value in the Vault only)."""
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

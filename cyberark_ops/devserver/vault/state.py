@@ -338,6 +338,22 @@ class VaultModel:
                 effect = f"one-time password: changes to version {facts['version']} after {account.min_validity:g} s"
             return account.secret, effect
 
+    def update_password(self, account_id: str, value: str, who: str, now: float) -> int:
+        """Sets the value in the Vault only, as a new version by ``who`` (no CPM, no target machine);
+        a CPM change under way is superseded, so it cannot undo this one later. Returns the version;
+        raises ``KeyError`` if unknown, ``LockedByOther`` if another user has it checked out."""
+        with self._lock:
+            self._finish_changes(now)
+            account = self._accounts[account_id]
+            if account.checked_out_by is not None and account.checked_out_by.casefold() != who.casefold():
+                raise LockedByOther(account_id)
+            account.pending = None
+            version_id = account.versions[-1].version_id + 1
+            account.versions.append(SecretVersion(version_id, value, who, now))
+            del account.versions[:-MAX_VERSIONS]
+            account.modified_at = now
+            return version_id
+
     def check_in(self, account_id: str, now: float) -> dict[str, Any]:
         """Releases an exclusive account; the CPM changes its password at once, as for a CPM-managed
         account. Raises ``KeyError`` if unknown, ``NotCheckedOut`` if not checked out."""

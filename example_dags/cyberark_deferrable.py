@@ -66,7 +66,8 @@ class WaitForCyberArkSecrets(BaseOperator):
 )
 def cyberark_deferrable() -> None:
     # retries: a trigger that fires within seconds of the deferral can race the executor's report of
-    # the deferring run on a busy machine; Airflow then fails the resumed task, and a retry defers anew.
+    # the deferring run on a busy machine; Airflow then fails the resumed task, and a retry defers anew
+    # (apache/airflow#67287: the scheduler forgives that stale report only for a TI still "scheduled").
     ready = WaitForCyberArkSecrets(
         task_id="wait_until_readable",
         refs=REFS,

@@ -1,7 +1,7 @@
 """Fetching in a real ``airflow triggerer``: the loop keeps every other trigger's schedule.
 
 One stack (api-server, scheduler, dag-processor, **triggerer**) runs two DAGs against a dev server
-that answers every Conjur fetch only after 2 s:
+that answers every Conjur fetch only after 6 s:
 
 * ``cyberark_triggerer_proof`` (tests/airflow/scripts/triggerer): a ticking trigger writes a
   timestamp every 50 ms while ``CyberArkSecretTrigger`` fetches (the hook's async methods), then
@@ -36,7 +36,10 @@ pytestmark = [pytest.mark.airflow, pytest.mark.timeout(600)]
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 PROOF = "cyberark_triggerer_proof"
 EXAMPLE = "cyberark_deferrable"
-VAULT_LATENCY = 2.0
+VAULT_LATENCY = 6.0
+"""Seconds each fetch waits at the vault. Also outlasts the window of Airflow's resume race
+(apache/airflow#67287, open in 3.3.2): a trigger firing within ~3 s of its deferral, before the
+scheduler drained the deferring try's exit, fails the resumed try; at 2 s every try lost it in CI."""
 EDGE = 0.05
 """Seconds left out at each end of a fetch's time at the vault: the audit log's times are whole milliseconds."""
 FETCHED = {"db password": "Demo-PG-Passw0rd!", "db username": "airflow_demo", "host api key": HOST_API_KEY}
@@ -75,7 +78,12 @@ def triggered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Triggered]:
             server.app.knobs.set_latency(endpoint, VAULT_LATENCY)
         env = {
             "AIRFLOW_CONN_CYBERARK_CONJUR": connection(
-                server, login=HOST_LOGIN, password=HOST_API_KEY, api="conjur", account=server.app.conjur.account
+                server,
+                login=HOST_LOGIN,
+                password=HOST_API_KEY,
+                api="conjur",
+                account=server.app.conjur.account,
+                read_timeout=VAULT_LATENCY * 3,  # the slowed vault answers well inside it
             ),
             "CYBERARK_PROOF_DIR": str(proof_dir),
         }

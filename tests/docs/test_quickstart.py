@@ -134,7 +134,7 @@ class Background:
             for proc in family:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     proc.send_signal(signal.SIGINT if proc.pid == self.process.pid else signal.SIGTERM)
-            _, alive = psutil.wait_procs(family, timeout=20)
+            _, alive = psutil.wait_procs(family, timeout=5)  # then killed: a throwaway home
             for proc in alive:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     proc.kill()

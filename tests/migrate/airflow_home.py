@@ -1,13 +1,16 @@
-"""A throwaway Airflow home (migrated SQLite DB, a Fernet key) and the migrate CLI run inside it."""
+"""A throwaway Airflow home (migrated SQLite DB, a Fernet key) and the migrate CLI run inside it, as
+the CLI tests of both vaults (Conjur, PVWA) and the end-to-end test drive it."""
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.fernet import Fernet
 
@@ -61,3 +64,71 @@ def migrate(
         timeout=timeout,
         check=False,
     )
+
+
+MIGRATOR_CONN_ID = "cyberark_migrator"
+
+
+class _Migrating(Protocol):
+    def migrator_connection(self) -> dict[str, Any]: ...
+
+
+def migrator_env(target: _Migrating) -> dict[str, str]:
+    """The migration identity as the CLI finds it: an Airflow connection in the environment."""
+    return {f"AIRFLOW_CONN_{MIGRATOR_CONN_ID.upper()}": json.dumps(target.migrator_connection())}
+
+
+def apply_args(plan_path: Path, *flags: str) -> list[str]:
+    return ["apply", "--plan", str(plan_path), "--vault-conn-id", MIGRATOR_CONN_ID, *flags]
+
+
+def outputs(*results: subprocess.CompletedProcess[str]) -> str:
+    return "\n".join(r.stdout + r.stderr for r in results)
+
+
+def files_under(path: Path) -> str:
+    return "\n".join(p.read_text(errors="replace") for p in path.rglob("*") if p.is_file() and p.suffix != ".pem")
+
+
+def held_in_airflow(stack: AirflowStack) -> dict[str, Any]:
+    """What the metadata DB holds, by the plan's keys (``connection:<id>``, ``variable:<key>``)."""
+    after = dump(stack)
+    return {
+        **{f"connection:{k}": v for k, v in after["connections"].items()},
+        **{f"variable:{k}": v for k, v in after["variables"].items()},
+    }
+
+
+def _wait_for(process: subprocess.Popen[str], text: str, timeout: float = 120) -> list[str]:
+    assert process.stderr is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if text in line:
+            return seen
+    raise AssertionError(f"no {text!r} in:\n{''.join(seen)}")
+
+
+def interrupted_apply(stack: AirflowStack, plan_path: Path, env: Mapping[str, str]) -> str:
+    """``apply --execute --remove-from-airflow`` sent Ctrl-C once a first value is verified; asserts
+    it exits 130 saying it was interrupted, and returns its stdout and stderr."""
+    process = subprocess.Popen(
+        migrate_command(*apply_args(plan_path, "--execute", "--remove-from-airflow")),
+        env={**stack.env, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(process, "verified at")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stdout
+    return stdout + stderr

@@ -20,36 +20,15 @@ from cyberark_ops.client.conjur import ConjurClient
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.knobs import Fault
 from cyberark_ops.migrate import Held, Plan, Report, State, apply_plan, make_plan
-from cyberark_ops.migrate.sources import connection_value, held_connection
+from cyberark_ops.migrate.sources import held_connection
+from tests.migrate.applying import held_secrets, run
 from tests.migrate.conftest import SEED, Target
 
 CANARY = "CANARY-7d1e-"
 
 
-class Conn:
-    """An Airflow-connection-shaped object for ``connection_value`` (what sources.py reads)."""
-
-    def __init__(self, **fields: Any) -> None:
-        self.conn_type = fields.pop("conn_type", "postgres")
-        self.extra = fields.pop("extra", None)
-        for name in ("description", "host", "login", "password", "schema", "port"):
-            setattr(self, name, fields.pop(name, None))
-
-
 def airflow_side() -> list[Held]:
-    conns = [
-        Held(
-            "connection",
-            f"db_{i}",
-            "db",
-            connection_value(Conn(host=f"db{i}.internal", login="etl", password=f"{CANARY}pw{i} /@:%?", port=5432)),
-            ("password",),
-            "postgres",
-        )
-        for i in range(4)
-    ]
-    variables = [Held("variable", f"api_token_{i}", "db", f"{CANARY}token{i}", ("value",)) for i in range(3)]
-    return conns + variables
+    return held_secrets(CANARY, connections=4, variables=3, password_tail=" /@:%?")
 
 
 def planned(target: Target, tmp_path: Path, held: list[Held], **kwargs: Any) -> tuple[Plan, Path]:
@@ -57,14 +36,6 @@ def planned(target: Target, tmp_path: Path, held: list[Held], **kwargs: Any) -> 
     path = tmp_path / "plan.json"
     plan.write(path)
     return plan, path
-
-
-def run(
-    target: Target, plan: Plan, path: Path, held: list[Held], client: ConjurClient | None = None, **kw: Any
-) -> Report:
-    client = client or target.migrator()
-    with client:
-        return apply_plan(plan, path, client, held=held, **{"execute": True, **kw})
 
 
 def stores(target: Target) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.migrate.airflow_home import airflow_home, dump, migrate, populate
+from tests.migrate.airflow_home import airflow_home, apply_args, dump, migrate, migrator_env, populate
 from tests.migrate.conftest import Target
 
 pytestmark = pytest.mark.airflow
@@ -108,18 +108,7 @@ def test_twenty_connections_and_ten_variables_move_and_a_dag_uses_them_through_t
     plan = json.loads(plan_path.read_text())
     assert len(plan["entries"]) == 16 + 6 and len(plan["left"]) == 4 + 4
 
-    migrator = {"AIRFLOW_CONN_CYBERARK_MIGRATOR": json.dumps(target.migrator_connection())}
-    applied = migrate(
-        stack,
-        "apply",
-        "--plan",
-        str(plan_path),
-        "--vault-conn-id",
-        "cyberark_migrator",
-        "--execute",
-        "--remove-from-airflow",
-        env=migrator,
-    )
+    applied = migrate(stack, *apply_args(plan_path, "--execute", "--remove-from-airflow"), env=migrator_env(target))
     assert applied.returncode == 0, applied.stdout + applied.stderr
     after = dump(stack)
     assert C not in json.dumps(after)

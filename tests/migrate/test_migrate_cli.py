@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from tests.migrate.airflow_home import airflow_home, dump, migrate, migrate_command, populate
+from tests.migrate.airflow_home import (
+    airflow_home,
+    apply_args,
+    dump,
+    files_under,
+    held_in_airflow,
+    interrupted_apply,
+    migrate,
+    migrator_env,
+    outputs,
+    populate,
+)
 from tests.migrate.conftest import Target
 
 pytestmark = pytest.mark.slow  # a real Airflow home driven through the CLI in subprocesses
@@ -43,14 +51,6 @@ def home_with_secrets(tmp_path: Path) -> AirflowStack:
     stack = airflow_home(tmp_path / "airflow", ENV)
     populate(stack, CONNECTIONS, VARIABLES)
     return stack
-
-
-def outputs(*results: subprocess.CompletedProcess[str]) -> str:
-    return "\n".join(r.stdout + r.stderr for r in results)
-
-
-def files_under(path: Path) -> str:
-    return "\n".join(p.read_text(errors="replace") for p in path.rglob("*") if p.is_file() and p.suffix != ".pem")
 
 
 def plan_args(target: Target, out: Path) -> list[str]:
@@ -84,8 +84,8 @@ def test_plan_apply_remove_leaves_no_secret_in_the_metadata_db(target: Target, t
     ]
     assert {x["id"] for x in plan["left"]} == {"plain_http", "region"}
 
-    migrator = {"AIRFLOW_CONN_CYBERARK_MIGRATOR": json.dumps(target.migrator_connection())}
-    apply = ["apply", "--plan", str(plan_path), "--vault-conn-id", "cyberark_migrator"]
+    migrator = migrator_env(target)
+    apply = apply_args(plan_path)
     dry = migrate(stack, *apply, env=migrator)
     assert dry.returncode == 0, dry.stderr
     assert "dry run" in dry.stdout
@@ -119,58 +119,18 @@ def test_plan_apply_remove_leaves_no_secret_in_the_metadata_db(target: Target, t
     assert len(target.server.app.audit.events(action="conjur.store")) == 7  # nothing written twice
 
 
-def _wait_for(process: subprocess.Popen[str], text: str, timeout: float = 120) -> list[str]:
-    assert process.stderr is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        if text in line:
-            return seen
-    raise AssertionError(f"no {text!r} in:\n{''.join(seen)}")
-
-
 def test_ctrl_c_between_the_writes_and_the_removal_leaves_each_secret_somewhere(target: Target, tmp_path: Path) -> None:
     stack = home_with_secrets(tmp_path)
     plan_path = tmp_path / "plan.json"
     assert migrate(stack, *plan_args(target, plan_path)).returncode == 0
     plan = json.loads(plan_path.read_text())
-    migrator = {"AIRFLOW_CONN_CYBERARK_MIGRATOR": json.dumps(target.migrator_connection())}
+    migrator = migrator_env(target)
     # Slow reads: the interrupt lands while values are being written and verified.
     target.server.app.knobs.set_latency("conjur.retrieve", 0.4)
-    process = subprocess.Popen(
-        migrate_command(
-            "apply",
-            "--plan",
-            str(plan_path),
-            "--vault-conn-id",
-            "cyberark_migrator",
-            "--execute",
-            "--remove-from-airflow",
-        ),
-        env={**stack.env, **migrator},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_for(process, "verified at")
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 130, stderr
-    assert "interrupted" in stdout and CANARY not in stdout + stderr
+    assert CANARY not in interrupted_apply(stack, plan_path, migrator)
 
     state = json.loads((tmp_path / "plan.json.state").read_text())["entries"]
-    after = dump(stack)
-    held = {
-        **{f"connection:{k}": v for k, v in after["connections"].items()},
-        **{f"variable:{k}": v for k, v in after["variables"].items()},
-    }
+    held = held_in_airflow(stack)
     for entry in plan["entries"]:
         in_vault = target.stored(entry["variable_id"])
         in_airflow = entry["source"] == "env" or CANARY in json.dumps(held.get(f"{entry['kind']}:{entry['id']}"))
@@ -178,17 +138,7 @@ def test_ctrl_c_between_the_writes_and_the_removal_leaves_each_secret_somewhere(
     assert len(state) < len(plan["entries"])
 
     target.server.app.knobs.set_latency("conjur.retrieve", 0)
-    rerun = migrate(
-        stack,
-        "apply",
-        "--plan",
-        str(plan_path),
-        "--vault-conn-id",
-        "cyberark_migrator",
-        "--execute",
-        "--remove-from-airflow",
-        env=migrator,
-    )
+    rerun = migrate(stack, *apply_args(plan_path, "--execute", "--remove-from-airflow"), env=migrator)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert CANARY not in json.dumps(dump(stack))
 

@@ -18,36 +18,16 @@ from cyberark_ops.client import Unavailable
 from cyberark_ops.client.pvwa import PVWAClient
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.knobs import Fault
-from cyberark_ops.migrate import Held, Plan, PlanError, Report, State, apply_plan, make_plan
-from cyberark_ops.migrate.sources import connection_value
+from cyberark_ops.migrate import Held, Plan, PlanError, State, apply_plan, make_plan
+from tests.migrate.applying import held_secrets, run
 from tests.migrate.pvwa_target import SAFE, VARS_SAFE, PvwaTarget, seed
 
 CANARY = "CANARY-4a2f-"
 PLATFORM = "AirflowGeneric"
 
 
-class Conn:
-    def __init__(self, **fields: Any) -> None:
-        self.conn_type = fields.pop("conn_type", "postgres")
-        self.extra = fields.pop("extra", None)
-        for name in ("description", "host", "login", "password", "schema", "port"):
-            setattr(self, name, fields.pop(name, None))
-
-
 def airflow_side() -> list[Held]:
-    conns = [
-        Held(
-            "connection",
-            f"db_{i}",
-            "db",
-            connection_value(Conn(host=f"db{i}.internal", login="etl", password=f"{CANARY}pw{i} /@:%?\"'", port=5432)),
-            ("password",),
-            "postgres",
-        )
-        for i in range(3)
-    ]
-    variables = [Held("variable", f"api_token_{i}", "db", f"{CANARY}token{i}\n\tend ", ("value",)) for i in range(2)]
-    return conns + variables
+    return held_secrets(CANARY, connections=3, variables=2, password_tail=" /@:%?\"'", token_tail="\n\tend ")
 
 
 @pytest.fixture(params=["pvwa", "privilege-cloud"])
@@ -60,13 +40,6 @@ def planned(target: PvwaTarget, tmp_path: Path, held: list[Held], **overrides: A
     path = tmp_path / "plan.json"
     plan.write(path)
     return plan, path
-
-
-def run(
-    target: PvwaTarget, plan: Plan, path: Path, held: list[Held], client: PVWAClient | None = None, **kw: Any
-) -> Report:
-    with client or target.migrator() as migrator:
-        return apply_plan(plan, path, migrator, held=held, **{"execute": True, **kw})
 
 
 def no_canary(*texts: str) -> None:

@@ -6,9 +6,7 @@ was read back, no output holds a value, Ctrl-C between the adds and the removal 
 from __future__ import annotations
 
 import json
-import signal
 import stat
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,9 +14,19 @@ from typing import Any
 import pytest
 
 from cyberark_ops.devserver import DevServer
-from tests.migrate.airflow_home import airflow_home, dump, migrate, migrate_command, populate
+from tests.migrate.airflow_home import (
+    airflow_home,
+    apply_args,
+    dump,
+    files_under,
+    held_in_airflow,
+    interrupted_apply,
+    migrate,
+    migrator_env,
+    outputs,
+    populate,
+)
 from tests.migrate.pvwa_target import PvwaTarget, seed
-from tests.migrate.test_migrate_cli import _wait_for, files_under, outputs
 
 pytestmark = pytest.mark.slow  # a real Airflow home driven through the CLI in subprocesses
 
@@ -50,8 +58,7 @@ def setup(make_server: Callable[..., DevServer], tmp_path: Path) -> tuple[PvwaTa
     )
     assert planned.returncode == 0, planned.stderr
     assert CANARY not in planned.stdout + planned.stderr + plan_path.read_text()
-    migrator = {"AIRFLOW_CONN_CYBERARK_MIGRATOR": json.dumps(target.migrator_connection())}
-    return target, stack, plan_path, migrator
+    return target, stack, plan_path, migrator_env(target)
 
 
 def test_bulk_file_then_verify_only_then_removal(make_server: Callable[..., DevServer], tmp_path: Path) -> None:
@@ -97,29 +104,10 @@ def test_ctrl_c_between_the_adds_and_the_removal_leaves_each_secret_somewhere(
     target, stack, plan_path, migrator = setup(make_server, tmp_path)
     plan = json.loads(plan_path.read_text())
     target.server.app.knobs.set_latency("pvwa.retrieve_password", 0.4)
-    apply = ["apply", "--plan", str(plan_path), "--vault-conn-id", "cyberark_migrator", "--execute"]
-    process = subprocess.Popen(
-        migrate_command(*apply, "--remove-from-airflow"),
-        env={**stack.env, **migrator},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_for(process, "verified at")
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 130, stderr
-    assert "interrupted" in stdout and CANARY not in stdout + stderr
+    assert CANARY not in interrupted_apply(stack, plan_path, migrator)
 
     state = json.loads((plan_path.parent / "plan.json.state").read_text())["entries"]
-    after = dump(stack)
-    held = {
-        **{f"connection:{k}": v for k, v in after["connections"].items()},
-        **{f"variable:{k}": v for k, v in after["variables"].items()},
-    }
+    held = held_in_airflow(stack)
     for entry in plan["entries"]:
         key = f"{entry['kind']}:{entry['id']}"
         in_vault = target.stored(entry["account"]["safe"], entry["account"]["name"])
@@ -128,7 +116,7 @@ def test_ctrl_c_between_the_adds_and_the_removal_leaves_each_secret_somewhere(
     assert len(state) < len(plan["entries"])
 
     target.server.app.knobs.set_latency("pvwa.retrieve_password", 0)
-    rerun = migrate(stack, *apply, "--remove-from-airflow", env=migrator)
+    rerun = migrate(stack, *apply_args(plan_path, "--execute", "--remove-from-airflow"), env=migrator)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert CANARY not in json.dumps(dump(stack)) + outputs(rerun)
     assert len(target.adds()) == 4  # nothing added twice
@@ -140,7 +128,7 @@ def test_overwrite_through_the_cli_changes_the_account_and_no_output_holds_a_val
     target, stack, plan_path, migrator = setup(make_server, tmp_path)
     with target.migrator() as client:
         client.add_account(safe="Airflow-Prod", platform_id="AirflowGeneric", secret="someone else's", name="warehouse")
-    apply = ["apply", "--plan", str(plan_path), "--vault-conn-id", "cyberark_migrator"]
+    apply = apply_args(plan_path)
     left = migrate(stack, *apply, "--execute", env=migrator)
     assert left.returncode == 1 and "(rerun with --overwrite)" in left.stdout, left.stdout + left.stderr
     dry = migrate(stack, *apply, "--overwrite", env=migrator)

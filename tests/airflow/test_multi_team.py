@@ -50,30 +50,33 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def team_backend_kwargs(info: dict[str, Any], base: Path, templates: dict[str, str]) -> dict[str, Any]:
+    """The backend's settings: the global identity and one per team, each API key in a file under ``base``."""
+    keys = {}
+    for name, key in (("team_a", TEAM_A_KEY), ("team_b", TEAM_B_KEY), ("global", GLOBAL_KEY)):
+        keys[name] = base / f"{name}.key"
+        keys[name].write_text(key)
+    return {
+        "url": info["url"],
+        "ca_bundle": info["ca_cert"],
+        "api": "conjur",
+        "account": "demo",
+        "login": "host/airflow/global",
+        "api_key_file": str(keys["global"]),
+        **templates,
+        "teams": {
+            team: {"login": f"host/airflow/{team}", "api_key_file": str(keys[team])} for team in ("team_a", "team_b")
+        },
+    }
+
+
 def run_team_lookups(base: Path) -> TeamRun:
     """The asks above through the Execution API's routes, in a fresh multi-team Airflow process."""
     home = base / "home"
     stack = AirflowStack(home, base / "dags")
     stack.migrate()
     with DevServer(SEED, state_dir=base / "devserver") as server:
-        info = server.info()
-        keys = {}
-        for name, key in (("team_a", TEAM_A_KEY), ("team_b", TEAM_B_KEY), ("global", GLOBAL_KEY)):
-            keys[name] = base / f"{name}.key"
-            keys[name].write_text(key)
-        kwargs: dict[str, Any] = {
-            "url": info["url"],
-            "ca_bundle": info["ca_cert"],
-            "api": "conjur",
-            "account": "demo",
-            "login": "host/airflow/global",
-            "api_key_file": str(keys["global"]),
-            **TEAM_TEMPLATES,
-            "teams": {
-                "team_a": {"login": "host/airflow/team_a", "api_key_file": str(keys["team_a"])},
-                "team_b": {"login": "host/airflow/team_b", "api_key_file": str(keys["team_b"])},
-            },
-        }
+        kwargs = team_backend_kwargs(server.info(), base, TEAM_TEMPLATES)
         env = {
             **stack.env,
             "AIRFLOW__CORE__MULTI_TEAM": "True",
@@ -164,24 +167,9 @@ def run_team_dags(tmp_path: Path) -> TeamDagRun:
     dags = tmp_path / "dags"
     shutil.copytree(EXAMPLE, dags)
     with DevServer(STACK_SEED, state_dir=tmp_path / "devserver") as server:
-        info = server.info()
-        keys = {}
-        for name, key in (("team_a", TEAM_A_KEY), ("team_b", TEAM_B_KEY), ("global", GLOBAL_KEY)):
-            keys[name] = tmp_path / f"{name}.key"
-            keys[name].write_text(key)
-        kwargs = {
-            "url": info["url"],
-            "ca_bundle": info["ca_cert"],
-            "api": "conjur",
-            "account": "demo",
-            "login": "host/airflow/global",
-            "api_key_file": str(keys["global"]),
-            "connections_path": "airflow/teams/{team}/connections/{conn_id}",
-            "teams": {
-                "team_a": {"login": "host/airflow/team_a", "api_key_file": str(keys["team_a"])},
-                "team_b": {"login": "host/airflow/team_b", "api_key_file": str(keys["team_b"])},
-            },
-        }
+        kwargs = team_backend_kwargs(
+            server.info(), tmp_path, {"connections_path": "airflow/teams/{team}/connections/{conn_id}"}
+        )
         bundles = [
             {
                 "name": f"{team}_dags",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,6 +17,13 @@ from cyberark_ops.devserver import DevServer
 from cyberark_ops.testing.process_state import reset_process_state
 
 pytest_plugins = ["cyberark_ops.testing.pytest_plugin"]
+
+# Some shells set PYTHONDONTWRITEBYTECODE: then every process this suite starts (Airflow's api-server,
+# scheduler, dag-processor and CLI, each importing Airflow) compiles its modules from source again,
+# twice the CPU of a process that loads bytecode as production ones do, and pytest rewrites every
+# test module's asserts anew in each worker. From here on, this process and its children cache both.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 class DevClient:

@@ -113,6 +113,10 @@ def _wait_for(process: subprocess.Popen[str], text: str, timeout: float = 120) -
     raise AssertionError(f"no {text!r} in:\n{''.join(seen)}")
 
 
+def _sigint_as_at_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupted_apply(stack: AirflowStack, plan_path: Path, env: Mapping[str, str]) -> str:
     """``apply --execute --remove-from-airflow`` sent Ctrl-C once a first value is verified; asserts
     it exits 130 saying it was interrupted, and returns its stdout and stderr."""
@@ -122,6 +126,9 @@ def interrupted_apply(stack: AirflowStack, plan_path: Path, env: Mapping[str, st
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a run started in the background inherits SIGINT ignored, and Python
+        # then never turns it into KeyboardInterrupt (the Ctrl-C would go unnoticed).
+        preexec_fn=_sigint_as_at_a_terminal,  # noqa: PLW1509 - the test process starts no threads that fork
     )
     try:
         _wait_for(process, "verified at")

@@ -15,6 +15,7 @@ from xdist.scheduler import LoadScopeScheduling
 from cyberark_ops.client.pacing import DIRECTORY_VARIABLE
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.testing.process_state import reset_process_state
+from tests.airflow.shared_stack import PARTS
 
 pytest_plugins = ["cyberark_ops.testing.pytest_plugin"]
 
@@ -69,18 +70,24 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
-DATABASE_ROLE_GROUPS = {
+SCOPE_GROUPS = {
     "tests/operators/test_sql.py": "database roles vop_*",
     "tests/operators/test_vaulted.py": "database roles vop_*",
     "tests/scrub/test_scrub_exception.py": "database roles vop_*",
+    # The shared Airflow stack's modules (tests/airflow/shared_stack.py) with them: one of them sets
+    # the vop_* roles, and the stack would start on each worker that runs one of its modules.
     "tests/airflow/test_vaulted_operators.py": "database roles vop_*",
+    "tests/airflow/test_real_path.py": "database roles vop_*",
+    "tests/airflow/test_decorator_real_path.py": "database roles vop_*",
 }
-"""The files (marked ``database_roles``) that set the same database roles' passwords: on two
-workers at once, one would log in with the other's password, so each group shares one worker."""
+"""Files that must share one xdist worker: those (marked ``database_roles``) that set the same
+database roles' passwords (on two workers at once, one would log in with the other's password),
+and those sharing one session-scoped Airflow stack."""
+SHARED_STACK_GROUP = "database roles vop_*"
 
 
 class _ModulesAndRoleGroups(LoadScopeScheduling):
-    """``--dist loadscope``, with the files of one ``DATABASE_ROLE_GROUPS`` group as one unit.
+    """``--dist loadscope``, with the files of one ``SCOPE_GROUPS`` group as one unit.
 
     A module is one unit: a file with an Airflow stack shares it through a module-scoped fixture,
     which a split module would start on both workers. (xdist's own ``loadgroup`` marks items by
@@ -89,7 +96,7 @@ class _ModulesAndRoleGroups(LoadScopeScheduling):
 
     def _split_scope(self, nodeid: str) -> str:
         module = nodeid.split("::", 1)[0]
-        return DATABASE_ROLE_GROUPS.get(module, module)
+        return SCOPE_GROUPS.get(module, module)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
@@ -98,12 +105,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeSch
 
 def pytest_itemcollected(item: pytest.Item) -> None:
     """A file that sets shared database roles' passwords must be in a group (else it would run
-    beside another file setting the same roles)."""
+    beside another file setting the same roles); the shared stack's modules in one group."""
     if item.get_closest_marker("database_roles") is not None:
         module = item.nodeid.split("::", 1)[0]
         shared = {"tests/guarantees/test_faults.py", "tests/guarantees/test_leaks.py"}  # roles of their own
-        if module not in DATABASE_ROLE_GROUPS and module not in shared:
-            raise pytest.UsageError(f"{module} is marked database_roles: add it to DATABASE_ROLE_GROUPS")
+        if module not in SCOPE_GROUPS and module not in shared:
+            raise pytest.UsageError(f"{module} is marked database_roles: add it to SCOPE_GROUPS")
+    if isinstance(item, pytest.Function) and item.module.__name__ in PARTS:
+        module = item.nodeid.split("::", 1)[0]
+        if SCOPE_GROUPS.get(module) != SHARED_STACK_GROUP:
+            raise pytest.UsageError(f"{module} shares the Airflow stack: in SCOPE_GROUPS as {SHARED_STACK_GROUP!r}")
 
 
 @pytest.fixture(autouse=True)

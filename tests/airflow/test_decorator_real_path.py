@@ -1,22 +1,24 @@
 """``@with_cyberark_secret`` and ``@task.cyberark`` on Airflow's real supervisor path.
 
-One stack (api-server + scheduler with LocalExecutor + dag-processor, throwaway ``AIRFLOW_HOME``),
-one DAG whose tasks get a Conjur and a CCP canary through the decorator in every way it can be
-written (below ``@task``, above it, ``@task.cyberark`` with a per-secret connection, an async
-function) and then try to leak them: logged at every level (raw, ``%r``, URL-quoted), printed to
-stdout and stderr, returned alone and inside dicts and rows, and raised in an exception. Afterwards
-every form from ``scrub.leak_forms`` is searched in the task log files and in every table of the
-metadata DB; the task process and its parent hold the value in no environment variable.
-``dag.test()`` would prove nothing here: it never masks.
-"""
+One stack (api-server + scheduler with LocalExecutor + dag-processor, throwaway ``AIRFLOW_HOME``,
+shared with other modules' DAGs: ``tests/airflow/shared_stack.py``), one DAG whose tasks get a
+Conjur and a CCP canary through the decorator in every way it can be written (below ``@task``, above
+it, ``@task.cyberark`` with a per-secret connection, an async function) and then try to leak them:
+logged at every level (raw, ``%r``, URL-quoted), printed to stdout and stderr, returned alone and
+inside dicts and rows, and raised in an exception. Afterwards every form from ``scrub.leak_forms``
+is searched in the task log files and in every table of the metadata DB; the task process and its
+parent hold the value in no environment variable. ``dag.test()`` would prove nothing here: it never
+masks."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -25,7 +27,8 @@ from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.connections import demo_conjur_connection, devserver_connections
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, run_dags, stored_places, vault_calls
+from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, stored_places, vault_calls
+from tests.airflow.shared_stack import StackPart, shared_stack_part
 from tests.airflow.test_hook_in_tasks import conjur_request_id
 from tests.operators.conftest import CANARY, PG_REF, PG_USER, vaulted_seed
 
@@ -71,20 +74,20 @@ def environ_hits(value):
 with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False):
 
     @task
-    @with_cyberark_secret(vault_conn_id="cyberark_conjur", password=CONJUR_REF, user="prod/db/username")
+    @with_cyberark_secret(vault_conn_id=CONJUR_CONN, password=CONJUR_REF, user="prod/db/username")
     def below_task(password, user):
         careless(password)
         return {"pw": password, "rows": [(user, password)], "environ_hits": environ_hits(password)}
 
-    @with_cyberark_secret(vault_conn_id="cyberark_ccp", cred=Secret(PG_REF, as_credential=True))
+    @with_cyberark_secret(vault_conn_id=CCP_CONN, cred=Secret(PG_REF, as_credential=True))
     @task
     def above_task(cred: Credential):
         careless(cred.secret)
         return [cred.username, cred.secret, environ_hits(cred.secret)]
 
     @task.cyberark(
-        vault_conn_id="cyberark_conjur",
-        secrets={"password": CONJUR_REF, "pg": Secret(PG_REF, as_credential=True, vault_conn_id="cyberark_ccp")},
+        vault_conn_id=CONJUR_CONN,
+        secrets={"password": CONJUR_REF, "pg": Secret(PG_REF, as_credential=True, vault_conn_id=CCP_CONN)},
     )
     def task_cyberark(password, pg: Credential):
         careless(password)
@@ -92,14 +95,14 @@ with DAG(DAG_ID, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchu
         return {"differ": password != pg.secret, "values": [password, pg.secret]}
 
     @task
-    @with_cyberark_secret(vault_conn_id="cyberark_conjur", password=CONJUR_REF)
+    @with_cyberark_secret(vault_conn_id=CONJUR_CONN, password=CONJUR_REF)
     async def in_async(password):
         await asyncio.sleep(0)
         careless(password)
         return password
 
     @task(retries=0)
-    @with_cyberark_secret(vault_conn_id="cyberark_conjur", password=CONJUR_REF)
+    @with_cyberark_secret(vault_conn_id=CONJUR_CONN, password=CONJUR_REF)
     def raises(password):
         raise ValueError(f"cannot log in with {password!r}")
 
@@ -117,33 +120,46 @@ class DecoratedRun:
     calls: list[dict[str, Any]]
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DecoratedRun]:
-    base = tmp_path_factory.mktemp("decorated")
-    dags = base / "dags"
-    dags.mkdir()
+# Connection ids of this module's own (the stack is shared: tests/airflow/shared_stack.py).
+CONJUR_CONN, CCP_CONN = "decorated_conjur", "decorated_ccp"
+
+
+@shared_stack_part
+def _decorated_part(base: Path, resources: contextlib.ExitStack) -> StackPart:
+    base.mkdir()
     source = (
         DAG_SOURCE.replace("DAG_ID", repr(DAG_ID))
         .replace("CONJUR_REF", repr(CONJUR_REF))
         .replace("PG_REF", repr(PG_REF))
+        .replace("CONJUR_CONN", repr(CONJUR_CONN))
+        .replace("CCP_CONN", repr(CCP_CONN))
     )
-    (dags / "decorated_tasks.py").write_text(source)
     seed = copy.deepcopy(vaulted_seed(password=CCP_CANARY))
     next(v for v in seed["conjur"]["variables"] if v["id"] == CONJUR_REF)["value"] = CANARY
-    with DevServer(seed, state_dir=base / "devserver") as server:
-        info = server.info()
-        conjur = demo_conjur_connection(info, seed, key_dir=base)
-        conjur["extra"].update(FAST_EXTRAS)
-        ccp = devserver_connections(info, seed)["cyberark_ccp"]  # AppID AirflowProd, client certificate
-        ccp["extra"].update(FAST_EXTRAS)
-        stack = AirflowStack(
-            base / "home",
-            dags,
-            {"AIRFLOW_CONN_CYBERARK_CONJUR": json.dumps(conjur), "AIRFLOW_CONN_CYBERARK_CCP": json.dumps(ccp)},
-        )
-        dag_run = run_dags(stack, [DAG_ID])[DAG_ID]
-        calls = vault_calls(server)
-    yield DecoratedRun(dag_run, calls)
+    server = resources.enter_context(DevServer(seed, state_dir=base / "devserver"))
+    info = server.info()
+    conjur = demo_conjur_connection(info, seed, key_dir=base)
+    conjur["extra"].update(FAST_EXTRAS)
+    ccp = devserver_connections(info, seed)["cyberark_ccp"]  # AppID AirflowProd, client certificate
+    ccp["extra"].update(FAST_EXTRAS)
+
+    def finish(stack: AirflowStack, runs: Mapping[str, DagRun]) -> DecoratedRun:
+        return DecoratedRun(runs[DAG_ID], vault_calls(server))
+
+    return StackPart(
+        dag_files={"decorated_tasks.py": source},
+        env={
+            f"AIRFLOW_CONN_{CONJUR_CONN.upper()}": json.dumps(conjur),
+            f"AIRFLOW_CONN_{CCP_CONN.upper()}": json.dumps(ccp),
+        },
+        dag_ids=(DAG_ID,),
+        finish=finish,
+    )
+
+
+@pytest.fixture(scope="module")
+def run(shared_stack_runs: dict[str, Any]) -> DecoratedRun:
+    return cast(DecoratedRun, shared_stack_runs[__name__])
 
 
 def test_each_way_of_writing_it_runs_and_returns_scrubbed_values(run: DecoratedRun) -> None:

@@ -5,7 +5,8 @@ the way production does: api-server + scheduler (LocalExecutor) + dag-processor 
 throwaway ``AIRFLOW_HOME``, against an in-process dev server seeded with the demo seed. The task
 deliberately logs the password; the supervisor must have masked it in the task log, and no form of
 it may be stored in the metadata DB. The task process also sends its metrics to a StatsD port this
-test listens on, which shows that the task runner initialises ``Stats`` for the hook.
+test listens on, which shows that the task runner initialises ``Stats`` for the hook. The stack is
+the one shared with other modules' DAGs (``tests/airflow/shared_stack.py``).
 
 Not checked here: the scheduler's own stdout, where LocalExecutor copies task log lines; the
 guarantee suite (``tests/guarantees/test_leaks.py``) searches it, with every other file.
@@ -13,16 +14,16 @@ guarantee suite (``tests/guarantees/test_leaks.py``) searches it, with every oth
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-import shutil
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -31,7 +32,8 @@ from cyberark_ops.devserver.connections import demo_conjur_connection
 from cyberark_ops.devserver.seed import demo_seed
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from tests.airflow import vault_calls
+from tests.airflow import DagRun, vault_calls
+from tests.airflow.shared_stack import StackPart, shared_stack_part
 
 pytestmark = pytest.mark.airflow
 
@@ -94,48 +96,45 @@ class DemoRun:
         return [json.loads(line) for path in files for line in path.read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
-    base = tmp_path_factory.mktemp("real-path")
+@shared_stack_part
+def _demo_part(base: Path, resources: contextlib.ExitStack) -> StackPart:
+    base.mkdir()
     seed = demo_seed()
     # The demo's SQLite file goes under this test's tmp dir, not the seed's fixed /tmp path.
     _variable(seed, "demo/sqlite/path")["value"] = str(base / "sales.sqlite")
     password = str(_variable(seed, "prod/db/password")["value"])
     host = next(h for h in seed["conjur"]["hosts"] if h["id"] == "airflow/worker")
-    dags = base / "dags"
-    dags.mkdir()
-    shutil.copy(DAG_FILE, dags / DAG_FILE.name)
     statsd = StatsdListener()
-    try:
-        with DevServer(seed, state_dir=base / "devserver") as server:
-            info = server.info()
-            conn = demo_conjur_connection(info, seed, key_dir=base)
-            stack = AirflowStack(
-                base / "home",
-                dags,
-                {
-                    "AIRFLOW_CONN_CYBERARK_CONJUR": json.dumps(conn),  # the connection the demo DAG names
-                    "AIRFLOW__METRICS__STATSD_ON": "True",
-                    "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
-                    "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
-                    "AIRFLOW__METRICS__STATSD_PREFIX": STATSD_PREFIX,
-                    "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
-                    "AIRFLOW__METRICS__METRICS_ALLOW_LIST": "cyberark",
-                },
-            )
-            stack.migrate()
-            stack.start()
-            try:
-                stack.wait_for_dag(DAG_ID)
-                run_id = stack.trigger(DAG_ID)
-                state = stack.wait_for_run(DAG_ID, run_id, timeout=120)
-                task_states = stack.task_states(DAG_ID, run_id)
-            finally:
-                stack.stop()
-            calls = vault_calls(server)
-    finally:
-        statsd.close()
-    yield DemoRun(stack, run_id, state, task_states, calls, password, str(host["api_key"]), statsd.lines)
+    resources.callback(statsd.close)
+    server = resources.enter_context(DevServer(seed, state_dir=base / "devserver"))
+    conn = demo_conjur_connection(server.info(), seed, key_dir=base)
+
+    def finish(stack: AirflowStack, runs: Mapping[str, DagRun]) -> DemoRun:
+        run = runs[DAG_ID]
+        calls = vault_calls(server)
+        return DemoRun(
+            stack, run.run_id, run.state, run.task_states, calls, password, str(host["api_key"]), statsd.lines
+        )
+
+    return StackPart(
+        dag_files={DAG_FILE.name: DAG_FILE.read_text()},
+        env={
+            "AIRFLOW_CONN_CYBERARK_CONJUR": json.dumps(conn),  # the connection the demo DAG names
+            "AIRFLOW__METRICS__STATSD_ON": "True",
+            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+            "AIRFLOW__METRICS__STATSD_PORT": str(statsd.port),
+            "AIRFLOW__METRICS__STATSD_PREFIX": STATSD_PREFIX,
+            "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
+            "AIRFLOW__METRICS__METRICS_ALLOW_LIST": "cyberark",
+        },
+        dag_ids=(DAG_ID,),
+        finish=finish,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo(shared_stack_runs: dict[str, Any]) -> DemoRun:
+    return cast(DemoRun, shared_stack_runs[__name__])
 
 
 def test_the_run_succeeds_and_the_xcom_holds_the_query_rows(demo: DemoRun) -> None:

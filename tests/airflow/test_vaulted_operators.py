@@ -1,20 +1,23 @@
 """The vaulted operators on Airflow's real supervisor path, and where the canary did not end up.
 
-One stack (api-server + scheduler with LocalExecutor + dag-processor, throwaway ``AIRFLOW_HOME``),
-one DAG: ``VaultedSqlOperator`` on SQLite, PostgreSQL and MariaDB, the generic ``vaulted()``
-wrapper on common-sql and on ``BashOperator``. The canary holds ``@ : / % + " ' \\ &``, a space
-and unicode; the SQL tasks deliberately log it (raw, ``%r``, URL-quoted) and return it. Afterwards
-every form from ``scrub.leak_forms`` is searched in the task log files and in the metadata DB's
-xcom, rendered_task_instance_fields, connection and variable tables (and the whole dump).
-``dag.test()`` would prove nothing here: it never masks.
-"""
+One stack (api-server + scheduler with LocalExecutor + dag-processor, throwaway ``AIRFLOW_HOME``,
+shared with other modules' DAGs: ``tests/airflow/shared_stack.py``), one DAG: ``VaultedSqlOperator``
+on SQLite, PostgreSQL and MariaDB, the generic ``vaulted()`` wrapper on common-sql and on
+``BashOperator``. The canary holds ``@ : / % + " ' \\ &``, a space and unicode; the SQL tasks
+deliberately log it (raw, ``%r``, URL-quoted) and return it. Afterwards every form from
+``scrub.leak_forms`` is searched in the task log files and in the metadata DB's xcom,
+rendered_task_instance_fields, connection and variable tables (and the whole dump). ``dag.test()``
+would prove nothing here: it never masks."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -23,7 +26,8 @@ from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.connections import devserver_connections
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, run_dags, stored_places, vault_calls
+from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, stored_places, vault_calls
+from tests.airflow.shared_stack import StackPart, shared_stack_part
 from tests.operators.conftest import (
     CANARY,
     MY_REF,
@@ -136,16 +140,12 @@ class VaultedRun:
         return self.dag_run.xcom(task_id)
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultedRun]:
-    import hashlib
-
+@shared_stack_part
+def _vaulted_part(base: Path, resources: contextlib.ExitStack) -> StackPart:
     set_pg_password(CANARY)
     set_my_password(CANARY)
     set_my_password(CANARY, user=ROT_USER)
-    base = tmp_path_factory.mktemp("vaulted-ops")
-    dags = base / "dags"
-    dags.mkdir()
+    base.mkdir()
     source = (
         DAG_SOURCE.replace("DAG_ID", repr(DAG_ID))
         .replace("PG_REF", repr(PG_REF))
@@ -155,29 +155,35 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultedRun]:
         .replace("ROT_USER", ROT_USER)
         .replace("SHA", repr(hashlib.sha256(CANARY.encode()).hexdigest()))
     )
-    (dags / "vaulted_ops.py").write_text(source)
     seed = vaulted_seed()
-    with DevServer(seed, state_dir=base / "devserver") as server:
-        info = server.info()
-        ccp = devserver_connections(info, seed)["cyberark_ccp"]  # AppID AirflowProd, client certificate
-        ccp["extra"].update(FAST_EXTRAS)
-        stack = AirflowStack(
-            base / "home",
-            dags,
-            {
-                "AIRFLOW_CONN_CYBERARK_CCP": json.dumps(ccp),
-                "AIRFLOW_CONN_LOCAL_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(base / "lite.db")}),
-                "VOP_DEVSERVER_URL": info["url"],
-                # Not in the DAG file: the dag_code table would hold it (and every form of the canary
-                # it starts with), planted by the DAG's author rather than leaked by a fetch.
-                "VOP_ROTATED": ROTATED,
-                "VOP_ADMIN_TOKEN": info["admin_token"],
-                "VOP_CA": info["ca_cert"],
-            },
-        )
-        dag_run = run_dags(stack, [DAG_ID])[DAG_ID]
-        calls = vault_calls(server)
-    yield VaultedRun(dag_run, calls)
+    server = resources.enter_context(DevServer(seed, state_dir=base / "devserver"))
+    info = server.info()
+    ccp = devserver_connections(info, seed)["cyberark_ccp"]  # AppID AirflowProd, client certificate
+    ccp["extra"].update(FAST_EXTRAS)
+
+    def finish(stack: AirflowStack, runs: Mapping[str, DagRun]) -> VaultedRun:
+        return VaultedRun(runs[DAG_ID], vault_calls(server))
+
+    return StackPart(
+        dag_files={"vaulted_ops.py": source},
+        env={
+            "AIRFLOW_CONN_CYBERARK_CCP": json.dumps(ccp),
+            "AIRFLOW_CONN_LOCAL_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(base / "lite.db")}),
+            "VOP_DEVSERVER_URL": info["url"],
+            # Not in the DAG file: the dag_code table would hold it (and every form of the canary
+            # it starts with), planted by the DAG's author rather than leaked by a fetch.
+            "VOP_ROTATED": ROTATED,
+            "VOP_ADMIN_TOKEN": info["admin_token"],
+            "VOP_CA": info["ca_cert"],
+        },
+        dag_ids=(DAG_ID,),
+        finish=finish,
+    )
+
+
+@pytest.fixture(scope="module")
+def run(shared_stack_runs: dict[str, Any]) -> VaultedRun:
+    return cast(VaultedRun, shared_stack_runs[__name__])
 
 
 def test_every_task_succeeds_and_returns_scrubbed_values(run: VaultedRun) -> None:

@@ -15,7 +15,7 @@ from xdist.scheduler import LoadScopeScheduling
 from cyberark_ops.client.pacing import DIRECTORY_VARIABLE
 from cyberark_ops.devserver import DevServer
 from cyberark_ops.testing.process_state import reset_process_state
-from tests.airflow.shared_stack import PARTS
+from tests.airflow.shared_stack import PARTS, run_parts
 
 pytest_plugins = ["cyberark_ops.testing.pytest_plugin"]
 
@@ -79,6 +79,7 @@ SCOPE_GROUPS = {
     "tests/airflow/test_vaulted_operators.py": "database roles vop_*",
     "tests/airflow/test_real_path.py": "database roles vop_*",
     "tests/airflow/test_decorator_real_path.py": "database roles vop_*",
+    "tests/guarantees/test_leaks.py": "database roles vop_*",
 }
 """Files that must share one xdist worker: those (marked ``database_roles``) that set the same
 database roles' passwords (on two workers at once, one would log in with the other's password),
@@ -108,7 +109,7 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     beside another file setting the same roles); the shared stack's modules in one group."""
     if item.get_closest_marker("database_roles") is not None:
         module = item.nodeid.split("::", 1)[0]
-        shared = {"tests/guarantees/test_faults.py", "tests/guarantees/test_leaks.py"}  # roles of their own
+        shared = {"tests/guarantees/test_faults.py"}  # roles of its own
         if module not in SCOPE_GROUPS and module not in shared:
             raise pytest.UsageError(f"{module} is marked database_roles: add it to SCOPE_GROUPS")
     if isinstance(item, pytest.Function) and item.module.__name__ in PARTS:
@@ -141,6 +142,14 @@ def _own_pacing_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         os.environ.pop(DIRECTORY_VARIABLE, None)
     else:
         os.environ[DIRECTORY_VARIABLE] = before
+
+
+@pytest.fixture(scope="session")
+def shared_stack_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Each selected module's result on the shared Airflow stack (``tests/airflow/shared_stack.py``),
+    by module name: only the parts of modules with a test in this session start."""
+    selected = {item.module.__name__ for item in request.session.items if isinstance(item, pytest.Function)}
+    return run_parts(selected & PARTS.keys(), tmp_path_factory.mktemp("shared-stack"))
 
 
 @pytest.fixture

@@ -58,8 +58,8 @@ def careless(value):
     for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR):
         log.log(level, "raw %s repr %r", value, value)
     log.info("quoted %s and %s", quote(value, safe=""), quote_plus(value))
-    print("printed", value, repr(value))
-    print("to stderr", value, file=sys.stderr)
+    print("decorated stdout", value, repr(value))
+    print("decorated stderr", value, file=sys.stderr)
 
 
 def environ_hits(value):
@@ -182,7 +182,7 @@ def test_no_form_of_either_canary_in_task_logs_or_any_metadata_table(run: Decora
     # (info, warning, error: debug is below the task log's level)
     assert text.count(b"raw *** repr '***'") >= 3 * len(SUCCEEDING)
     assert text.count(b"quoted *** and ***") >= len(SUCCEEDING)
-    assert b"printed *** '***'" in text and b"to stderr ***" in text
+    assert b"decorated stdout *** '***'" in text and b"decorated stderr ***" in text
     assert b"cannot log in with '***'" in text
     assert {"xcom", "rendered_task_instance_fields", "connection", "variable", "dag_run", "log"} <= {
         p.removeprefix("table ") for p in places

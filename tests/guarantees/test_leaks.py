@@ -1,36 +1,35 @@
 """No trace of a credential anywhere in Airflow, for every way into cyberark-ops, on the real path.
 
-One stack (api-server + scheduler with LocalExecutor, parallelism 4, + dag-processor) runs
-``dags_leaks/guarantee_leaks.py``: the hook, ``@with_cyberark_secret`` (with a 4 KB value and in a
-failing task with a failure callback), the secrets backend for a connection and a variable (in
-code and in templated fields), ``VaultedSqlOperator`` on SQLite, PostgreSQL and MariaDB, the
-generic ``vaulted()`` wrapper, and a ``BashOperator`` given the secret in its environment; and the
-hostile cases of issue 24: values escaped two or three times (common-sql's ``Operator output is``
-line of a JSON row, ``%r`` of ``json.dumps``, a callback's ``%r`` of an exception holding
-``repr(secret)``, ``Returned value was:`` of ``repr(conn)``), ``repr`` quoting by the surrounding
-string, a log handler bound at import time, nested ``task_scope``, XCom of attrs classes and of
-objects with ``serialize()``, exceptions with the secret in attributes and context, and writes
-straight to file descriptors. Each feature fetches its own canary, so a hit names the feature;
-the hostile canaries hold a tab, a non-BMP emoji, ``'`` without ``"``, ``{{ ds }}``, ``$HOME``,
-backticks, ``\\1`` and ``%41``, one of them 2 KB long. The search uses ``scrub.leak_forms``,
-compositions of up to three escapes included. Afterwards every form of every
-canary is searched in every file under ``AIRFLOW_HOME`` (task logs, and the scheduler's,
-dag-processor's and api-server's consoles), in every table of the metadata DB, and in the
-environment of the processes that were not meant to receive it. ``dag.test()`` would prove
-nothing here: it never masks.
-"""
+One stack (api-server + scheduler with LocalExecutor, parallelism 4, + dag-processor; shared with
+other modules' DAGs, ``tests/airflow/shared_stack.py``) runs ``dags_leaks/guarantee_leaks.py``: the
+hook, ``@with_cyberark_secret`` (with a 4 KB value and in a failing task with a failure callback),
+the secrets backend for a connection and a variable (in code and in templated fields),
+``VaultedSqlOperator`` on SQLite, PostgreSQL and MariaDB, the generic ``vaulted()`` wrapper, and a
+``BashOperator`` given the secret in its environment; and the hostile cases of issue 24: values
+escaped two or three times (common-sql's ``Operator output is`` line of a JSON row, ``%r`` of
+``json.dumps``, a callback's ``%r`` of an exception holding ``repr(secret)``, ``Returned value
+was:`` of ``repr(conn)``), ``repr`` quoting by the surrounding string, a log handler bound at import
+time, nested ``task_scope``, XCom of attrs classes and of objects with ``serialize()``, exceptions
+with the secret in attributes and context, and writes straight to file descriptors. Each feature
+fetches its own canary, so a hit names the feature; the hostile canaries hold a tab, a non-BMP
+emoji, ``'`` without ``"``, ``{{ ds }}``, ``$HOME``, backticks, ``\\1`` and ``%41``, one of them 2
+KB long. The search uses ``scrub.leak_forms``, compositions of up to three escapes included.
+Afterwards every form of every canary is searched in every file under ``AIRFLOW_HOME`` (task logs,
+and the scheduler's, dag-processor's and api-server's consoles), in every table of the metadata DB,
+and in the environment of the processes that were not meant to receive it. ``dag.test()`` would
+prove nothing here: it never masks."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import re
-import shutil
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -38,7 +37,8 @@ from cyberark_ops.devserver import DevServer
 from cyberark_ops.devserver.connections import demo_conjur_connection, devserver_connections
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, run_dags, stored_places
+from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, stored_places
+from tests.airflow.shared_stack import StackPart, shared_stack_part
 from tests.client.conftest import HOST_API_KEY, HOST_LOGIN
 from tests.guarantees import report
 from tests.masking import masked_as_one
@@ -47,6 +47,7 @@ from tests.operators.conftest import set_my_password, set_pg_password, vaulted_s
 pytestmark = [pytest.mark.airflow, pytest.mark.database_roles]
 
 DAG_ID = "guarantee_leaks"
+OWN_LOGS = f"logs/dag_id={DAG_ID}/"
 DAGS = Path(__file__).resolve().parent / "dags_leaks"
 # Database users of their own, so no other test's password for them races with this one.
 PG_USER = "gt_pg"
@@ -184,61 +185,71 @@ class LeakRun:
 
 
 def _files_under(home: Path) -> dict[str, bytes]:
-    """Every file Airflow (or its consoles) left under AIRFLOW_HOME, the metadata DB aside."""
+    """Every file Airflow (or its consoles) left under AIRFLOW_HOME, the metadata DB aside, but the
+    task logs of the other DAGs on the shared stack (their modules search them)."""
     return {
-        str(path.relative_to(home)): path.read_bytes()
+        place: path.read_bytes()
         for path in sorted(home.rglob("*"))
         if path.is_file() and not path.name.startswith("airflow.db")
+        for place in [str(path.relative_to(home))]
+        if not place.startswith("logs/dag_id=") or place.startswith(OWN_LOGS)
     }
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LeakRun]:
+@shared_stack_part
+def _leak_part(base: Path, resources: contextlib.ExitStack) -> StackPart:
     set_pg_password(CANARIES[POSTGRES], user=PG_USER)
     set_my_password(CANARIES[MARIADB], user=MY_USER)
-    base = tmp_path_factory.mktemp("guarantee-leaks")
-    dags = base / "dags"
-    shutil.copytree(DAGS, dags, ignore=shutil.ignore_patterns("__pycache__"))
+    base.mkdir()
     lite_db = base / "lite.db"
     seed = _seed(lite_db)
-    with DevServer(seed, state_dir=base / "devserver") as server:
-        info = server.info()
-        conjur = demo_conjur_connection(info, seed, key_dir=base)
-        conjur["extra"].update(FAST_EXTRAS)
-        ccp = devserver_connections(info, seed)["cyberark_ccp"]
-        ccp["extra"].update(FAST_EXTRAS)
-        key_file = base / "backend.api-key"
-        key_file.write_text(HOST_API_KEY)
-        key_file.chmod(0o600)
-        backend_kwargs = {
-            "url": info["url"],
-            "ca_bundle": info["ca_cert"],
-            **FAST_EXTRAS,
-            "api": "conjur",
-            "login": HOST_LOGIN,
-            "api_key_file": str(key_file),
-            "account": info["conjur_account"],
-            "env": "dev",
-            "connections_path": "airflow/{env}/connections/{conn_id}",
-            "variables_path": "demo/guarantee/vars/{variable}",
-            "connections_lookup_pattern": "^gt_backend(_repr)?$",
-            "variables_lookup_pattern": "^gt_",
-        }
-        stack = AirflowStack(
-            base / "home",
-            dags,
-            {
-                "AIRFLOW_CONN_CYBERARK_CONJUR": json.dumps(conjur),
-                "AIRFLOW_CONN_CYBERARK_CCP": json.dumps(ccp),
-                "AIRFLOW_CONN_GT_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(lite_db)}),
-                "AIRFLOW__SECRETS__BACKEND": "cyberark_ops.secrets.CyberArkSecretsBackend",
-                "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(backend_kwargs),
-            },
-        )
-        dag_run = run_dags(stack, [DAG_ID], timeout=300)[DAG_ID]
+    server = resources.enter_context(DevServer(seed, state_dir=base / "devserver"))
+    info = server.info()
+    conjur = demo_conjur_connection(info, seed, key_dir=base)
+    conjur["extra"].update(FAST_EXTRAS)
+    ccp = devserver_connections(info, seed)["cyberark_ccp"]
+    ccp["extra"].update(FAST_EXTRAS)
+    key_file = base / "backend.api-key"
+    key_file.write_text(HOST_API_KEY)
+    key_file.chmod(0o600)
+    backend_kwargs = {
+        "url": info["url"],
+        "ca_bundle": info["ca_cert"],
+        **FAST_EXTRAS,
+        "api": "conjur",
+        "login": HOST_LOGIN,
+        "api_key_file": str(key_file),
+        "account": info["conjur_account"],
+        "env": "dev",
+        "connections_path": "airflow/{env}/connections/{conn_id}",
+        "variables_path": "demo/guarantee/vars/{variable}",
+        "connections_lookup_pattern": "^gt_backend(_repr)?$",
+        "variables_lookup_pattern": "^gt_",
+    }
+
+    def finish(stack: AirflowStack, runs: Mapping[str, DagRun]) -> LeakRun:
         cli_connection = stack.cli("connections", "get", "gt_backend", "-o", "json")
-    places = {**_files_under(stack.home), **stored_places(stack, [DAG_ID])}
-    yield LeakRun(dag_run, places, cli_connection)
+        places = {**_files_under(stack.home), **stored_places(stack, [DAG_ID])}
+        return LeakRun(runs[DAG_ID], places, cli_connection)
+
+    return StackPart(
+        dag_files={path.name: path.read_text() for path in sorted(DAGS.glob("*.py"))},
+        env={
+            # Connection ids of its own: the stack is shared (tests/airflow/shared_stack.py).
+            "AIRFLOW_CONN_GT_CONJUR": json.dumps(conjur),
+            "AIRFLOW_CONN_GT_CCP": json.dumps(ccp),
+            "AIRFLOW_CONN_GT_SQLITE": json.dumps({"conn_type": "sqlite", "host": str(lite_db)}),
+            "AIRFLOW__SECRETS__BACKEND": "cyberark_ops.secrets.CyberArkSecretsBackend",
+            "AIRFLOW__SECRETS__BACKEND_KWARGS": json.dumps(backend_kwargs),
+        },
+        dag_ids=(DAG_ID,),
+        finish=finish,
+    )
+
+
+@pytest.fixture(scope="module")
+def run(shared_stack_runs: dict[str, Any]) -> LeakRun:
+    return cast(LeakRun, shared_stack_runs[__name__])
 
 
 def _forms(name: str, value: str) -> dict[str, str]:
@@ -311,7 +322,7 @@ ATTEMPTS = (
 
 def test_the_tasks_did_try_to_leak(run: LeakRun) -> None:
     """Controls: each attempt left its trace where it went, masked; the console got the lines too."""
-    logs = masked_as_one(b"".join(data for place, data in run.places.items() if place.startswith("logs/dag_id=")))
+    logs = masked_as_one(b"".join(data for place, data in run.places.items() if place.startswith(OWN_LOGS)))
     console = masked_as_one(run.places["process-logs/scheduler.log"])
     for attempt, where, evidence, at_least in ATTEMPTS:
         found = (logs if where == "task logs" else masked_as_one(run.places[where])).count(evidence.encode())
@@ -409,7 +420,7 @@ def test_what_bypasses_pythons_streams_is_redacted_at_the_file_descriptor(run: L
     nor the executor's console copy holds them."""
     hits = find_leaks(run.places, _forms("fd", FD_CANARY))
     assert hits == []
-    logs = b"".join(data for place, data in run.places.items() if place.startswith("logs/dag_id="))
+    logs = b"".join(data for place, data in run.places.items() if place.startswith(OWN_LOGS))
     assert b"fd write ***" in logs and b"child echo ***" in logs, "the writes happened, redacted"
     report.record(
         "limits",
@@ -432,7 +443,7 @@ def test_a_handler_bound_at_import_reaches_no_console_and_no_log_with_a_form(run
     of that moment; its lines go to file descriptor 2, redacted at the descriptor."""
     forms = _forms(IMPORT_HANDLER, CANARIES[IMPORT_HANDLER])
     console = {"process-logs/scheduler.log": run.places["process-logs/scheduler.log"]}
-    logs = {place: data for place, data in run.places.items() if place.startswith("logs/dag_id=")}
+    logs = {place: data for place, data in run.places.items() if place.startswith(OWN_LOGS)}
     assert find_leaks({**console, **logs}, forms) == []
     assert b"handler bound at import ***" in b"".join(logs.values())
 

@@ -81,7 +81,7 @@ def environ_hits(value: str) -> int:
 def callback_leaks(context: dict[str, Any]) -> None:
     """A failure callback that logs the exception and fetches the secret again to log it."""
     log.error("callback saw %r", context.get("exception"))
-    value = CyberArkHook("cyberark_conjur").get_secret(HOOK_REF)
+    value = CyberArkHook("gt_conjur").get_secret(HOOK_REF)
     log.error("callback refetched %s", value)
     print("callback printed", value)
 
@@ -164,18 +164,18 @@ with DAG("guarantee_leaks", schedule=None, start_date=pendulum.datetime(2026, 1,
 
     @task
     def hook_conjur() -> dict[str, Any]:
-        value = CyberArkHook("cyberark_conjur").get_secret(HOOK_REF)
+        value = CyberArkHook("gt_conjur").get_secret(HOOK_REF)
         careless(value)
         return {"alone": value, "rows": [("x", value)], "environ_hits": environ_hits(value)}
 
     @task
-    @with_cyberark_secret(vault_conn_id="cyberark_conjur", long=LONG_REF)
+    @with_cyberark_secret(vault_conn_id="gt_conjur", long=LONG_REF)
     def decorator_long(long: str) -> dict[str, Any]:
         careless(long)
         return {"alone": long, "in_dict": {"k": long}, "length": len(long), "environ_hits": environ_hits(long)}
 
     @task(retries=0, on_failure_callback=callback_leaks)
-    @with_cyberark_secret(vault_conn_id="cyberark_conjur", value=HOOK_REF)
+    @with_cyberark_secret(vault_conn_id="gt_conjur", value=HOOK_REF)
     def raises(value: str) -> None:
         careless(value)
         raise ValueError(f"cannot log in with {value!r} / {quote(value, safe='')}")
@@ -206,21 +206,21 @@ with DAG("guarantee_leaks", schedule=None, start_date=pendulum.datetime(2026, 1,
 
     CarelessSql(
         task_id="sql_sqlite",
-        vault_conn_id="cyberark_ccp",
+        vault_conn_id="gt_ccp",
         credential_ref=LITE_REF,
         conn_id="gt_sqlite",
         sql="select 'lite'",
     )
     CarelessSql(
         task_id="sql_postgres",
-        vault_conn_id="cyberark_ccp",
+        vault_conn_id="gt_ccp",
         credential_ref=PG_REF,
         conn_type="postgres",
         sql="select current_user",
     )
     CarelessSql(
         task_id="sql_mariadb",
-        vault_conn_id="cyberark_ccp",
+        vault_conn_id="gt_ccp",
         credential_ref=MY_REF,
         conn_type="mysql",
         conn_extra={"client": "mysql-connector-python"},
@@ -228,7 +228,7 @@ with DAG("guarantee_leaks", schedule=None, start_date=pendulum.datetime(2026, 1,
     )
     vaulted(SQLExecuteQueryOperator)(
         task_id="generic_wrapper",
-        vault_conn_id="cyberark_ccp",
+        vault_conn_id="gt_ccp",
         credential_ref=PG_REF,
         conn_id="gt_target",
         target_conn_id="gt_target",
@@ -237,7 +237,7 @@ with DAG("guarantee_leaks", schedule=None, start_date=pendulum.datetime(2026, 1,
     )
     vaulted(BashOperator)(
         task_id="bash_env",
-        vault_conn_id="cyberark_ccp",
+        vault_conn_id="gt_ccp",
         credential_ref=PG_REF,
         secret_env="GT_SECRET",
         bash_command=(
@@ -249,19 +249,19 @@ with DAG("guarantee_leaks", schedule=None, start_date=pendulum.datetime(2026, 1,
     @task
     def writes_to_file_descriptors() -> str:
         """Bytes that never pass through Python's streams: what the task process cannot redact."""
-        value = CyberArkHook("cyberark_conjur").get_secret(FD_REF)
+        value = CyberArkHook("gt_conjur").get_secret(FD_REF)
         os.write(1, f"fd write {value}\n".encode())
         subprocess.run(["/bin/echo", "child echo", value], check=True)
         return "written"
 
     @task
     def hostile_hook() -> str:
-        hostile(CyberArkHook("cyberark_conjur").get_secret(HOSTILE_REF))
+        hostile(CyberArkHook("gt_conjur").get_secret(HOSTILE_REF))
         return "logged"
 
     @task(retries=0, on_failure_callback=callback_digs)
     def raises_repr() -> None:
-        value = CyberArkHook("cyberark_conjur").get_secret(CALLBACK_REF)
+        value = CyberArkHook("gt_conjur").get_secret(CALLBACK_REF)
         raise RuntimeError(f"cannot log in with {value!r}")
 
     @task
@@ -272,11 +272,11 @@ with DAG("guarantee_leaks", schedule=None, start_date=pendulum.datetime(2026, 1,
 
     @task
     def nested_scopes() -> dict[str, Any]:
-        value = CyberArkHook("cyberark_conjur").get_secret(NESTED_REF)
+        value = CyberArkHook("gt_conjur").get_secret(NESTED_REF)
 
         def helper() -> str:  # the pattern docs/scrubbing.md shows, in a helper
             with scrub.task_scope():
-                password = CyberArkHook("cyberark_conjur").get_secret(HOOK_REF)
+                password = CyberArkHook("gt_conjur").get_secret(HOOK_REF)
                 return scrub.scrub(f"helper used {password}")
 
         helper()
@@ -284,20 +284,20 @@ with DAG("guarantee_leaks", schedule=None, start_date=pendulum.datetime(2026, 1,
 
     @task
     def xcom_attrs() -> Login:
-        return Login("svc", CyberArkHook("cyberark_conjur").get_secret(XCOM_TYPES_REF))
+        return Login("svc", CyberArkHook("gt_conjur").get_secret(XCOM_TYPES_REF))
 
     @task
     def xcom_serialize() -> Token:
-        return Token(f"Bearer {CyberArkHook('cyberark_conjur').get_secret(XCOM_TYPES_REF)!r}")
+        return Token(f"Bearer {CyberArkHook('gt_conjur').get_secret(XCOM_TYPES_REF)!r}")
 
     @task(retries=0, on_failure_callback=callback_digs)
-    @with_cyberark_secret(vault_conn_id="cyberark_conjur", value=EXC_ATTRS_REF)
+    @with_cyberark_secret(vault_conn_id="gt_conjur", value=EXC_ATTRS_REF)
     def exception_attributes(value: str) -> None:
         failing_child(value)
 
     JsonRowSql(
         task_id="sql_json_row",
-        vault_conn_id="cyberark_ccp",
+        vault_conn_id="gt_ccp",
         credential_ref=JSON_ROW_REF,
         conn_id="gt_sqlite",
         sql="""select json_object('password', ?, 'note', 'has "quotes"')""",

@@ -80,6 +80,9 @@ SCOPE_GROUPS = {
     "tests/airflow/test_real_path.py": "database roles vop_*",
     "tests/airflow/test_decorator_real_path.py": "database roles vop_*",
     "tests/guarantees/test_leaks.py": "database roles vop_*",
+    # One multi-team lookup run and one multi-team DAG run serve both (session fixtures below).
+    "tests/airflow/test_multi_team.py": "multi-team runs",
+    "tests/guarantees/test_team_isolation.py": "multi-team runs",
 }
 """Files that must share one xdist worker: those (marked ``database_roles``) that set the same
 database roles' passwords (on two workers at once, one would log in with the other's password),
@@ -150,6 +153,22 @@ def shared_stack_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
     by module name: only the parts of modules with a test in this session start."""
     selected = {item.module.__name__ for item in request.session.items if isinstance(item, pytest.Function)}
     return run_parts(selected & PARTS.keys(), tmp_path_factory.mktemp("shared-stack"))
+
+
+@pytest.fixture(scope="session")
+def multi_team_lookups(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Lookups through a real multi-team Execution API (``tests/airflow/test_multi_team.py``)."""
+    from tests.airflow.test_multi_team import run_team_lookups
+
+    return run_team_lookups(tmp_path_factory.mktemp("multi-team"))
+
+
+@pytest.fixture(scope="session")
+def multi_team_dags(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Both teams' example DAGs on one real multi-team stack (``tests/airflow/test_multi_team.py``)."""
+    from tests.airflow.test_multi_team import run_team_dags
+
+    return run_team_dags(tmp_path_factory.mktemp("multi-team-dags"))
 
 
 @pytest.fixture

@@ -103,9 +103,9 @@ def run_team_lookups(base: Path) -> TeamRun:
     return TeamRun(answers, reads)
 
 
-@pytest.fixture(scope="module")
-def team_run(tmp_path_factory: pytest.TempPathFactory) -> TeamRun:
-    return run_team_lookups(tmp_path_factory.mktemp("multi-team"))
+@pytest.fixture
+def team_run(multi_team_lookups: TeamRun) -> TeamRun:
+    return multi_team_lookups
 
 
 def test_each_team_gets_its_own_connection_and_variable(team_run: TeamRun) -> None:
@@ -213,8 +213,8 @@ def run_team_dags(tmp_path: Path) -> TeamDagRun:
     return TeamDagRun(states, results, reads, stack.process_log("scheduler"))
 
 
-def test_two_teams_dags_each_get_their_own_connection_and_not_the_others(tmp_path: Path) -> None:
-    run = run_team_dags(tmp_path)
+def test_two_teams_dags_each_get_their_own_connection_and_not_the_others(multi_team_dags: TeamDagRun) -> None:
+    run = multi_team_dags
     results, reads = run.results, run.reads
     assert run.states == {"a": "success", "b": "success"}, run.scheduler_log
     assert results[("a", "own_connection")] == {"conn_id": "team_a_db", "host": "db-a", "login": "a_user"}

@@ -1,12 +1,13 @@
-"""The team-isolation row of docs/guarantees.md, from a real multi-team Airflow lookup run."""
+"""The team-isolation row of docs/guarantees.md, from a real multi-team Airflow lookup run.
+
+The runs are those ``tests/airflow/test_multi_team.py`` asserts on too (session fixtures in
+``tests/conftest.py``): one lookup run and one DAG run serve both files."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.airflow.test_multi_team import ASKS, run_team_dags, run_team_lookups, sha
+from tests.airflow.test_multi_team import ASKS, TeamDagRun, TeamRun, sha
 from tests.guarantees import report
 from tests.versions import needs_airflow
 
@@ -20,8 +21,8 @@ CROSSING = [
 pytestmark = [pytest.mark.airflow, needs_airflow("3.2", "[core] multi_team and team_name on secrets backends")]
 
 
-def test_no_team_reads_another_teams_path_and_each_reads_as_itself(tmp_path: Path) -> None:
-    run = run_team_lookups(tmp_path)
+def test_no_team_reads_another_teams_path_and_each_reads_as_itself(multi_team_lookups: TeamRun) -> None:
+    run = multi_team_lookups
     own = [run.answers[("team_a", "connections", "db_a")], run.answers[("team_b", "connections", "db_b")]]
     crossing_answers = [run.answers[ask] for ask in CROSSING]
     foreign_reads = [
@@ -46,8 +47,8 @@ def test_no_team_reads_another_teams_path_and_each_reads_as_itself(tmp_path: Pat
     )
 
 
-def test_two_team_bundles_on_a_real_stack_each_read_only_their_own(tmp_path: Path) -> None:
-    run = run_team_dags(tmp_path)
+def test_two_team_bundles_on_a_real_stack_each_read_only_their_own(multi_team_dags: TeamDagRun) -> None:
+    run = multi_team_dags
     foreign_reads = [
         (identity, path)
         for identity, path, _ in run.reads

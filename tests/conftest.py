@@ -103,22 +103,6 @@ class _ModulesAndRoleGroups(LoadScopeScheduling):
         return SCOPE_GROUPS.get(module, module)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The files that start processes first, the in-process ones after (each file's tests keep their
-    order): xdist hands units out in this order (``--no-loadscope-reorder``), so the last ones,
-    which decide when a run ends, are short and neither worker waits long for the other."""
-
-    def module(item: pytest.Item) -> str:
-        return item.nodeid.split("::", 1)[0]
-
-    heavy = {
-        module(item)
-        for item in items
-        if item.get_closest_marker("airflow") or item.get_closest_marker("slow") or module(item) in SCOPE_GROUPS
-    }
-    items.sort(key=lambda item: module(item) not in heavy)
-
-
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
     return _ModulesAndRoleGroups(config, log) if config.getoption("dist") == "loadscope" else None
 

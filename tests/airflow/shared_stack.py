@@ -1,11 +1,11 @@
 """One Airflow stack for the test modules that only need "a stack running these DAGs".
 
 A stack costs about fifteen CPU-seconds to start and stop on this machine (api-server, scheduler and
-dag-processor each import Airflow), whatever its DAGs do. A module that runs its DAGs once and
-then inspects what they left registers a :class:`StackPart`: its DAG files, the environment its
-DAGs need and the vault they talk to. The session fixture ``shared_stack_runs``
-(``tests/airflow/conftest.py``) starts every selected module's part, runs all their DAGs on one
-stack at once, and hands each module its own result.
+dag-processor each import Airflow), whatever its DAGs do. A module that runs its DAGs once and then
+inspects what they left registers a :class:`StackPart`: its DAG files, the environment its DAGs need
+and the vault they talk to. The session fixture ``shared_stack_runs`` (``tests/conftest.py``, so
+that the leak suite in ``tests/guarantees`` reaches it too) starts every selected module's part,
+runs all their DAGs on one stack at once, and hands each module its own result.
 
 What keeps the parts apart: each has its own dev server (its own seed, canaries and audit log),
 its own connection ids and DAG ids (a clash is refused before anything starts), and each module

@@ -27,6 +27,7 @@ from typing import Any, TypeVar, cast
 
 from . import checkin, scrub
 from .client import ConfigurationError
+from .scrub_exceptions import scrubbed_exceptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -268,13 +269,9 @@ def _wrap(fn: Callable[..., Any], injector: _Injector) -> Callable[..., Any]:
         checkouts: list[Any] = []
         with scrub.task_scope():
             try:
-                call_args, call_kwargs = arrange(args, kwargs, injector.fetch(checkouts))
-                result = fn(*call_args, **call_kwargs)
-            except BaseException as error:
-                clean = scrub.scrub_exception(error)
-                if clean is error:
-                    raise
-                raise clean from None
+                with scrubbed_exceptions():
+                    call_args, call_kwargs = arrange(args, kwargs, injector.fetch(checkouts))
+                    result = fn(*call_args, **call_kwargs)
             finally:
                 check_in_all(checkouts)
             return scrub.scrub(result)
@@ -295,13 +292,9 @@ def _wrap(fn: Callable[..., Any], injector: _Injector) -> Callable[..., Any]:
                 await asyncio.to_thread(check_in_all, checkouts)
                 raise
             try:
-                call_args, call_kwargs = arrange(args, kwargs, injected)
-                result = await fn(*call_args, **call_kwargs)
-            except BaseException as error:
-                clean = scrub.scrub_exception(error)
-                if clean is error:
-                    raise
-                raise clean from None
+                with scrubbed_exceptions():
+                    call_args, call_kwargs = arrange(args, kwargs, injected)
+                    result = await fn(*call_args, **call_kwargs)
             finally:
                 injected.clear()
                 await asyncio.to_thread(check_in_all, checkouts)

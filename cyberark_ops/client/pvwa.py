@@ -184,11 +184,10 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
 
     def get_account(self, account_id: str) -> dict[str, Any]:
         PVWARef(account_id=account_id)  # validates
-        call = Call(
-            "GET",
-            f"{self._base}/API/Accounts/{quote(account_id, safe='')}",
+        call = self._account_call(
+            account_id,
+            "",
             action="get_account",
-            target=f"account {account_id!r}",
             hints={404: f"No account with id {account_id!r}, or {self.login!r} cannot list it."},
         )
         return self._json_object(call, "an account")
@@ -197,17 +196,13 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
         PVWARef(account_id=account_id)  # validates
         body: dict[str, Any] = {"reason": reason} if reason else {}
         body.update(self._ticket_fields())
-        call = Call(
-            "POST",
-            f"{self._base}/API/Accounts/{quote(account_id, safe='')}/Password/Retrieve",
+        call = self._account_call(
+            account_id,
+            "/Password/Retrieve",
+            body=body,
             action="retrieve_password",
-            target=f"account {account_id!r}",
-            headers={"Content-Type": "application/json"},
-            body=json.dumps(body).encode(),
-            idempotent=False,
             hints={
                 403: f"{self.login!r} lacks 'Retrieve accounts' (and 'Use accounts') on the account's safe.",
-                404: f"No account with id {account_id!r}, or {self.login!r} cannot see it.",
                 400: "PVWA rejected the retrieval; the safe's policy may require a reason or a ticket.",
             },
         )
@@ -323,17 +318,13 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
         if not isinstance(new_value, str) or not new_value:
             raise ConfigurationError("new_value: must be a non-empty string", field="new_value")
         body = {"ChangeEntireGroup": bool(change_entire_group), "NewCredentials": new_value}
-        call = Call(
-            "POST",
-            f"{self._base}/API/Accounts/{quote(account_id, safe='')}/Password/Update/",
+        call = self._account_call(
+            account_id,
+            "/Password/Update/",
+            body=body,
             action="update_password",
-            target=f"account {account_id!r}",
-            headers={"Content-Type": "application/json"},
-            body=json.dumps(body).encode(),
-            idempotent=False,
             hints={
                 403: f"{self.login!r} lacks 'Update password value' on the account's safe.",
-                404: f"No account with id {account_id!r}, or {self.login!r} cannot see it.",
                 400: "PVWA rejected the new value (an empty value, or one the platform's policy refuses).",
             },
         )
@@ -343,6 +334,34 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
         return {**super()._repr_fields(), "login": self.login}
 
     # -- exclusive accounts: check-out on retrieve, check-in, tickets (docs/cyberark-apis.md §9) ------
+
+    def _account_call(
+        self,
+        account_id: str,
+        operation: str,
+        *,
+        action: str,
+        body: dict[str, Any] | None = None,
+        hints: dict[int, str],
+    ) -> Call:
+        """A call on one account, ``/API/Accounts/{id}`` plus ``operation``: a GET to read it, else a
+        POST that is never resent, since one that reached the Vault may have handed out or changed
+        the value or the checkout."""
+        url = f"{self._base}/API/Accounts/{quote(account_id, safe='')}{operation}"
+        target = f"account {account_id!r}"
+        hints = {404: f"No account with id {account_id!r}, or {self.login!r} cannot see it.", **hints}
+        if not operation:
+            return Call("GET", url, action=action, target=target, hints=hints)
+        return Call(
+            "POST",
+            url,
+            action=action,
+            target=target,
+            headers={"Content-Type": "application/json"} if body is not None else {},
+            body=json.dumps(body).encode() if body is not None else None,
+            idempotent=False,
+            hints=hints,
+        )
 
     def _ticket_fields(self) -> dict[str, str]:
         """``TicketingSystem`` / ``TicketId`` as the doc spells them (psPAS's ``TicketingSystemName``
@@ -379,15 +398,12 @@ class PVWAClient(AuthenticatedClient[PVWARef, PVWAConfig]):
         a second check-in of the same checkout is refused by the Vault.
         """
         PVWARef(account_id=account_id)  # validates
-        call = Call(
-            "POST",
-            f"{self._base}/API/Accounts/{quote(account_id, safe='')}/CheckIn/",
+        call = self._account_call(
+            account_id,
+            "/CheckIn/",
             action="check_in",
-            target=f"account {account_id!r}",
-            idempotent=False,
             hints={
                 403: f"{self.login!r} lacks 'Initiate CPM password management operations' on the account's safe.",
-                404: f"No account with id {account_id!r}, or {self.login!r} cannot see it.",
                 400: "PVWA refused the check-in; the account may not be checked out (any more).",
             },
         )

@@ -287,19 +287,22 @@ def _field(body: dict[str, Any], name: str) -> Any:
     return None
 
 
+def _typed_field(body: dict[str, Any], name: str, kind: type, what: str) -> Any:
+    """An optional body field, refused with PVWA's invalid-parameter answer when it is not ``kind``."""
+    value = _field(body, name)
+    if value is not None and not isinstance(value, kind):
+        raise invalid_parameter(name, f"{name} must be {what}.")
+    return value
+
+
 def retrieve_password(app: AppContext, request: Request) -> Response:
     who = principal(app, request)
     account = visible_account(app, request, who)
     body = json_body(request, required=False)
-    reason = _field(body, "reason")
-    if reason is not None and not isinstance(reason, str):
-        raise invalid_parameter("reason", "reason must be a string.")
+    reason = _typed_field(body, "reason", str, "a string")
     if reason:
         request.audit.reason = reason[:1024]
-    ticket = {name: _field(body, name) for name in ("TicketingSystem", "TicketId")}
-    for name, value in ticket.items():
-        if value is not None and not isinstance(value, str):
-            raise invalid_parameter(name, f"{name} must be a string.")
+    ticket = {name: _typed_field(body, name, str, "a string") for name in ("TicketingSystem", "TicketId")}
     if not who.can(account.safe, "retrieve"):
         raise forbidden()
     if account.reason_required and not (reason or "").strip():
@@ -349,9 +352,7 @@ def update_password(app: AppContext, request: Request) -> Response:
     who = principal(app, request)
     account = visible_account(app, request, who)
     body = json_body(request, required=True)
-    group = _field(body, "ChangeEntireGroup")
-    if group is not None and not isinstance(group, bool):
-        raise invalid_parameter("ChangeEntireGroup", "ChangeEntireGroup must be true or false.")
+    _typed_field(body, "ChangeEntireGroup", bool, "true or false")
     value = _field(body, "NewCredentials")
     if not who.can(account.safe, "update_password"):
         raise forbidden()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from _pytest.mark.expression import Expression  # pytest's own -m evaluation
 from hypothesis import settings
 from xdist.scheduler import LoadScopeScheduling
 
@@ -90,16 +93,34 @@ and those sharing one session-scoped Airflow stack."""
 SHARED_STACK_GROUP = "database roles vop_*"
 
 
+FAULTS_MODULE = "tests/guarantees/test_faults.py"
+_FAULT_CASE = re.compile(r"test_fault\[(?P<api>[a-z]+)-[a-z]+-(?P<fault>[0-9]+)-")
+
+
+def _faults_unit(test: str) -> str:
+    """The fault matrix's unit for one of its tests: one per API, so that its waits on real
+    timeouts (about 90 s in all) run on every worker at once; the MariaDB rotation cases of every
+    API in one more unit, since they all set the role ``flt_my``'s password. Each unit builds its
+    own dev server (the module's ``lab``) on the worker that runs it."""
+    case = _FAULT_CASE.match(test)
+    if case is None:
+        return test.split("[", 1)[0]
+    return "rotation (MariaDB role flt_my)" if case["fault"] == "16" else case["api"]
+
+
 class _ModulesAndRoleGroups(LoadScopeScheduling):
     """``--dist loadscope``, with the files of one ``SCOPE_GROUPS`` group as one unit.
 
     A module is one unit: a file with an Airflow stack shares it through a module-scoped fixture,
     which a split module would start on both workers. (xdist's own ``loadgroup`` marks items by
-    rewriting ``item._nodeid``, which pytest 9 no longer reads.)
+    rewriting ``item._nodeid``, which pytest 9 no longer reads.) The fault matrix is the exception:
+    its units are its APIs (``_faults_unit``).
     """
 
     def _split_scope(self, nodeid: str) -> str:
-        module = nodeid.split("::", 1)[0]
+        module, _, test = nodeid.partition("::")
+        if module == FAULTS_MODULE:
+            return f"{module}::{_faults_unit(test)}"
         return SCOPE_GROUPS.get(module, module)
 
 
@@ -107,18 +128,52 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeSch
     return _ModulesAndRoleGroups(config, log) if config.getoption("dist") == "loadscope" else None
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start an Airflow stack first, in their order (``.ci/pytest-split`` runs xdist with
+    ``--no-loadscope-reorder``): those units are the longest, and one that starts last ends last
+    (the pinned 3.1 run collects the fault matrix's in-process units before the leak suite's stack)."""
+    items.sort(key=lambda item: item.get_closest_marker("airflow") is None)
+
+
+SLOW_TO_COLLECT: dict[str, tuple[frozenset[str], ...]] = {
+    # Schemathesis builds its tests from CyberArk's OpenAPI spec while collecting (1.6 s a process).
+    "tests/contract/test_conjur_openapi.py": (frozenset({"serial"}), frozenset({"serial", "slow"})),
+}
+"""Modules not imported when no set of marks their tests carry can pass ``-m`` (each xdist worker
+collects too). ``pytest_itemcollected`` checks that the sets listed are the tests' own."""
+
+
+def _marks(item: pytest.Item) -> frozenset[str]:
+    return frozenset(mark.name for mark in item.iter_markers() if mark.name != "parametrize")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    mark_sets = SLOW_TO_COLLECT.get(collection_path.relative_to(config.rootpath).as_posix())
+    expression = config.getoption("markexpr")
+    if mark_sets is None or not expression:
+        return None
+    selection = Expression.compile(expression)
+    return True if not any(_passes(selection, marks) for marks in mark_sets) else None
+
+
+def _passes(selection: Expression, marks: frozenset[str]) -> bool:
+    return selection.evaluate(lambda name, /, **_: name in marks)
+
+
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """A file that sets shared database roles' passwords must be in a group (else it would run
-    beside another file setting the same roles); the shared stack's modules in one group."""
+    """A module in ``SLOW_TO_COLLECT`` lists its tests' sets of marks; a file that sets shared
+    database roles' passwords must be in a group (else it would run beside another file setting the
+    same roles); the shared stack's modules in one group."""
+    module = item.nodeid.split("::", 1)[0]
+    if module in SLOW_TO_COLLECT and _marks(item) not in SLOW_TO_COLLECT[module]:
+        raise pytest.UsageError(f"{item.nodeid} carries {sorted(_marks(item))}: list them in SLOW_TO_COLLECT")
     if item.get_closest_marker("database_roles") is not None:
-        module = item.nodeid.split("::", 1)[0]
-        shared = {"tests/guarantees/test_faults.py"}  # roles of its own
+        shared = {FAULTS_MODULE}  # a role of its own, set only by its rotation unit
         if module not in SCOPE_GROUPS and module not in shared:
             raise pytest.UsageError(f"{module} is marked database_roles: add it to SCOPE_GROUPS")
-    if isinstance(item, pytest.Function) and item.module.__name__ in PARTS:
-        module = item.nodeid.split("::", 1)[0]
-        if SCOPE_GROUPS.get(module) != SHARED_STACK_GROUP:
-            raise pytest.UsageError(f"{module} shares the Airflow stack: in SCOPE_GROUPS as {SHARED_STACK_GROUP!r}")
+    in_shared_stack = isinstance(item, pytest.Function) and item.module.__name__ in PARTS
+    if in_shared_stack and SCOPE_GROUPS.get(module) != SHARED_STACK_GROUP:
+        raise pytest.UsageError(f"{module} shares the Airflow stack: in SCOPE_GROUPS as {SHARED_STACK_GROUP!r}")
 
 
 @pytest.fixture(autouse=True)

@@ -46,7 +46,7 @@ from tests.client.conftest import HOST_API_KEY, HOST_LOGIN, PVWA_PASSWORD, PVWA_
 from tests.guarantees import report
 from tests.operators.conftest import CANARY, need_server, set_my_password
 
-# Sets the passwords of the shared test database roles: run apart from other processes (.ci/pytest-split).
+# The rotation cases set the MariaDB role flt_my's password: xdist runs them as one unit (tests/conftest.py).
 pytestmark = pytest.mark.database_roles
 
 APIS = ("conjur", "ccp", "pvwa")

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
-from .apis import ApiSpec, SecretField, api_names, api_spec, secret_fields, table_fields
+from .apis import ApiSpec, SecretField, api_names, api_spec, apis, secret_fields, table_fields
 from .client import ConfigurationError
 
 if TYPE_CHECKING:
@@ -210,9 +210,9 @@ class ConnectionSettings:
     def resolve(self, ref: str | CredentialRef, *, source: str) -> CredentialRef:
         """A typed reference; a bare string means an object of this API. ``source`` names the
         connection (or backend) in the error when ``ref`` belongs to another API."""
-        from .client.refs import CCPRef, ConjurRef, PVWARef, has_scheme, parse_ref
+        from .client.refs import has_scheme, parse_ref
 
-        if not isinstance(ref, (str, ConjurRef, CCPRef, PVWARef)):
+        if not isinstance(ref, str) and not any(spec.accepts(ref) for spec in apis().values()):
             # A templated reference that rendered to 123, None or a list: its type, never its value.
             raise ConfigurationError(
                 f"reference: must be a string such as prod/db/password (or a reference object), "

@@ -15,6 +15,7 @@ from cyberark_ops.devserver import DEFAULT_APIS, DevServer
 from cyberark_ops.hooks.cyberark import CyberArkHook
 from cyberark_ops.secrets import CyberArkSecretsBackend
 from tests.hooks.conftest import Connections
+from tests.toyapi.client import ToyRef
 from tests.toyapi.emulator import ToyApi
 from tests.toyapi.registration import register_toy, unregister_toy
 
@@ -42,12 +43,13 @@ def test_the_hook_fetches_from_a_registered_fourth_api(toy: Connections) -> None
     assert hook.get_secret("warehouse") == "Toy-W4rehouse-Secret"
     credential = hook.get_credential("toy:warehouse")
     assert (credential.username, credential.secret) == ("wh_user", "Toy-W4rehouse-Secret")
+    assert hook.get_secret(ToyRef("warehouse")) == "Toy-W4rehouse-Secret"  # a typed reference too
     assert hook.test_connection() == (True, "Authenticated to Toy as 'etl'.")
     with pytest.raises(NotFound, match="Check the secret's name"):
         hook.get_secret("missing")
     actions = [event["action"] for event in toy.calls("toy")]
     assert actions.count("toy.auth") == 1  # the Test button's client reuses the process token cache
-    assert actions.count("toy.get_secret") == 3
+    assert actions.count("toy.get_secret") == 4
     hook.close()
 
 

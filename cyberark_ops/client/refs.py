@@ -170,6 +170,12 @@ def has_scheme(reference: str) -> bool:
     return bool(sep) and scheme.strip().lower() in _SCHEMES
 
 
+def _known(suffix: str) -> str:
+    """The schemes ``parse_ref`` knows now, registered ones included: ``conjur, ccp, pvwa or privilege-cloud``."""
+    names = [f"{name}{suffix}" for name in _SCHEMES]
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
 def parse_ref(reference: str) -> CredentialRef:
     """Parses ``conjur:``, ``ccp:``, ``pvwa:`` and ``privilege-cloud:`` references, and those of
     every registered scheme, through the parser registered for the scheme."""
@@ -179,10 +185,10 @@ def parse_ref(reference: str) -> CredentialRef:
     scheme, sep, rest = reference.partition(":")
     scheme = scheme.strip().lower()
     if not sep or not rest:
-        raise _ref_error(reference, "must start with conjur:, ccp:, pvwa: or privilege-cloud: followed by a target")
+        raise _ref_error(reference, f"must start with {_known(':')} followed by a target")
     parser = _SCHEMES.get(scheme)
     if parser is None:
-        raise _ref_error(reference, f"unknown scheme {scheme!r}; use conjur, ccp, pvwa or privilege-cloud")
+        raise _ref_error(reference, f"unknown scheme {scheme!r}; use {_known('')}")
     return parser(reference, rest)  # type: ignore[return-value]
 
 

@@ -80,7 +80,7 @@ def test_an_apis_reference_parser_comes_and_goes_with_its_registration() -> None
     register_api(spec)
     try:
         assert has_scheme("memo:x") and parse_ref("memo:x") == ("memo", "x")
-        with pytest.raises(ConfigurationError, match="use conjur, ccp, pvwa, privilege-cloud or memo$"):
+        with pytest.raises(ConfigurationError, match=r"use conjur, ccp, pvwa, privilege-cloud or memo$"):
             parse_ref("other:x")  # a refusal names the registered schemes too
     finally:
         unregister_api("memo")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import itertools
 import os
 import re
 import sys
@@ -135,38 +137,55 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("airflow") is None)
 
 
-SLOW_TO_COLLECT: dict[str, tuple[frozenset[str], ...]] = {
-    # Schemathesis builds its tests from CyberArk's OpenAPI spec while collecting (1.6 s a process).
-    "tests/contract/test_conjur_openapi.py": (frozenset({"serial"}), frozenset({"serial", "slow"})),
-}
-"""Modules not imported when no set of marks their tests carry can pass ``-m`` (each xdist worker
-collects too). ``pytest_itemcollected`` checks that the sets listed are the tests' own."""
+def _module_marks(path: Path) -> frozenset[str]:
+    """The ``pytest.mark.NAME`` terms of a test module's ``pytestmark``, read from its source: marks
+    every test of it carries (perhaps not all of them, which only makes a skip rarer)."""
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return frozenset()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "pytestmark" for t in node.targets):
+            terms = node.value.elts if isinstance(node.value, (ast.List, ast.Tuple)) else [node.value]
+            names = set()
+            for term in terms:
+                mark = term.func if isinstance(term, ast.Call) else term
+                if isinstance(mark, ast.Attribute) and ast.unparse(mark.value) == "pytest.mark":
+                    names.add(mark.attr)
+            return frozenset(names)
+    return frozenset()
 
 
-def _marks(item: pytest.Item) -> frozenset[str]:
-    return frozenset(mark.name for mark in item.iter_markers() if mark.name != "parametrize")
+_MARK_NAME = re.compile(r"[^\s()]+")
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    mark_sets = SLOW_TO_COLLECT.get(collection_path.relative_to(config.rootpath).as_posix())
+    """A test module that no ``-m`` can select is not imported (each xdist worker collects too, and
+    modules that start Airflow stacks import more than the quick run needs; schemathesis builds the
+    contract module's tests from the spec while collecting). Decided from the module's own
+    ``pytestmark`` only: every way its tests may carry the expression's other marks is tried."""
     expression = config.getoption("markexpr")
-    if mark_sets is None or not expression:
+    if not expression or not collection_path.name.startswith("test_") or collection_path.suffix != ".py":
+        return None
+    marks = _module_marks(collection_path)
+    free = sorted(set(_MARK_NAME.findall(expression)) - {"and", "or", "not"} - marks)
+    if not marks or len(free) > 8:
         return None
     selection = Expression.compile(expression)
-    return True if not any(_passes(selection, marks) for marks in mark_sets) else None
+    for chosen in itertools.product((False, True), repeat=len(free)):
+        if _passes(selection, marks | {name for name, on in zip(free, chosen, strict=True) if on}):
+            return None
+    return True
 
 
-def _passes(selection: Expression, marks: frozenset[str]) -> bool:
+def _passes(selection: Expression, marks: set[str] | frozenset[str]) -> bool:
     return selection.evaluate(lambda name, /, **_: name in marks)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """A module in ``SLOW_TO_COLLECT`` lists its tests' sets of marks; a file that sets shared
-    database roles' passwords must be in a group (else it would run beside another file setting the
-    same roles); the shared stack's modules in one group."""
+    """A file that sets shared database roles' passwords must be in a group (else it would run
+    beside another file setting the same roles); the shared stack's modules in one group."""
     module = item.nodeid.split("::", 1)[0]
-    if module in SLOW_TO_COLLECT and _marks(item) not in SLOW_TO_COLLECT[module]:
-        raise pytest.UsageError(f"{item.nodeid} carries {sorted(_marks(item))}: list them in SLOW_TO_COLLECT")
     if item.get_closest_marker("database_roles") is not None:
         shared = {FAULTS_MODULE}  # a role of its own, set only by its rotation unit
         if module not in SCOPE_GROUPS and module not in shared:

@@ -9,6 +9,7 @@ components of its own (Celery workers) with :meth:`AirflowStack.add_component`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -185,20 +186,26 @@ class AirflowStack:
         if template.is_file():
             return template
         cache.mkdir(mode=0o700, exist_ok=True)
-        building = cache / f"{key}.{os.getpid()}.building"
-        scratch = AirflowStack(
-            cache / f"home-{key}-{os.getpid()}",
-            self.dags_folder,
-            python=self.python,
-            database_url=f"sqlite:///{building}",
-        )
-        scratch.home.mkdir(parents=True, exist_ok=True)
-        try:
-            scratch.cli("db", "migrate", timeout=300)
-            os.replace(building, template)  # atomic: a concurrent builder's copy is as good
-        finally:
-            building.unlink(missing_ok=True)
-            shutil.rmtree(scratch.home, ignore_errors=True)
+        # One builder per install: the stacks that xdist workers start at once wait for its copy
+        # (a migration is an Airflow process of seconds of CPU apiece, on cores they share).
+        with open(cache / f"{key}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if template.is_file():
+                return template
+            building = cache / f"{key}.{os.getpid()}.building"
+            scratch = AirflowStack(
+                cache / f"home-{key}-{os.getpid()}",
+                self.dags_folder,
+                python=self.python,
+                database_url=f"sqlite:///{building}",
+            )
+            scratch.home.mkdir(parents=True, exist_ok=True)
+            try:
+                scratch.cli("db", "migrate", timeout=300)
+                os.replace(building, template)  # atomic: a reader never sees half a file
+            finally:
+                building.unlink(missing_ok=True)
+                shutil.rmtree(scratch.home, ignore_errors=True)
         return template
 
     def add_component(self, name: str, args: Sequence[str], env: Mapping[str, str] | None = None) -> None:

@@ -3,8 +3,10 @@ the CLI tests of both vaults (Conjur, PVWA) and the end-to-end test drive it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 
 from cyberark_ops.testing.airflow_stack import AirflowStack
 
@@ -42,11 +44,37 @@ def populate(stack: AirflowStack, connections: Mapping[str, Any], variables: Map
 
 
 def dump(stack: AirflowStack) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, str(SCRIPT), "dump"], env=stack.env, text=True, check=True, capture_output=True, timeout=120
-    ).stdout
-    data: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return data
+    """The metadata DB's connections and variables, decrypted, read from the SQLite file with the
+    home's Fernet key (what Airflow's ORM would return: ``populate`` writes through it; reading
+    here spares a process that imports Airflow for every look)."""
+    fernet = MultiFernet([Fernet(key.encode()) for key in stack.env["AIRFLOW__CORE__FERNET_KEY"].split(",")])
+
+    def clear(value: str | None, encrypted: bool) -> str | None:
+        return fernet.decrypt(value.encode()).decode() if value is not None and encrypted else value
+
+    with contextlib.closing(sqlite3.connect(stack.database_url.removeprefix("sqlite:///"))) as db:
+        connections = {
+            conn_id: {
+                "conn_type": conn_type,
+                "host": host,
+                "login": login,
+                "password": clear(password, bool(is_encrypted)),
+                "schema": schema,
+                "port": port,
+                "extra": clear(extra, bool(is_extra_encrypted)),
+            }
+            for conn_id, conn_type, host, login, password, schema, port, extra, is_encrypted, is_extra_encrypted in (
+                db.execute(
+                    "select conn_id, conn_type, host, login, password, schema, port, extra, is_encrypted,"
+                    " is_extra_encrypted from connection"
+                )
+            )
+        }
+        variables = {
+            key: clear(val, bool(is_encrypted))
+            for key, val, is_encrypted in db.execute("select key, val, is_encrypted from variable")
+        }
+    return {"connections": connections, "variables": variables}
 
 
 def migrate_command(*args: str) -> list[str]:

@@ -1,5 +1,6 @@
-"""Run inside an Airflow environment: ``populate`` (JSON on stdin) or ``dump`` (JSON on stdout) the
-metadata DB's connections and variables, through Airflow's ORM (Fernet-decrypted)."""
+"""Run inside an Airflow environment: ``populate`` the metadata DB's connections and variables (JSON on
+stdin) through Airflow's ORM, which encrypts them and parses URIs as Airflow does (the tests read
+them back from the file themselves: ``tests/migrate/airflow_home.dump``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import sys
 from airflow.models.connection import Connection
 from airflow.models.variable import Variable
 from airflow.utils.session import create_session
-from sqlalchemy import select
 
 
 def populate() -> None:
@@ -25,22 +25,4 @@ def populate() -> None:
             session.add(Variable(key=key, val=value))
 
 
-def dump() -> None:
-    with create_session() as session:
-        conns = {
-            c.conn_id: {
-                "conn_type": c.conn_type,
-                "host": c.host,
-                "login": c.login,
-                "password": c.password,
-                "schema": c.schema,
-                "port": c.port,
-                "extra": c.extra,
-            }
-            for c in session.scalars(select(Connection))
-        }
-        variables = {v.key: v.val for v in session.scalars(select(Variable))}
-    print(json.dumps({"connections": conns, "variables": variables}))
-
-
-{"populate": populate, "dump": dump}[sys.argv[1]]()
+{"populate": populate}[sys.argv[1]]()

@@ -24,10 +24,10 @@ import pytest
 
 from cyberark_ops.client.ccp import ccp_reason
 from cyberark_ops.devserver import DevServer
-from cyberark_ops.devserver.connections import demo_conjur_connection, devserver_connections
+from cyberark_ops.devserver.connections import demo_conjur_connection
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, stored_places, vault_calls
+from tests.airflow import FAST_EXTRAS, DagRun, ccp_connection, find_leaks, stored_places, vault_calls
 from tests.airflow.shared_stack import StackPart, shared_stack_part
 from tests.airflow.test_hook_in_tasks import conjur_request_id
 from tests.operators.conftest import CANARY, PG_REF, PG_USER, vaulted_seed
@@ -140,8 +140,7 @@ def _decorated_part(base: Path, resources: contextlib.ExitStack) -> StackPart:
     info = server.info()
     conjur = demo_conjur_connection(info, seed, key_dir=base)
     conjur["extra"].update(FAST_EXTRAS)
-    ccp = devserver_connections(info, seed)["cyberark_ccp"]  # AppID AirflowProd, client certificate
-    ccp["extra"].update(FAST_EXTRAS)
+    ccp = json.loads(ccp_connection(server))  # AppID AirflowProd, client certificate
 
     def finish(stack: AirflowStack, runs: Mapping[str, DagRun]) -> DecoratedRun:
         return DecoratedRun(runs[DAG_ID], vault_calls(server))

@@ -23,10 +23,9 @@ import pytest
 
 from cyberark_ops.client.ccp import ccp_reason
 from cyberark_ops.devserver import DevServer
-from cyberark_ops.devserver.connections import devserver_connections
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, stored_places, vault_calls
+from tests.airflow import DagRun, ccp_connection, find_leaks, stored_places, vault_calls
 from tests.airflow.shared_stack import StackPart, shared_stack_part
 from tests.operators.conftest import (
     CANARY,
@@ -158,8 +157,7 @@ def _vaulted_part(base: Path, resources: contextlib.ExitStack) -> StackPart:
     seed = vaulted_seed()
     server = resources.enter_context(DevServer(seed, state_dir=base / "devserver"))
     info = server.info()
-    ccp = devserver_connections(info, seed)["cyberark_ccp"]  # AppID AirflowProd, client certificate
-    ccp["extra"].update(FAST_EXTRAS)
+    ccp = json.loads(ccp_connection(server))  # AppID AirflowProd, client certificate
 
     def finish(stack: AirflowStack, runs: Mapping[str, DagRun]) -> VaultedRun:
         return VaultedRun(runs[DAG_ID], vault_calls(server))

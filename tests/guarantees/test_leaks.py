@@ -34,10 +34,10 @@ from typing import Any, cast
 import pytest
 
 from cyberark_ops.devserver import DevServer
-from cyberark_ops.devserver.connections import demo_conjur_connection, devserver_connections
+from cyberark_ops.devserver.connections import demo_conjur_connection
 from cyberark_ops.scrub import leak_forms
 from cyberark_ops.testing.airflow_stack import AirflowStack
-from tests.airflow import FAST_EXTRAS, DagRun, find_leaks, stored_places
+from tests.airflow import FAST_EXTRAS, DagRun, ccp_connection, find_leaks, stored_places
 from tests.airflow.shared_stack import StackPart, shared_stack_part
 from tests.client.conftest import HOST_API_KEY, HOST_LOGIN
 from tests.guarantees import report
@@ -207,8 +207,7 @@ def _leak_part(base: Path, resources: contextlib.ExitStack) -> StackPart:
     info = server.info()
     conjur = demo_conjur_connection(info, seed, key_dir=base)
     conjur["extra"].update(FAST_EXTRAS)
-    ccp = devserver_connections(info, seed)["cyberark_ccp"]
-    ccp["extra"].update(FAST_EXTRAS)
+    ccp = json.loads(ccp_connection(server))
     key_file = base / "backend.api-key"
     key_file.write_text(HOST_API_KEY)
     key_file.chmod(0o600)

@@ -305,7 +305,9 @@ class AirflowStack:
         """Unpauses and triggers through the REST API (the CLI would take a whole process each).
 
         On SQLite the api-server answers 500 when the scheduler holds the database longer than its
-        busy timeout: such a call is repeated (a run that the first try created answers 409)."""
+        busy timeout, or (when its own handlers wait on each other's lock: seen with four task
+        starts at once) answers after our 60 s read timeout: such a call is repeated (a run that the
+        first try created answers 409)."""
         quoted = urllib.parse.quote(dag_id, safe="")
         run_id = f"manual__cyberark_ops_{time.time_ns()}"
         body = {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}
@@ -318,6 +320,10 @@ class AirflowStack:
             try:
                 self.api(method, path, body)
                 return
+            except TimeoutError:
+                if attempt == 4:
+                    raise
+                continue  # the server was stuck on its database lock, which it gives up after 60 s
             except _HttpStatus as error:
                 if attempt and done_if_conflict and error.status == 409:
                     return

@@ -110,6 +110,15 @@ def _faults_unit(test: str) -> str:
     return "rotation (MariaDB role flt_my)" if case["fault"] == "16" else case["api"]
 
 
+def scheduling_unit(nodeid: str) -> str:
+    """The xdist unit a test runs in: its module, the group of a ``SCOPE_GROUPS`` module, or one of
+    the fault matrix's units (``_faults_unit``)."""
+    module, _, test = nodeid.partition("::")
+    if module == FAULTS_MODULE:
+        return f"{module}::{_faults_unit(test)}"
+    return SCOPE_GROUPS.get(module, module)
+
+
 class _ModulesAndRoleGroups(LoadScopeScheduling):
     """``--dist loadscope``, with the files of one ``SCOPE_GROUPS`` group as one unit.
 
@@ -120,10 +129,7 @@ class _ModulesAndRoleGroups(LoadScopeScheduling):
     """
 
     def _split_scope(self, nodeid: str) -> str:
-        module, _, test = nodeid.partition("::")
-        if module == FAULTS_MODULE:
-            return f"{module}::{_faults_unit(test)}"
-        return SCOPE_GROUPS.get(module, module)
+        return scheduling_unit(nodeid)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
@@ -131,10 +137,30 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeSch
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that start an Airflow stack first, in their order (``.ci/pytest-split`` runs xdist with
-    ``--no-loadscope-reorder``): those units are the longest, and one that starts last ends last
-    (the pinned 3.1 run collects the fault matrix's in-process units before the leak suite's stack)."""
+    """The order in which xdist hands out units (``.ci/pytest-split`` runs it with
+    ``--no-loadscope-reorder``): tests that start an Airflow stack first, in their order (those
+    units are the longest, and one that starts last ends last: the pinned 3.1 run collected the
+    fault matrix's in-process units before the leak suite's stack); then the units marked ``waits``
+    spread evenly among the others. Side by side, the fault matrix's units left two cores idle for
+    25 s: its waits on real timeouts cost no CPU, and they overlap work only where others compute."""
     items.sort(key=lambda item: item.get_closest_marker("airflow") is None)
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        units.setdefault(scheduling_unit(item.nodeid), []).append(item)
+
+    def waits(unit: list[pytest.Item]) -> bool:
+        return all(i.get_closest_marker("waits") and not i.get_closest_marker("airflow") for i in unit)
+
+    waiting = [unit for unit in units.values() if waits(unit)]
+    computing = [unit for unit in units.values() if not waits(unit)]
+    stacks = sum(1 for unit in computing if any(i.get_closest_marker("airflow") for i in unit))
+    order: list[list[pytest.Item]] = list(computing)
+    # Among the stack units (the first few minutes), else among all; back to front, so that each
+    # insertion leaves the earlier positions where they were.
+    span = stacks or len(computing)
+    for rank in reversed(range(len(waiting))):
+        order.insert(1 + round(rank * (span - 1) / max(len(waiting), 1)), waiting[rank])
+    items[:] = [item for unit in order for item in unit]
 
 
 def _module_marks(path: Path) -> frozenset[str]:

@@ -79,6 +79,17 @@ def airflow(*args: str, env: Mapping[str, str], timeout: float = 120) -> str:
     return run([PYTHON, "-m", "airflow", *args], env, timeout=timeout).stdout
 
 
+def migrate_home(env: Mapping[str, str]) -> None:
+    """The SQLite metadata DB of ``airflow_env``'s home, copied from the one migrated per Airflow
+    install (``AirflowStack.migrate``): ``airflow db migrate`` would cost a whole Airflow process,
+    seconds of CPU, for the same tables."""
+    home = Path(env["AIRFLOW_HOME"])
+    stack = AirflowStack(home, Path(env["AIRFLOW__CORE__DAGS_FOLDER"]), python=PYTHON)
+    if stack.database_url != env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]:
+        raise AssertionError(f"not the home's SQLite DB: {env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']}")
+    stack.migrate()
+
+
 def json_output(stdout: str) -> Any:
     """The JSON document of ``-o json`` output; Airflow may print warnings on stdout before it."""
     for line in stdout.splitlines():

@@ -33,6 +33,7 @@ from tests.airflow import (
     ccp_connection,
     connection,
     json_output,
+    migrate_home,
     run,
     vault_calls,
 )
@@ -92,7 +93,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         )
         airflow_home = Path(env["AIRFLOW_HOME"])
         shutil.copytree(SCRIPTS / "dags", airflow_home / "dags")
-        airflow("db", "migrate", env=env)
+        migrate_home(env)
 
         # 1. Parsing only: the DAG file is imported (and its module-level hook constructed).
         listed = json_output(airflow("dags", "list", "--local", "-o", "json", env=env))

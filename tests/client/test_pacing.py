@@ -38,6 +38,8 @@ from cyberark_ops.devserver.knobs import Knobs
 from . import _pacing_worker
 from .conftest import HOST_API_KEY, HOST_LOGIN, Events, Vault
 
+pytestmark = pytest.mark.waits  # real bursts against rate-limited servers
+
 
 class Clock:
     def __init__(self) -> None:

@@ -32,6 +32,8 @@ from cyberark_ops.client.transport import parse_retry_after
 
 from .conftest import FAST, HOST_API_KEY, HOST_LOGIN, Events, Vault
 
+pytestmark = pytest.mark.waits  # real Retry-After and rate-limit waits
+
 
 def conjur(vault: Vault, token_cache: TokenCache, events: Events | None = None, **overrides: Any) -> ConjurClient:
     return ConjurClient(vault.conjur_config(**overrides), token_cache=token_cache, on_event=events)

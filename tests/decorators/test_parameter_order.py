@@ -19,7 +19,7 @@ import pytest
 
 from cyberark_ops import with_cyberark_secret
 from cyberark_ops.devserver import DevServer
-from tests.airflow import PYTHON, airflow, airflow_env, connection, run
+from tests.airflow import PYTHON, airflow_env, connection, migrate_home, run
 from tests.client.conftest import HOST_API_KEY, HOST_LOGIN
 from tests.hooks.conftest import Connections
 
@@ -101,7 +101,7 @@ def test_through_airflow_task_a_secret_first_in_the_signature_runs(tmp_path: Pat
         dags.mkdir(parents=True, exist_ok=True)
         (dags / "param_order.py").write_text(DAG_SOURCE)
         env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
-        airflow("db", "migrate", env=env, timeout=300)
+        migrate_home(env)
         result = run([PYTHON, str(SCRIPTS / "dag_test.py"), "param_order"], env, timeout=300)
     outcome = json.loads(result.stdout.rsplit("RESULT ", 1)[1])
     assert "import_errors" not in outcome, outcome

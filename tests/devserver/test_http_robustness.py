@@ -8,10 +8,13 @@ import socket
 import ssl
 import threading
 
+import pytest
 import requests
 
 from cyberark_ops.devserver import DevServer
 from tests.conftest import DevClient
+
+pytestmark = pytest.mark.waits  # the server's own read timeouts on half-sent requests
 
 # The Conjur status page is the cheapest unauthenticated endpoint to aim knobs at.
 STATUS_PATH = "/"

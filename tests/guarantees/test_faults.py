@@ -47,7 +47,8 @@ from tests.guarantees import report
 from tests.operators.conftest import CANARY, need_server, set_my_password
 
 # The rotation cases set the MariaDB role flt_my's password: xdist runs them as one unit (tests/conftest.py).
-pytestmark = pytest.mark.database_roles
+# The other cases mostly wait on the faults' real timeouts.
+pytestmark = [pytest.mark.database_roles, pytest.mark.waits]
 
 APIS = ("conjur", "ccp", "pvwa")
 API_NAMES = {"conjur": "Conjur", "ccp": "CCP", "pvwa": "PVWA"}

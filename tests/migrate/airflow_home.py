@@ -31,16 +31,31 @@ def airflow_home(base: Path, extra_env: Mapping[str, str] | None = None) -> Airf
     return stack
 
 
+_POPULATED: dict[str, tuple[bytes, str]] = {}
+"""The metadata DB and Fernet key that ``populate`` left for a spec, by the spec's JSON."""
+
+
 def populate(stack: AirflowStack, connections: Mapping[str, Any], variables: Mapping[str, str]) -> None:
+    """Writes the connections and variables through Airflow's ORM (a process importing Airflow);
+    a spec written once in this test process is copied with its key instead (the CLI tests start
+    each test from the same secrets: one process a module rather than one a test)."""
+    spec = json.dumps({"connections": connections, "variables": variables}, sort_keys=True)
+    database = Path(stack.database_url.removeprefix("sqlite:///"))
+    if spec in _POPULATED:
+        content, key = _POPULATED[spec]
+        database.write_bytes(content)
+        stack.env["AIRFLOW__CORE__FERNET_KEY"] = key
+        return
     subprocess.run(
         [sys.executable, str(SCRIPT), "populate"],
-        input=json.dumps({"connections": connections, "variables": variables}),
+        input=spec,
         env=stack.env,
         text=True,
         check=True,
         capture_output=True,
         timeout=120,
     )
+    _POPULATED[spec] = (database.read_bytes(), stack.env["AIRFLOW__CORE__FERNET_KEY"])
 
 
 def dump(stack: AirflowStack) -> dict[str, Any]:

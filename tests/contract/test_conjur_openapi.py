@@ -18,8 +18,8 @@ from schemathesis.checks import content_type_conformance, not_a_server_error, st
 
 from cyberark_ops.devserver import DevServer
 
-# In the parallel run, after other modules on its worker, its generated requests got no 2xx beyond
-# authenticate (cause not found yet; alone it passes, CI=true included): it runs with the load test.
+# On an xdist worker, even alone there, its generated requests got no 2xx beyond authenticate (cause
+# not found yet; in a plain pytest process it passes, CI=true included): it runs apart, beside the load test.
 pytestmark = pytest.mark.serial
 
 SPEC = Path(__file__).parent / "spec" / "openapi.yml"

@@ -101,7 +101,7 @@ _FAULT_CASE = re.compile(r"test_fault\[(?P<api>[a-z]+)-[a-z]+-(?P<fault>[0-9]+)-
 
 def _faults_unit(test: str) -> str:
     """The fault matrix's unit for one of its tests: one per API, so that its waits on real
-    timeouts (about 90 s in all) run on every worker at once; the MariaDB rotation cases of every
+    timeouts (about 70 s in all) can run on several workers; the MariaDB rotation cases of every
     API in one more unit, since they all set the role ``flt_my``'s password. Each unit builds its
     own dev server (the module's ``lab``) on the worker that runs it."""
     case = _FAULT_CASE.match(test)
@@ -140,9 +140,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The order in which xdist hands out units (``.ci/pytest-split`` runs it with
     ``--no-loadscope-reorder``): tests that start an Airflow stack first, in their order (those
     units are the longest, and one that starts last ends last: the pinned 3.1 run collected the
-    fault matrix's in-process units before the leak suite's stack); then the units marked ``waits``
-    spread evenly among the others. Side by side, the fault matrix's units left two cores idle for
-    25 s: its waits on real timeouts cost no CPU, and they overlap work only where others compute."""
+    fault matrix's in-process units before the leak suite's stack). The units marked ``waits`` are
+    spread evenly among the stack units (among all units where no stack is selected): side by side,
+    the fault matrix's units left two cores idle for 25 s; among the stacks, the first minutes, their
+    waits on real timeouts overlap CPU-bound work."""
     items.sort(key=lambda item: item.get_closest_marker("airflow") is None)
     units: dict[str, list[pytest.Item]] = {}
     for item in items:
@@ -159,7 +160,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # insertion leaves the earlier positions where they were.
     span = stacks or len(computing)
     for rank in reversed(range(len(waiting))):
-        order.insert(1 + round(rank * (span - 1) / max(len(waiting), 1)), waiting[rank])
+        order.insert(1 + round(rank * (span - 1) / len(waiting)), waiting[rank])
     items[:] = [item for unit in order for item in unit]
 
 

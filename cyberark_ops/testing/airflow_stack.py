@@ -311,11 +311,11 @@ class AirflowStack:
         quoted = urllib.parse.quote(dag_id, safe="")
         run_id = f"manual__cyberark_ops_{time.time_ns()}"
         body = {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}
-        self._repeating_5xx("PATCH", f"/api/v2/dags/{quoted}", {"is_paused": False})
-        self._repeating_5xx("POST", f"/api/v2/dags/{quoted}/dagRuns", body, done_if_conflict=True)
+        self._repeating_server_failures("PATCH", f"/api/v2/dags/{quoted}", {"is_paused": False})
+        self._repeating_server_failures("POST", f"/api/v2/dags/{quoted}/dagRuns", body, done_if_conflict=True)
         return run_id
 
-    def _repeating_5xx(self, method: str, path: str, body: Any, *, done_if_conflict: bool = False) -> None:
+    def _repeating_server_failures(self, method: str, path: str, body: Any, *, done_if_conflict: bool = False) -> None:
         for attempt in range(5):
             try:
                 self.api(method, path, body)

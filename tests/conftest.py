@@ -136,6 +136,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeSch
     return _ModulesAndRoleGroups(config, log) if config.getoption("dist") == "loadscope" else None
 
 
+_Unit = list[pytest.Item]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The order in which xdist hands out units (``.ci/pytest-split`` runs it with
     ``--no-loadscope-reorder``): tests that start an Airflow stack first, in their order (those
@@ -145,23 +148,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     the fault matrix's units left two cores idle for 25 s; among the stacks, the first minutes, their
     waits on real timeouts overlap CPU-bound work."""
     items.sort(key=lambda item: item.get_closest_marker("airflow") is None)
-    units: dict[str, list[pytest.Item]] = {}
+    units: dict[str, _Unit] = {}
     for item in items:
         units.setdefault(scheduling_unit(item.nodeid), []).append(item)
 
-    def waits(unit: list[pytest.Item]) -> bool:
+    def waits(unit: _Unit) -> bool:
         return all(i.get_closest_marker("waits") and not i.get_closest_marker("airflow") for i in unit)
 
     waiting = [unit for unit in units.values() if waits(unit)]
     computing = [unit for unit in units.values() if not waits(unit)]
     stacks = sum(1 for unit in computing if any(i.get_closest_marker("airflow") for i in unit))
-    order: list[list[pytest.Item]] = list(computing)
-    # Among the stack units (the first few minutes), else among all; back to front, so that each
-    # insertion leaves the earlier positions where they were.
-    span = stacks or len(computing)
-    for rank in reversed(range(len(waiting))):
-        order.insert(1 + round(rank * (span - 1) / len(waiting)), waiting[rank])
+    order = _spread(computing, waiting, among_first=stacks or len(computing))
     items[:] = [item for unit in order for item in unit]
+
+
+def _spread(computing: list[_Unit], waiting: list[_Unit], *, among_first: int) -> list[_Unit]:
+    """``computing`` in its order, with ``waiting`` (in its order) spread evenly over the positions
+    after its first unit and up to its ``among_first``-th (all right after its first unit where that
+    span is shorter than two units)."""
+    if among_first < 2:
+        return [*computing[:1], *waiting, *computing[1:]]
+    order = list(computing)
+    # Back to front, so that each insertion leaves the earlier positions where they were.
+    for rank in reversed(range(len(waiting))):
+        order.insert(1 + round(rank * (among_first - 1) / len(waiting)), waiting[rank])
+    return order
 
 
 def _module_marks(path: Path) -> frozenset[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import os
 import re
@@ -207,13 +208,24 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
         return None
     marks = _module_marks(collection_path)
     free = sorted(set(_MARK_NAME.findall(expression)) - {"and", "or", "not"} - marks)
-    if not marks or len(free) > 8:
+    selection = _compiled(expression)
+    if not marks or len(free) > 8 or selection is None:
         return None
-    selection = Expression.compile(expression)
     for chosen in itertools.product((False, True), repeat=len(free)):
         if _passes(selection, marks | {name for name, on in zip(free, chosen, strict=True) if on}):
             return None
     return True
+
+
+@functools.cache
+def _compiled(expression: str) -> Expression | None:
+    """The ``-m`` expression, compiled once a process; None for one that does not parse, which
+    pytest then refuses itself ("Wrong expression passed to '-m'") rather than this hook raising
+    a collection error for every module."""
+    try:
+        return Expression.compile(expression)
+    except SyntaxError:
+        return None
 
 
 def _passes(selection: Expression, marks: set[str] | frozenset[str]) -> bool:
